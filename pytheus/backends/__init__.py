@@ -1,0 +1,181 @@
+"""Choosing the backend that scrapes read metric values from.
+
+One call switches the whole process, including metrics defined before it::
+
+    from pytheus.backends import load_backend
+    from pytheus.backends.redis import MultiProcessRedisBackend
+
+    load_backend(
+        backend_class=MultiProcessRedisBackend,
+        backend_config={"host": "127.0.0.1", "port": 6379},
+    )
+
+Without a call, the backend comes from the environment: ``PYTHEUS_BACKEND_CLASS`` (a
+dotted path) and ``PYTHEUS_BACKEND_CONFIG`` (inline JSON, or the path of a JSON file);
+with neither set it is the in-memory backend.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import json
+import os
+import threading
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytheus.backends.base import Backend
+from pytheus.backends.memory import MemoryBackend
+from pytheus.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from pytheus.metrics import Metric
+
+__all__ = [
+    "Backend",
+    "MemoryBackend",
+    "attach_metric",
+    "get_backend",
+    "import_backend_class",
+    "load_backend",
+]
+
+ENV_CLASS = "PYTHEUS_BACKEND_CLASS"
+ENV_CONFIG = "PYTHEUS_BACKEND_CONFIG"
+
+# Reentrant: a backend's register_metric may define self-metrics of its own.
+_lock = threading.RLock()
+_backend: Backend | None = None
+# Every metric alive in this process, so that load_backend can hand them to the new
+# backend; weak, so that a metric nobody references can go away.
+_metrics: weakref.WeakSet[Metric[Any]] = weakref.WeakSet()
+
+
+def import_backend_class(path: str) -> type[Backend]:
+    """Import a backend class from its dotted path, with an error that says what failed."""
+    module_name, _, class_name = path.rpartition(".")
+    if not module_name:
+        raise ConfigurationError(
+            f"Backend class {path!r} must be a dotted path such as "
+            "'pytheus.backends.redis.MultiProcessRedisBackend'."
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = ""
+        if "redis" in str(exc):
+            hint = " Install the Redis extra: pip install 'pytheus[redis]'."
+        raise ConfigurationError(
+            f"Cannot import backend module {module_name!r}: {exc}.{hint}"
+        ) from exc
+    try:
+        cls: type[Backend] = getattr(module, class_name)
+    except AttributeError:
+        raise ConfigurationError(
+            f"Module {module_name!r} has no backend class {class_name!r}."
+        ) from None
+    return cls
+
+
+def _config_from_env(raw: str) -> dict[str, Any]:
+    text = raw.strip()
+    if not text.startswith("{"):
+        try:
+            text = Path(text).read_text()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"{ENV_CONFIG}={raw!r} is neither inline JSON nor a readable file: {exc}."
+            ) from exc
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{ENV_CONFIG} is not valid JSON: {exc}.") from exc
+    if not isinstance(config, dict):
+        raise ConfigurationError(f"{ENV_CONFIG} must be a JSON object, got {config!r}.")
+    return config
+
+
+def _make_backend(
+    backend_class: type[Backend] | str | None, backend_config: Mapping[str, Any] | None
+) -> Backend:
+    if backend_class is None:
+        env_class = os.environ.get(ENV_CLASS)
+        backend_class = env_class or MemoryBackend
+        if backend_config is None and os.environ.get(ENV_CONFIG):
+            backend_config = _config_from_env(os.environ[ENV_CONFIG])
+    if isinstance(backend_class, str):
+        backend_class = import_backend_class(backend_class)
+    if not isinstance(backend_class, type):
+        raise ConfigurationError(
+            f"backend_class must be a class or a dotted path, got {backend_class!r}."
+        )
+    if backend_config is not None and not isinstance(backend_config, Mapping):
+        raise ConfigurationError(
+            f"backend_config must be a mapping, got {type(backend_config).__name__}."
+        )
+    backend = backend_class(backend_config)  # type: ignore[call-arg]
+    if not isinstance(backend, Backend):
+        raise ConfigurationError(
+            f"{backend_class.__qualname__} is not a backend: it needs register_metric(), "
+            "collect() and close() (see pytheus.backends.base.Backend)."
+        )
+    return backend
+
+
+def get_backend() -> Backend:
+    """The active backend (created from the environment on first use)."""
+    backend = _backend
+    if backend is None:
+        with _lock:
+            if _backend is None:
+                _install(_make_backend(None, None))
+            backend = _backend
+    assert backend is not None
+    return backend
+
+
+def _install(backend: Backend) -> None:
+    global _backend
+    for metric in list(_metrics):
+        backend.register_metric(metric)
+    old, _backend = _backend, backend
+    if old is not None and old is not backend:
+        old.close()
+
+
+def load_backend(
+    backend_class: type[Backend] | str | None = None,
+    backend_config: Mapping[str, Any] | None = None,
+) -> Backend:
+    """Make a new backend the active one and return it.
+
+    ``backend_class`` is a class or a dotted path; when omitted, it and the config come
+    from ``PYTHEUS_BACKEND_CLASS`` and ``PYTHEUS_BACKEND_CONFIG``, else the in-memory
+    backend is used. Every existing metric is registered with the new backend first;
+    if it refuses one, the error is raised and the old backend stays active.
+    """
+    backend = _make_backend(backend_class, backend_config)
+    with _lock:
+        try:
+            _install(backend)
+        except BaseException:
+            backend.close()
+            raise
+    return backend
+
+
+def attach_metric(metric: Metric[Any]) -> None:
+    """Register a newly defined metric with the active backend (called by metrics)."""
+    with _lock:
+        get_backend().register_metric(metric)
+        _metrics.add(metric)
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    backend = _backend
+    if backend is not None:
+        backend.close()

@@ -1,0 +1,52 @@
+"""The Backend protocol: where metric values are read from at scrape time.
+
+Recording never goes through the backend: every process keeps the values it records
+in its own metric objects (see :mod:`pytheus.metrics`), so ``inc()`` and ``observe()``
+never wait on I/O. A backend decides what a scrape sees:
+
+* :class:`~pytheus.backends.memory.MemoryBackend` (the default) reads those local
+  values directly;
+* :class:`~pytheus.backends.redis.MultiProcessRedisBackend` ships them to Redis in the
+  background and reads what every process wrote.
+
+A backend class is instantiated with one argument, its config mapping (or ``None``),
+by :func:`pytheus.backends.load_backend`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from pytheus.metrics import Metric
+    from pytheus.samples import MetricFamily
+
+__all__ = ["Backend"]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What pytheus asks of a backend. All methods must be thread-safe."""
+
+    def register_metric(self, metric: Metric[Any]) -> None:
+        """Take note of a metric; called once when it is defined.
+
+        Also called for every existing metric when this backend is loaded, so metrics
+        defined before :func:`~pytheus.backends.load_backend` follow the new backend.
+        Raise :class:`~pytheus.exceptions.MetricDefinitionError` to refuse a metric the
+        backend cannot store (for example summary quantiles across processes). Must
+        not do network I/O: definitions happen at import time.
+        """
+
+    def collect(self, metrics: Sequence[Metric[Any]]) -> Iterable[MetricFamily]:
+        """Yield the families of ``metrics`` for one scrape.
+
+        Raise :class:`~pytheus.exceptions.BackendUnavailableError` when the values
+        cannot be read; never return made-up values instead.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release resources (flush pending data); called when another backend is loaded
+        and at interpreter exit. Must be idempotent."""

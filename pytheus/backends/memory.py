@@ -1,0 +1,44 @@
+"""The default backend: each process exposes the values it recorded itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pytheus.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from pytheus.metrics import Metric
+    from pytheus.samples import MetricFamily
+
+__all__ = ["MemoryBackend"]
+
+
+class MemoryBackend:
+    """Values live in this process only; a scrape reads them directly.
+
+    Right for a single process (``runserver``, a one-worker server, a script). With
+    several worker processes each one would expose only its own counts: use
+    :class:`~pytheus.backends.redis.MultiProcessRedisBackend` there.
+    """
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        if config:
+            raise ConfigurationError(
+                f"MemoryBackend takes no configuration, got {dict(config)!r}; "
+                "remove backend_config or choose another backend_class."
+            )
+
+    def register_metric(self, metric: Metric[Any]) -> None:
+        """Nothing to do: values stay in the metric objects."""
+
+    def collect(self, metrics: Sequence[Metric[Any]]) -> Iterator[MetricFamily]:
+        """Read each metric's local values."""
+        for metric in metrics:
+            yield metric.local_family()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __repr__(self) -> str:
+        return "MemoryBackend()"

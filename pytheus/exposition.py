@@ -1,0 +1,297 @@
+"""Turning a registry into the text Prometheus scrapes, and serving it.
+
+Two formats, both pure functions of a registry:
+
+* :func:`generate_metrics`: the Prometheus text format 0.0.4
+  (:data:`PROMETHEUS_CONTENT_TYPE`), which every Prometheus understands;
+* :func:`generate_openmetrics`: OpenMetrics 1.0 (:data:`OPENMETRICS_CONTENT_TYPE`), which
+  adds exemplars, units, info and state-set types, and ends with ``# EOF``.
+
+:func:`expose` picks the format from an ``Accept`` header, filters by ``name[]`` and
+gzips when asked: it is what a ``/metrics`` view calls. :func:`make_wsgi_app` and
+:func:`start_http_server` serve it without any web framework::
+
+    from pytheus.exposition import start_http_server
+    start_http_server(8000)  # http://127.0.0.1:8000/metrics
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import socket
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import parse_qs
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from pytheus.exceptions import BackendUnavailableError
+from pytheus.registry import REGISTRY
+from pytheus.samples import Exemplar, LabelSet, MetricFamily, format_float
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from pytheus.registry import Registry
+
+__all__ = [
+    "OPENMETRICS_CONTENT_TYPE",
+    "PROMETHEUS_CONTENT_TYPE",
+    "Exposition",
+    "choose_format",
+    "expose",
+    "generate_metrics",
+    "generate_openmetrics",
+    "make_wsgi_app",
+    "start_http_server",
+]
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+# Header parsing is bounded: a scraper sends a few short entries, anything longer is
+# noise or an attack, and must not cost more than a normal scrape.
+_MAX_HEADER_CHARS = 4096
+_MAX_HEADER_ENTRIES = 32
+
+_INF = math.inf
+
+# Types the text format 0.0.4 lacks are exposed as the closest one it has.
+_TEXT_TYPES = {"info": "gauge", "stateset": "gauge", "unknown": "untyped"}
+
+
+def _escape_help_text(text: str) -> str:
+    if "\\" in text or "\n" in text:
+        return text.replace("\\", "\\\\").replace("\n", "\\n")
+    return text
+
+
+def _escape_help_openmetrics(text: str) -> str:
+    if "\\" in text or "\n" in text or '"' in text:
+        return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return text
+
+
+def _labels_text(labels: Mapping[str, str]) -> str:
+    if type(labels) is LabelSet:
+        return labels.text
+    return LabelSet.of(labels).text
+
+
+def _format_value(value: float) -> str:
+    # The common case first: a finite float formats with repr().
+    if type(value) is float and value - value == 0.0:
+        return repr(value)
+    return format_float(value)
+
+
+def _render_text(families: Iterable[MetricFamily]) -> str:
+    out: list[str] = []
+    append = out.append
+    for family in families:
+        name = family.name
+        if family.type == "counter":
+            name += "_total"
+        elif family.type == "info":
+            name += "_info"
+        kind = _TEXT_TYPES.get(family.type, family.type)
+        append(f"# HELP {name} {_escape_help_text(family.help)}\n# TYPE {name} {kind}\n")
+        for sample in family.samples:
+            labels = _labels_text(sample.labels)
+            line = f"{sample.name}{{{labels}}} " if labels else f"{sample.name} "
+            if sample.timestamp is None:
+                append(f"{line}{_format_value(sample.value)}\n")
+            else:
+                ms = int(sample.timestamp * 1000)
+                append(f"{line}{_format_value(sample.value)} {ms}\n")
+    return "".join(out)
+
+
+def _exemplar_text(exemplar: Exemplar) -> str:
+    text = f" # {{{_labels_text(exemplar.labels)}}} {_format_value(exemplar.value)}"
+    if exemplar.timestamp is not None:
+        text += f" {exemplar.timestamp!r}"
+    return text
+
+
+def _render_openmetrics(families: Iterable[MetricFamily]) -> str:
+    out: list[str] = []
+    append = out.append
+    for family in families:
+        name = family.name
+        append(f"# TYPE {name} {family.type}\n")
+        if family.unit:
+            append(f"# UNIT {name} {family.unit}\n")
+        append(f"# HELP {name} {_escape_help_openmetrics(family.help)}\n")
+        for sample in family.samples:
+            labels = _labels_text(sample.labels)
+            line = f"{sample.name}{{{labels}}} " if labels else f"{sample.name} "
+            line += _format_value(sample.value)
+            if sample.timestamp is not None:
+                line += f" {sample.timestamp!r}"
+            if sample.exemplar is not None:
+                line += _exemplar_text(sample.exemplar)
+            append(line + "\n")
+    append("# EOF\n")
+    return "".join(out)
+
+
+def generate_metrics(
+    registry: Registry = REGISTRY, names: Collection[str] | None = None
+) -> str:
+    """Return the registry's metrics in the Prometheus text format 0.0.4.
+
+    ``names`` keeps only the families producing one of those series names.
+    """
+    return _render_text(registry.collect(names))
+
+
+def generate_openmetrics(
+    registry: Registry = REGISTRY, names: Collection[str] | None = None
+) -> str:
+    """Return the registry's metrics in the OpenMetrics 1.0 text format."""
+    return _render_openmetrics(registry.collect(names))
+
+
+def _media_ranges(header: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """Yield ``(value, params)`` per comma-separated entry of an HTTP header, bounded."""
+    for entry in header[:_MAX_HEADER_CHARS].split(",")[:_MAX_HEADER_ENTRIES]:
+        value, *raw_params = entry.split(";")
+        params = {}
+        for p in raw_params:
+            key, _, val = p.partition("=")
+            params[key.strip().lower()] = val.strip().strip('"')
+        yield value.strip().lower(), params
+
+
+def _quality(params: Mapping[str, str]) -> float:
+    try:
+        q = float(params.get("q", "1"))
+    except ValueError:
+        return 0.0
+    return q if 0.0 <= q <= 1.0 else 0.0
+
+
+def choose_format(accept: str | None) -> tuple[Callable[[Iterable[MetricFamily]], str], str]:
+    """Pick a renderer and its content type from an ``Accept`` header.
+
+    OpenMetrics is chosen when the client prefers it (as Prometheus does); anything
+    else, including no header or a malformed one, gets the text format 0.0.4.
+    """
+    best_q, best_is_om = 0.0, False
+    for value, params in _media_ranges(accept or ""):
+        if value == "application/openmetrics-text":
+            if params.get("version", "1.0.0") not in ("1.0.0", "0.0.1"):
+                continue
+            is_om = True
+        elif value in ("text/plain", "*/*", "text/*"):
+            is_om = False
+        else:
+            continue
+        q = _quality(params)
+        if q > best_q or (q == best_q and is_om and q > 0):
+            best_q, best_is_om = q, is_om
+    if best_is_om:
+        return _render_openmetrics, OPENMETRICS_CONTENT_TYPE
+    return _render_text, PROMETHEUS_CONTENT_TYPE
+
+
+def _accepts_gzip(accept_encoding: str | None) -> bool:
+    return any(
+        value in ("gzip", "x-gzip") and _quality(params) > 0
+        for value, params in _media_ranges(accept_encoding or "")
+    )
+
+
+class Exposition(NamedTuple):
+    """A rendered scrape: the body and the headers to send with it."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+def expose(
+    registry: Registry = REGISTRY,
+    *,
+    accept: str | None = None,
+    accept_encoding: str | None = None,
+    names: Collection[str] | None = None,
+) -> Exposition:
+    """Render a scrape as a web view should: negotiated format, ``name[]``, gzip.
+
+    Raises :class:`~pytheus.exceptions.BackendUnavailableError` when the backend cannot
+    be read; answer that with 503.
+    """
+    render, content_type = choose_format(accept)
+    body = render(registry.collect(names)).encode()
+    headers = {"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
+    if _accepts_gzip(accept_encoding):
+        # Level 1: metrics text compresses well even so, and a scrape must stay cheap.
+        body = gzip.compress(body, compresslevel=1, mtime=0)
+        headers["Content-Encoding"] = "gzip"
+    headers["Content-Length"] = str(len(body))
+    return Exposition(body, headers)
+
+
+def make_wsgi_app(registry: Registry = REGISTRY) -> WSGIApplication:
+    """A WSGI application that serves the registry on any path (GET and HEAD)."""
+
+    def metrics_app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            start_response(
+                "405 Method Not Allowed",
+                [("Allow", "GET, HEAD"), ("Content-Type", "text/plain; charset=utf-8")],
+            )
+            return [b"Only GET and HEAD are allowed.\n"]
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        names = query.get("name[]")
+        try:
+            result = expose(
+                registry,
+                accept=environ.get("HTTP_ACCEPT"),
+                accept_encoding=environ.get("HTTP_ACCEPT_ENCODING"),
+                names=names,
+            )
+        except BackendUnavailableError as exc:
+            start_response(
+                "503 Service Unavailable",
+                [("Content-Type", "text/plain; charset=utf-8"), ("Retry-After", "5")],
+            )
+            return [f"Metrics are unavailable: {exc}\n".encode()]
+        start_response("200 OK", list(result.headers.items()))
+        return [] if method == "HEAD" else [result.body]
+
+    return metrics_app
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes every few seconds would flood stderr; stay quiet."""
+
+
+def start_http_server(
+    port: int, addr: str = "127.0.0.1", registry: Registry = REGISTRY
+) -> tuple[WSGIServer, threading.Thread]:
+    """Serve the registry over HTTP from a daemon thread; returns the server and thread.
+
+    Binds to loopback by default: pass ``addr="0.0.0.0"`` (or ``"::"``) deliberately to
+    expose metrics to other hosts. ``port=0`` picks a free port
+    (``server.server_port`` tells which).
+    """
+
+    class Server(_ThreadingWSGIServer):
+        address_family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+    server = make_server(
+        addr, port, make_wsgi_app(registry), server_class=Server, handler_class=_QuietHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, name="pytheus-http", daemon=True)
+    thread.start()
+    return server, thread

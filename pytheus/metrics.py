@@ -1,0 +1,1177 @@
+"""Metric types: Counter, Gauge, Histogram, Summary, Info and Enum.
+
+A metric is defined once, at import time, and registered in a registry::
+
+    from pytheus.metrics import Counter, Histogram
+
+    page_hit_total = Counter("page_hit_total", "Pages served.")
+    page_hit_total.inc()
+
+    latency = Histogram(
+        "request_duration_seconds",
+        "Time spent answering a request.",
+        required_labels=["method", "view"],
+        default_labels={"method": "GET"},
+    )
+    latency.labels(view="home").observe(0.23)
+
+    @latency.labels(view="report").time()
+    def report(): ...
+
+Each distinct set of label values is a *series*, kept in a child object. ``labels()``
+returns that child (or, while labels are still missing, a partially labelled view on
+which ``labels()`` can be called again). Children are cached: looking one up costs a
+dictionary lookup, and keeping it in a variable costs nothing.
+
+Values live in the process that records them, so recording is never slowed down by
+I/O; the active backend (see :mod:`pytheus.backends`) decides how they are read at
+scrape time: directly (the in-memory backend) or aggregated across processes (Redis).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import random
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar, cast
+
+from pytheus.exceptions import InvalidValueError, LabelError, MetricDefinitionError
+from pytheus.naming import validate_label_name, validate_label_names, validate_metric_name
+from pytheus.samples import (
+    EMPTY_LABELS,
+    Exemplar,
+    LabelSet,
+    MetricFamily,
+    Sample,
+    format_float,
+    series_names,
+)
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from pytheus.registry import Registry
+
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "GAUGE_MODES",
+    "Counter",
+    "CounterChild",
+    "Enum",
+    "EnumChild",
+    "Gauge",
+    "GaugeChild",
+    "Histogram",
+    "HistogramChild",
+    "HistogramState",
+    "Info",
+    "InfoChild",
+    "Metric",
+    "MetricDefinition",
+    "Summary",
+    "SummaryChild",
+    "SummaryState",
+]
+
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+#: How a gauge written by many processes is aggregated by a multi-process backend.
+#: ``live*`` modes forget processes that stopped, so a killed worker's in-progress count
+#: does not stick; ``all`` keeps one series per process (labelled ``pid``).
+GAUGE_MODES = frozenset(
+    {
+        "all",
+        "liveall",
+        "sum",
+        "livesum",
+        "max",
+        "livemax",
+        "min",
+        "livemin",
+        "mostrecent",
+        "livemostrecent",
+    }
+)
+
+# Exemplar label names and values together may not exceed this many characters
+# (OpenMetrics 1.0, "Exemplars").
+_EXEMPLAR_MAX_CHARS = 128
+_INF = math.inf
+_NAN = math.nan
+
+F = TypeVar("F", bound=Callable[..., Any])
+ChildT = TypeVar("ChildT", bound="_Child")
+
+
+@dataclass(frozen=True)
+class MetricDefinition:
+    """Everything that defines a metric, independent of its values.
+
+    Multi-process backends store it so that any process can expose metrics defined by
+    another, and compare it to detect the same name defined two different ways.
+    """
+
+    name: str
+    type: str
+    help: str
+    labelnames: tuple[str, ...] = ()
+    unit: str = ""
+    buckets: tuple[float, ...] = ()
+    quantiles: tuple[float, ...] = ()
+    states: tuple[str, ...] = ()
+    multiprocess_mode: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def series_names(self) -> tuple[str, ...]:
+        """Every sample name this metric can produce, for clash detection."""
+        return series_names(self.name, self.type)
+
+
+class HistogramState(NamedTuple):
+    """A histogram series at one moment: per-bucket (not cumulative) counts and the sum."""
+
+    counts: tuple[float, ...]
+    sum: float
+    exemplars: tuple[Exemplar | None, ...] = ()
+
+
+class SummaryState(NamedTuple):
+    """A summary series at one moment; ``quantiles`` pairs each quantile with its value."""
+
+    count: float
+    sum: float
+    quantiles: tuple[tuple[float, float], ...] = ()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _label_value(value: object) -> str:
+    return value if type(value) is str else str(value)
+
+
+def _check_exemplar(exemplar: Mapping[str, str]) -> dict[str, str]:
+    labels = {validate_label_name(k): _label_value(v) for k, v in exemplar.items()}
+    size = sum(len(k) + len(v) for k, v in labels.items())
+    if size > _EXEMPLAR_MAX_CHARS:
+        raise InvalidValueError(
+            f"Exemplar {labels!r} is {size} characters long; OpenMetrics allows at most "
+            f"{_EXEMPLAR_MAX_CHARS} characters of label names and values together."
+        )
+    return labels
+
+
+class _Instrument:
+    """A context manager that is also a decorator for sync and async functions.
+
+    ``start()`` runs on entry and returns a token; ``stop(token, exc)`` runs on exit, even
+    when the block raises. A fresh instance is made per ``time()`` call, so the token of
+    a ``with`` block is kept on the instance; decorated calls keep theirs on the stack.
+    """
+
+    __slots__ = ("_start", "_stop", "_token")
+
+    def __init__(
+        self, start: Callable[[], Any], stop: Callable[[Any, BaseException | None], None]
+    ) -> None:
+        self._start = start
+        self._stop = stop
+
+    def __enter__(self) -> None:
+        self._token = self._start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop(self._token, exc)
+
+    def __call__(self, func: F) -> F:
+        start, stop = self._start, self._stop
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                token = start()
+                try:
+                    result = await func(*args, **kwargs)
+                except BaseException as exc:
+                    stop(token, exc)
+                    raise
+                stop(token, None)
+                return result
+
+            return cast(F, async_wrapper)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            token = start()
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as exc:
+                stop(token, exc)
+                raise
+            stop(token, None)
+            return result
+
+        return cast(F, wrapper)
+
+
+# --------------------------------------------------------------------------- children
+
+
+class _Child:
+    """The values of one series. Every mutation holds ``_lock``.
+
+    ``acquire``/``release`` in ``try``/``finally`` rather than ``with``: on CPython 3.11
+    the ``with`` statement costs as much again as the increment it protects.
+    """
+
+    __slots__ = ("_lock", "labelset", "__weakref__")
+
+    def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
+        self._lock = threading.Lock()
+        self.labelset = labelset
+
+    def snapshot(self) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class CounterChild(_Child):
+    """One counter series."""
+
+    __slots__ = ("_value", "_exemplar")
+
+    def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
+        super().__init__(metric, labelset)
+        self._value = 0.0
+        self._exemplar: Exemplar | None = None
+
+    def inc(self, amount: float = 1.0, exemplar: Mapping[str, str] | None = None) -> None:
+        """Add ``amount`` (>= 0); optionally attach an OpenMetrics exemplar."""
+        if not amount >= 0:
+            raise InvalidValueError(
+                f"Counters only go up: inc({amount!r}) is not allowed. Use a Gauge for "
+                "values that can decrease."
+            )
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._value += amount
+        finally:
+            lock.release()
+        if exemplar is not None:
+            self._exemplar = Exemplar(_check_exemplar(exemplar), float(amount), time.time())
+
+    def count_exceptions(
+        self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
+    ) -> _Instrument:
+        """Count exceptions of the given type(s) raised in a block or decorated function."""
+
+        def stop(_token: object, exc: BaseException | None) -> None:
+            if exc is not None and isinstance(exc, exception):
+                self.inc()
+
+        return _Instrument(lambda: None, stop)
+
+    def snapshot(self) -> tuple[float, Exemplar | None]:
+        """The value and the latest exemplar."""
+        return self._value, self._exemplar
+
+
+class GaugeChild(_Child):
+    """One gauge series."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
+        super().__init__(metric, labelset)
+        self._value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Add ``amount`` (which may be negative)."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._value += amount
+        finally:
+            lock.release()
+
+    def dec(self, amount: float = 1.0) -> None:
+        """Subtract ``amount``."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._value -= amount
+        finally:
+            lock.release()
+
+    def set(self, value: float) -> None:
+        """Set the gauge to ``value``."""
+        value = float(value)
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._value = value
+        finally:
+            lock.release()
+
+    def set_to_current_time(self) -> None:
+        """Set the gauge to the current Unix time in seconds."""
+        self.set(time.time())
+
+    def track_inprogress(self) -> _Instrument:
+        """Raise the gauge by one while a block or decorated function runs.
+
+        The gauge always comes back down, also when the block raises.
+        """
+        return _Instrument(self.inc, lambda _token, _exc: self.dec())
+
+    def time(self) -> _Instrument:
+        """Set the gauge to the duration in seconds of a block or decorated function."""
+        return _Instrument(
+            time.perf_counter, lambda start, _exc: self.set(time.perf_counter() - start)
+        )
+
+    def snapshot(self) -> float:
+        """The current value."""
+        return self._value
+
+
+class HistogramChild(_Child):
+    """One histogram series: a count per bucket and the sum of observations."""
+
+    __slots__ = ("_bounds", "_counts", "_sum", "_exemplars")
+
+    def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
+        super().__init__(metric, labelset)
+        self._bounds: tuple[float, ...] = metric.definition.buckets
+        self._counts = [0.0] * len(self._bounds)
+        self._sum = 0.0
+        self._exemplars: list[Exemplar | None] | None = None
+
+    def observe(self, value: float, exemplar: Mapping[str, str] | None = None) -> None:
+        """Record one observation; optionally attach an exemplar to its bucket."""
+        # bisect_left finds the first bound >= value, i.e. the bucket `le` means.
+        # NaN compares false with everything and would land in the first bucket.
+        i = bisect_left(self._bounds, value) if value == value else len(self._bounds) - 1
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._counts[i] += 1.0
+            self._sum += value
+        finally:
+            lock.release()
+        if exemplar is not None:
+            ex = Exemplar(_check_exemplar(exemplar), float(value), time.time())
+            if self._exemplars is None:
+                self._exemplars = [None] * len(self._bounds)
+            self._exemplars[i] = ex
+
+    def time(self) -> _Instrument:
+        """Observe the duration in seconds of a block or decorated function."""
+        return _Instrument(
+            time.perf_counter, lambda start, _exc: self.observe(time.perf_counter() - start)
+        )
+
+    def snapshot(self) -> HistogramState:
+        """Counts, sum and exemplars, taken together so they never disagree."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            counts = tuple(self._counts)
+            total = self._sum
+        finally:
+            lock.release()
+        exemplars = tuple(self._exemplars) if self._exemplars is not None else ()
+        return HistogramState(counts, total, exemplars)
+
+
+class _Window:
+    """Observations of the last ``max_age`` seconds, for summary quantiles.
+
+    The window is split into ``age_buckets`` slices that rotate, so old observations
+    leave in steps of ``max_age / age_buckets``. Each slice keeps at most ``capacity``
+    observations, sampled uniformly (reservoir sampling) once it is full, so memory is
+    bounded whatever the traffic; each kept observation then stands for
+    ``seen / kept`` observations when quantiles are computed.
+    """
+
+    __slots__ = ("_slices", "_seen", "_head", "_step", "_rotate_at", "_capacity")
+
+    def __init__(self, max_age: float, age_buckets: int, capacity: int = 1024) -> None:
+        self._slices: list[list[float]] = [[] for _ in range(age_buckets)]
+        self._seen = [0] * age_buckets
+        self._head = 0
+        self._step = max_age / age_buckets
+        self._rotate_at = time.monotonic() + self._step
+        self._capacity = capacity
+
+    def _rotate(self, now: float) -> None:
+        n = len(self._slices)
+        steps = min(n, int((now - self._rotate_at) // self._step) + 1)
+        for _ in range(steps):
+            self._head = (self._head + 1) % n
+            self._slices[self._head] = []
+            self._seen[self._head] = 0
+        self._rotate_at += self._step * (int((now - self._rotate_at) // self._step) + 1)
+
+    def add(self, value: float) -> None:
+        now = time.monotonic()
+        if now >= self._rotate_at:
+            self._rotate(now)
+        head = self._head
+        kept = self._slices[head]
+        self._seen[head] += 1
+        if len(kept) < self._capacity:
+            kept.append(value)
+        else:
+            j = random.randrange(self._seen[head])
+            if j < self._capacity:
+                kept[j] = value
+
+    def quantiles(self, qs: Sequence[float]) -> tuple[tuple[float, float], ...]:
+        now = time.monotonic()
+        if now >= self._rotate_at:
+            self._rotate(now)
+        weighted: list[tuple[float, float]] = []
+        for kept, seen in zip(self._slices, self._seen, strict=True):
+            if kept:
+                weight = seen / len(kept)
+                weighted.extend((v, weight) for v in kept)
+        if not weighted:
+            return tuple((q, _NAN) for q in qs)
+        weighted.sort()
+        total = sum(w for _, w in weighted)
+        result = []
+        for q in qs:
+            target, acc = q * total, 0.0
+            value = weighted[-1][0]
+            for v, w in weighted:
+                acc += w
+                if acc >= target:
+                    value = v
+                    break
+            result.append((q, value))
+        return tuple(result)
+
+
+class SummaryChild(_Child):
+    """One summary series: count, sum and, optionally, windowed quantiles."""
+
+    __slots__ = ("_count", "_sum", "_window", "_quantiles")
+
+    def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
+        super().__init__(metric, labelset)
+        self._count = 0.0
+        self._sum = 0.0
+        d = metric.definition
+        self._quantiles = d.quantiles
+        self._window = (
+            _Window(d.options["max_age_seconds"], d.options["age_buckets"])
+            if d.quantiles
+            else None
+        )
+
+    def observe(self, value: float) -> None:
+        """Record one observation."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._count += 1.0
+            self._sum += value
+            if self._window is not None:
+                self._window.add(value)
+        finally:
+            lock.release()
+
+    def time(self) -> _Instrument:
+        """Observe the duration in seconds of a block or decorated function."""
+        return _Instrument(
+            time.perf_counter, lambda start, _exc: self.observe(time.perf_counter() - start)
+        )
+
+    def snapshot(self) -> SummaryState:
+        """Count, sum and the quantiles of the current window."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            quantiles = (
+                self._window.quantiles(self._quantiles) if self._window is not None else ()
+            )
+            return SummaryState(self._count, self._sum, quantiles)
+        finally:
+            lock.release()
+
+
+class InfoChild(_Child):
+    """One info series: a set of key/value pairs exposed as labels of a constant 1."""
+
+    __slots__ = ("_info", "_reserved")
+
+    def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
+        super().__init__(metric, labelset)
+        self._info: dict[str, str] = {}
+        self._reserved = frozenset(metric.definition.labelnames)
+
+    def info(self, value: Mapping[str, object]) -> None:
+        """Replace the info with ``value``, e.g. ``{"version": "1.2.3"}``."""
+        info = {}
+        for k, v in value.items():
+            try:
+                validate_label_name(k, reserved=self._reserved)
+            except MetricDefinitionError as exc:
+                raise LabelError(f"Info key {k!r} cannot be a label: {exc}") from None
+            info[k] = _label_value(v)
+        self._info = info
+
+    def snapshot(self) -> dict[str, str]:
+        """The current info."""
+        return self._info
+
+
+class EnumChild(_Child):
+    """One state-set series: exactly one of a fixed list of states is current."""
+
+    __slots__ = ("_state", "_states")
+
+    def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
+        super().__init__(metric, labelset)
+        self._states = metric.definition.states
+        self._state = self._states[0]
+
+    def state(self, state: str) -> None:
+        """Make ``state`` the current state."""
+        if state not in self._states:
+            raise InvalidValueError(
+                f"Unknown state {state!r}; this Enum's states are {list(self._states)}."
+            )
+        self._state = state
+
+    def snapshot(self) -> str:
+        """The current state."""
+        return self._state
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+class Metric(Generic[ChildT]):
+    """Base class of all metric types: definition, registration and labels.
+
+    Subclasses set ``type``, ``child_class`` and ``hot_methods`` (the recording methods
+    that, on a metric with all labels known, are bound straight to its only child so
+    that a call costs one Python call and no lookup).
+    """
+
+    type: ClassVar[str]
+    child_class: ClassVar[type[_Child]]
+    hot_methods: ClassVar[tuple[str, ...]] = ()
+    reserved_labels: ClassVar[frozenset[str]] = frozenset()
+
+    definition: MetricDefinition
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        required_labels: Sequence[str] | None = None,
+        default_labels: Mapping[str, object] | None = None,
+        registry: Registry | None = None,
+        *,
+        unit: str = "",
+        _definition_extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        from pytheus.registry import REGISTRY
+
+        validate_metric_name(name)
+        if not isinstance(description, str):
+            raise MetricDefinitionError(
+                f"The description of {name!r} must be a str, not {type(description).__name__}."
+            )
+        labelnames = validate_label_names(required_labels, reserved=self.reserved_labels)
+        defaults: dict[str, str] = {}
+        for k, v in (default_labels or {}).items():
+            if k not in labelnames:
+                raise MetricDefinitionError(
+                    f"Default label {k!r} of {name!r} is not one of its required labels "
+                    f"{list(labelnames)}; add it to required_labels or remove the default."
+                )
+            defaults[k] = _label_value(v)
+        name = self._family_name(name)
+        if unit:
+            validate_label_name(unit)
+            if not name.endswith(f"_{unit}"):
+                name = f"{name}_{unit}"
+
+        self._registry: Registry = registry if registry is not None else REGISTRY
+        prefix = self._registry.prefix
+        if prefix:
+            name = f"{prefix}_{name}"
+        self.definition = MetricDefinition(
+            name=name,
+            type=self.type,
+            help=description,
+            labelnames=labelnames,
+            unit=unit,
+            **(_definition_extra or {}),
+        )
+        self._lock = threading.Lock()
+        self._children: dict[tuple[str, ...], ChildT] = {}
+        # Results of labels() keyed by the items exactly as the caller passed them;
+        # only str values are cached, so 1, 1.0 and True never share an entry.
+        self._cache: dict[tuple[tuple[str, Any], ...], Any] = {}
+        self._bound: dict[str, str] = defaults
+        self._root: Metric[ChildT] = self
+
+        self._registry.register(self)
+        try:
+            from pytheus.backends import attach_metric
+
+            attach_metric(self)
+        except BaseException:
+            self._registry.unregister(self)
+            raise
+        self._bind_hot_methods()
+
+    # ---- naming
+
+    @staticmethod
+    def _family_name(name: str) -> str:
+        return name
+
+    @property
+    def name(self) -> str:
+        """The family name (for a counter, without its ``_total`` suffix)."""
+        return self.definition.name
+
+    @property
+    def description(self) -> str:
+        """The help text."""
+        return self.definition.help
+
+    def describe(self) -> tuple[str, ...]:
+        """The sample names this metric can produce (used by the registry for clashes)."""
+        return self.definition.series_names()
+
+    def __repr__(self) -> str:
+        bound = f", labels={self._bound!r}" if self._bound else ""
+        return f"<{type(self).__name__} {self.name!r}{bound}>"
+
+    # ---- labels
+
+    def labels(
+        self, labels: Mapping[str, object] | None = None, /, **kwargs: object
+    ) -> ChildT | Self:
+        """Return the series for these labels, or a view still missing some labels.
+
+        Labels can be given as a dict, as keywords, or both; on a partially labelled
+        view they add to the labels given before. Values are converted with ``str()``.
+        """
+        if labels is None:
+            labels = kwargs
+        elif kwargs:
+            labels = {**labels, **kwargs}
+        try:
+            return self._cache[tuple(labels.items())]  # type: ignore[no-any-return]
+        except (KeyError, TypeError):
+            return self._labels_slow(labels)
+
+    def _labels_slow(self, labels: Mapping[str, object]) -> ChildT | Self:
+        root = self._root
+        names = root.definition.labelnames
+        merged = dict(self._bound)
+        for k, v in labels.items():
+            if k not in names:
+                if not names:
+                    raise LabelError(
+                        f"{root.name!r} was defined without labels, so labels({k}=...) "
+                        "is not allowed; add required_labels to its definition."
+                    )
+                raise LabelError(
+                    f"{root.name!r} has no label {k!r}; its labels are {list(names)}."
+                )
+            merged[k] = _label_value(v)
+        result: Any
+        if len(merged) == len(names):
+            result = root._child(tuple(merged[n] for n in names))
+        else:
+            result = self._partial(merged)
+        if all(type(v) is str for v in labels.values()):
+            self._cache[tuple(labels.items())] = result
+        return cast("ChildT | Self", result)
+
+    def _partial(self, bound: dict[str, str]) -> Self:
+        view = object.__new__(type(self))
+        view.__dict__.update(self._root.__dict__)
+        view._bound = bound
+        view._cache = {}
+        view._bind_hot_methods()
+        return view
+
+    def _child(self, values: tuple[str, ...]) -> ChildT:
+        try:
+            return self._children[values]
+        except KeyError:
+            pass
+        with self._lock:
+            child = self._children.get(values)
+            if child is None:
+                labelset = LabelSet(self.definition.labelnames, values) if values else EMPTY_LABELS
+                child = cast(ChildT, self.child_class(self, labelset))
+                self._children[values] = child
+            return child
+
+    def _complete_values(self) -> tuple[str, ...] | None:
+        names = self._root.definition.labelnames
+        if len(self._bound) != len(names):
+            return None
+        return tuple(self._bound[n] for n in names)
+
+    def _bind_hot_methods(self) -> None:
+        """Bind recording methods to the only child when all labels are known."""
+        values = self._complete_values()
+        for method in self.hot_methods:
+            self.__dict__.pop(method, None)
+        if values is not None:
+            child = self._root._child(values)
+            for method in self.hot_methods:
+                setattr(self, method, getattr(child, method))
+
+    def _default_child(self) -> ChildT:
+        values = self._complete_values()
+        if values is None:
+            names = self._root.definition.labelnames
+            missing = [n for n in names if n not in self._bound]
+            raise LabelError(
+                f"{self.name!r} needs values for the labels {missing} before it can record; "
+                f"call .labels({', '.join(f'{n}=...' for n in missing)}) first."
+            )
+        return self._root._child(values)
+
+    def remove(self, labels: Mapping[str, object] | None = None, /, **kwargs: object) -> None:
+        """Forget the series with these labels (it disappears from the exposition)."""
+        child = self.labels(labels, **kwargs)
+        if not isinstance(child, _Child):
+            raise LabelError(f"remove() needs every label of {self.name!r}.")
+        root = self._root
+        with root._lock:
+            root._children.pop(child.labelset.values_tuple, None)
+            root._cache.clear()
+        self._cache.clear()
+        root._bind_hot_methods()
+        if self is not root:
+            self._bind_hot_methods()
+
+    def clear(self) -> None:
+        """Forget every series of this metric."""
+        root = self._root
+        with root._lock:
+            root._children.clear()
+            root._cache.clear()
+        self._cache.clear()
+        root._bind_hot_methods()
+        if self is not root:
+            self._bind_hot_methods()
+
+    # ---- reading
+
+    def children(self) -> list[ChildT]:
+        """A snapshot of the list of series (children) of this metric."""
+        return list(self._root._children.values())
+
+    def collect(self) -> Iterator[MetricFamily]:
+        """Yield this metric's family, as read through the active backend."""
+        from pytheus.backends import get_backend
+
+        yield from get_backend().collect([self._root])
+
+    def local_family(self) -> MetricFamily:
+        """This process's own values of the metric, as a family."""
+        return self.build_family((c.labelset, c.snapshot()) for c in self.children())
+
+    def build_family(self, series: Iterable[tuple[LabelSet, Any]]) -> MetricFamily:
+        """Turn ``(labels, snapshot)`` pairs into a family of samples.
+
+        Backends call this with values read locally or aggregated across processes;
+        a snapshot has the shape that this type's ``child.snapshot()`` returns.
+        """
+        d = self.definition
+        family = MetricFamily(d.name, d.type, d.help, unit=d.unit)
+        self._add_samples(family.samples, series)
+        return family
+
+    def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
+        name = self.definition.name
+        for labels, value in series:
+            out.append(Sample(name, labels, value))
+
+
+class Counter(Metric[CounterChild]):
+    """A value that only goes up, such as requests served or errors seen.
+
+    Samples are named ``<name>_total``: ``Counter("hits", ...)`` and
+    ``Counter("hits_total", ...)`` both produce ``hits_total``, never ``_total_total``.
+
+    >>> requests = Counter("requests", "Requests served.", required_labels=["code"])
+    >>> requests.labels(code=200).inc()
+    """
+
+    type = "counter"
+    child_class = CounterChild
+    hot_methods = ("inc",)
+
+    @staticmethod
+    def _family_name(name: str) -> str:
+        return name.removesuffix("_total") or name
+
+    def inc(self, amount: float = 1.0, exemplar: Mapping[str, str] | None = None) -> None:
+        """Add ``amount`` (>= 0) to the counter."""
+        self._default_child().inc(amount, exemplar)
+
+    def count_exceptions(
+        self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
+    ) -> _Instrument:
+        """Count exceptions raised in a ``with`` block or a decorated function."""
+        return self._default_child().count_exceptions(exception)
+
+    def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
+        name = f"{self.definition.name}_total"
+        for labels, (value, exemplar) in series:
+            out.append(Sample(name, labels, value, None, exemplar))
+
+
+class Gauge(Metric[GaugeChild]):
+    """A value that goes up and down, such as requests in progress or queue length.
+
+    ``multiprocess_mode`` says how a multi-process backend combines the values of many
+    processes (one of :data:`GAUGE_MODES`; ``livesum`` by default); the in-memory
+    backend ignores it.
+    """
+
+    type = "gauge"
+    child_class = GaugeChild
+    hot_methods = ("inc", "dec", "set")
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        required_labels: Sequence[str] | None = None,
+        default_labels: Mapping[str, object] | None = None,
+        registry: Registry | None = None,
+        *,
+        unit: str = "",
+        multiprocess_mode: str = "livesum",
+    ) -> None:
+        if multiprocess_mode not in GAUGE_MODES:
+            raise MetricDefinitionError(
+                f"Unknown multiprocess_mode {multiprocess_mode!r} for gauge {name!r}; "
+                f"use one of {sorted(GAUGE_MODES)}."
+            )
+        super().__init__(
+            name,
+            description,
+            required_labels,
+            default_labels,
+            registry,
+            unit=unit,
+            _definition_extra={"multiprocess_mode": multiprocess_mode},
+        )
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Add ``amount``."""
+        self._default_child().inc(amount)
+
+    def dec(self, amount: float = 1.0) -> None:
+        """Subtract ``amount``."""
+        self._default_child().dec(amount)
+
+    def set(self, value: float) -> None:
+        """Set to ``value``."""
+        self._default_child().set(value)
+
+    def set_to_current_time(self) -> None:
+        """Set to the current Unix time in seconds."""
+        self._default_child().set_to_current_time()
+
+    def track_inprogress(self) -> _Instrument:
+        """Count the blocks or calls in progress; exception-safe."""
+        return self._default_child().track_inprogress()
+
+    def time(self) -> _Instrument:
+        """Set to the duration of a block or decorated function."""
+        return self._default_child().time()
+
+
+def _check_buckets(name: str, buckets: Iterable[float]) -> tuple[float, ...]:
+    try:
+        bounds = [float(b) for b in buckets]
+    except (TypeError, ValueError):
+        raise MetricDefinitionError(
+            f"Buckets of {name!r} must be numbers, got {buckets!r}."
+        ) from None
+    if any(b != b for b in bounds):
+        raise MetricDefinitionError(f"Buckets of {name!r} must not contain NaN: {bounds}.")
+    for lower, upper in zip(bounds, bounds[1:], strict=False):
+        if not lower < upper:
+            raise MetricDefinitionError(
+                f"Buckets of {name!r} must be sorted in increasing order without repeats; "
+                f"{format_float(lower)} comes before {format_float(upper)} in {bounds}. "
+                f"Use sorted(set(buckets))."
+            )
+    if not bounds or bounds[-1] != _INF:
+        bounds.append(_INF)
+    return tuple(bounds)
+
+
+class Histogram(Metric[HistogramChild]):
+    """Observations counted in buckets, such as request durations or response sizes.
+
+    ``buckets`` are upper bounds in increasing order; ``+Inf`` is added for you.
+    """
+
+    type = "histogram"
+    child_class = HistogramChild
+    hot_methods = ("observe",)
+    reserved_labels = frozenset({"le"})
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        required_labels: Sequence[str] | None = None,
+        default_labels: Mapping[str, object] | None = None,
+        registry: Registry | None = None,
+        *,
+        buckets: Iterable[float] = DEFAULT_BUCKETS,
+        unit: str = "",
+    ) -> None:
+        super().__init__(
+            name,
+            description,
+            required_labels,
+            default_labels,
+            registry,
+            unit=unit,
+            _definition_extra={"buckets": _check_buckets(name, buckets)},
+        )
+        self._le = tuple(format_float(b) for b in self.definition.buckets)
+
+    def observe(self, value: float, exemplar: Mapping[str, str] | None = None) -> None:
+        """Record one observation."""
+        self._default_child().observe(value, exemplar)
+
+    def time(self) -> _Instrument:
+        """Observe the duration of a block or decorated function."""
+        return self._default_child().time()
+
+    def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
+        name = self.definition.name
+        bucket, total, count = f"{name}_bucket", f"{name}_sum", f"{name}_count"
+        le = self._le
+        for labels, (counts, sum_, exemplars) in series:
+            cumulative = 0.0
+            for i, c in enumerate(counts):
+                cumulative += c
+                out.append(
+                    Sample(
+                        bucket,
+                        labels.with_label("le", le[i]),
+                        cumulative,
+                        None,
+                        exemplars[i] if exemplars else None,
+                    )
+                )
+            out.append(Sample(count, labels, cumulative))
+            out.append(Sample(total, labels, sum_))
+
+
+class Summary(Metric[SummaryChild]):
+    """Observations summarised by count and sum, and optionally by quantiles.
+
+    With ``quantiles=(0.5, 0.9, 0.99)`` the summary also reports those quantiles of the
+    observations made in the last ``max_age_seconds``, a window that moves in
+    ``age_buckets`` steps. Quantiles cannot be aggregated across processes or
+    instances: prefer a Histogram where you need that.
+    """
+
+    type = "summary"
+    child_class = SummaryChild
+    hot_methods = ("observe",)
+    reserved_labels = frozenset({"quantile"})
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        required_labels: Sequence[str] | None = None,
+        default_labels: Mapping[str, object] | None = None,
+        registry: Registry | None = None,
+        *,
+        quantiles: Iterable[float] = (),
+        max_age_seconds: float = 600.0,
+        age_buckets: int = 5,
+        unit: str = "",
+    ) -> None:
+        qs = tuple(quantiles)
+        for q in qs:
+            if not isinstance(q, int | float) or not 0.0 <= q <= 1.0:
+                raise MetricDefinitionError(
+                    f"Quantile {q!r} of summary {name!r} must be a number from 0 to 1."
+                )
+        if list(qs) != sorted(set(qs)):
+            raise MetricDefinitionError(
+                f"Quantiles of summary {name!r} must be sorted without repeats, got {list(qs)}."
+            )
+        if not max_age_seconds > 0 or not (isinstance(age_buckets, int) and age_buckets > 0):
+            raise MetricDefinitionError(
+                f"Summary {name!r} needs max_age_seconds > 0 and a whole age_buckets > 0, "
+                f"got {max_age_seconds!r} and {age_buckets!r}."
+            )
+        super().__init__(
+            name,
+            description,
+            required_labels,
+            default_labels,
+            registry,
+            unit=unit,
+            _definition_extra={
+                "quantiles": tuple(float(q) for q in qs),
+                "options": {
+                    "max_age_seconds": float(max_age_seconds),
+                    "age_buckets": age_buckets,
+                },
+            },
+        )
+
+    def observe(self, value: float) -> None:
+        """Record one observation."""
+        self._default_child().observe(value)
+
+    def time(self) -> _Instrument:
+        """Observe the duration of a block or decorated function."""
+        return self._default_child().time()
+
+    def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
+        name = self.definition.name
+        total, count = f"{name}_sum", f"{name}_count"
+        for labels, (count_, sum_, quantiles) in series:
+            for q, v in quantiles:
+                out.append(Sample(name, labels.with_label("quantile", format_float(q)), v))
+            out.append(Sample(count, labels, count_))
+            out.append(Sample(total, labels, sum_))
+
+
+class Info(Metric[InfoChild]):
+    """Constant facts as labels of a series whose value is 1, such as a build version.
+
+    >>> build = Info("build", "Build information.")
+    >>> build.info({"version": "1.2.3", "commit": "abc123"})
+
+    is exposed as ``build_info{version="1.2.3",commit="abc123"} 1``.
+    """
+
+    type = "info"
+    child_class = InfoChild
+
+    @staticmethod
+    def _family_name(name: str) -> str:
+        return name.removesuffix("_info") or name
+
+    def info(self, value: Mapping[str, object]) -> None:
+        """Set the info to ``value``."""
+        self._default_child().info(value)
+
+    def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
+        name = f"{self.definition.name}_info"
+        for labels, info in series:
+            merged = labels
+            for k, v in info.items():
+                merged = merged.with_label(k, v)
+            out.append(Sample(name, merged, 1.0))
+
+
+class Enum(Metric[EnumChild]):
+    """Which one of a fixed set of states something is in (an OpenMetrics state set).
+
+    >>> phase = Enum("task_phase", "Phase of the task.", states=["idle", "running"])
+    >>> phase.state("running")
+
+    The first state is the initial one. Each state is a series labelled with the
+    metric's own name, with value 1 for the current state and 0 for the others.
+    """
+
+    type = "stateset"
+    child_class = EnumChild
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        required_labels: Sequence[str] | None = None,
+        default_labels: Mapping[str, object] | None = None,
+        registry: Registry | None = None,
+        *,
+        states: Sequence[str],
+    ) -> None:
+        if isinstance(states, str) or not states:
+            raise MetricDefinitionError(
+                f"Enum {name!r} needs a non-empty list of states, got {states!r}."
+            )
+        states = tuple(_label_value(s) for s in states)
+        if len(set(states)) != len(states):
+            raise MetricDefinitionError(f"States of Enum {name!r} repeat: {list(states)}.")
+        validate_metric_name(name)
+        if name in (required_labels or ()):
+            raise MetricDefinitionError(
+                f"Enum {name!r} labels its states with its own name, so {name!r} cannot "
+                "also be one of its required labels."
+            )
+        try:
+            validate_label_name(name)
+        except MetricDefinitionError:
+            raise MetricDefinitionError(
+                f"Enum name {name!r} is also used as the label of its states, so it must "
+                "be a valid label name (no colons)."
+            ) from None
+        super().__init__(
+            name,
+            description,
+            required_labels,
+            default_labels,
+            registry,
+            _definition_extra={"states": states},
+        )
+
+    def state(self, state: str) -> None:
+        """Make ``state`` current."""
+        self._default_child().state(state)
+
+    def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
+        name = self.definition.name
+        states = self.definition.states
+        for labels, current in series:
+            for s in states:
+                out.append(Sample(name, labels.with_label(name, s), 1.0 if s == current else 0.0))

@@ -1,0 +1,229 @@
+"""The data that collectors hand to the exposition: families of samples.
+
+A collector's ``collect()`` yields :class:`MetricFamily` objects. Custom collectors build
+them directly::
+
+    from pytheus.samples import MetricFamily
+
+    class QueueCollector:
+        def collect(self):
+            family = MetricFamily("jobs_queued", "gauge", "Jobs waiting in each queue.")
+            for queue, size in queue_sizes().items():
+                family.add(size, {"queue": queue})
+            yield family
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import NamedTuple
+
+__all__ = [
+    "METRIC_TYPES",
+    "Exemplar",
+    "LabelSet",
+    "MetricFamily",
+    "Sample",
+    "escape_label_value",
+    "format_float",
+    "series_names",
+]
+
+#: Family types, as OpenMetrics spells them (``stateset`` and ``info`` become ``gauge``
+#: in the text format 0.0.4, which lacks them).
+METRIC_TYPES = frozenset(
+    {"counter", "gauge", "histogram", "summary", "info", "stateset", "unknown"}
+)
+
+_INF = math.inf
+
+
+def format_float(value: float) -> str:
+    """Format a sample value or a bound the way Prometheus expects (``+Inf``, ``NaN``, ``1.0``)."""
+    if value == _INF:
+        return "+Inf"
+    if value == -_INF:
+        return "-Inf"
+    if value != value:
+        return "NaN"
+    return repr(float(value))
+
+
+def series_names(name: str, type: str) -> tuple[str, ...]:
+    """Every sample name a family of this name and type can produce, for clash detection."""
+    return {
+        "counter": (name, f"{name}_total", f"{name}_created"),
+        "histogram": (name, f"{name}_bucket", f"{name}_sum", f"{name}_count", f"{name}_created"),
+        "summary": (name, f"{name}_sum", f"{name}_count", f"{name}_created"),
+        "info": (name, f"{name}_info"),
+    }.get(type, (name,))
+
+
+def escape_label_value(value: str) -> str:
+    """Escape a label value for both exposition formats (backslash, double quote, line feed)."""
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
+class LabelSet(Mapping[str, str]):
+    """An immutable mapping of label names to values that renders itself once.
+
+    ``text`` is the inside of the braces in both exposition formats, e.g.
+    ``method="GET",code="200"``; computing it once per series instead of once per scrape
+    is what keeps exposition fast.
+    """
+
+    __slots__ = ("_names", "_values", "text")
+
+    _names: tuple[str, ...]
+    _values: tuple[str, ...]
+    text: str
+
+    def __init__(self, names: tuple[str, ...] = (), values: tuple[str, ...] = ()) -> None:
+        self._names = names
+        self._values = values
+        self.text = ",".join(
+            f'{n}="{escape_label_value(v)}"' for n, v in zip(names, values, strict=True)
+        )
+
+    @classmethod
+    def of(cls, labels: Mapping[str, str] | None) -> LabelSet:
+        """Return ``labels`` as a LabelSet (itself if it already is one)."""
+        if isinstance(labels, LabelSet):
+            return labels
+        if not labels:
+            return EMPTY_LABELS
+        return cls(tuple(labels), tuple(str(v) for v in labels.values()))
+
+    def with_label(self, name: str, value: str) -> LabelSet:
+        """Return a new LabelSet with one more label appended (``le``, ``quantile``, ...)."""
+        new = LabelSet.__new__(LabelSet)
+        new._names = (*self._names, name)
+        new._values = (*self._values, value)
+        extra = f'{name}="{escape_label_value(value)}"'
+        new.text = f"{self.text},{extra}" if self.text else extra
+        return new
+
+    @property
+    def values_tuple(self) -> tuple[str, ...]:
+        """The label values in order."""
+        return self._values
+
+    def __getitem__(self, key: str) -> str:
+        try:
+            return self._values[self._names.index(key)]
+        except ValueError:
+            raise KeyError(key) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f"LabelSet({dict(zip(self._names, self._values, strict=True))!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self.items()) == dict(other.items())
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(frozenset(zip(self._names, self._values, strict=True)))
+
+
+EMPTY_LABELS = LabelSet()
+
+
+class Exemplar(NamedTuple):
+    """An OpenMetrics exemplar: a reference (e.g. a trace id) to one observed event."""
+
+    labels: Mapping[str, str]
+    value: float
+    timestamp: float | None = None
+
+
+class Sample(NamedTuple):
+    """One line of exposition: a series name, its labels and its value."""
+
+    name: str
+    labels: Mapping[str, str]
+    value: float
+    timestamp: float | None = None
+    exemplar: Exemplar | None = None
+
+
+class MetricFamily:
+    """A metric family: the samples of one metric, with its type, help text and unit.
+
+    ``name`` is the OpenMetrics family name: for a counter it is the name without the
+    ``_total`` suffix that its samples carry (``http_requests`` for samples named
+    ``http_requests_total``).
+    """
+
+    __slots__ = ("name", "type", "help", "unit", "samples")
+
+    def __init__(
+        self,
+        name: str,
+        type: str,
+        help: str,
+        samples: list[Sample] | None = None,
+        *,
+        unit: str = "",
+    ) -> None:
+        if type not in METRIC_TYPES:
+            raise ValueError(
+                f"Unknown metric type {type!r}; use one of {sorted(METRIC_TYPES)}."
+            )
+        if type == "counter" and name.endswith("_total"):
+            name = name[: -len("_total")]
+        self.name = name
+        self.type = type
+        self.help = help
+        self.unit = unit
+        self.samples: list[Sample] = samples if samples is not None else []
+
+    def add(
+        self,
+        value: float,
+        labels: Mapping[str, str] | None = None,
+        *,
+        suffix: str = "",
+        timestamp: float | None = None,
+        exemplar: Exemplar | None = None,
+    ) -> MetricFamily:
+        """Append a sample named ``name + suffix`` and return the family, for chaining.
+
+        Counter families add the ``_total`` suffix themselves when ``suffix`` is empty.
+        """
+        if not suffix and self.type == "counter":
+            suffix = "_total"
+        elif not suffix and self.type == "info":
+            suffix = "_info"
+        self.samples.append(
+            Sample(self.name + suffix, LabelSet.of(labels), value, timestamp, exemplar)
+        )
+        return self
+
+    def __repr__(self) -> str:
+        return (
+            f"MetricFamily({self.name!r}, {self.type!r}, {self.help!r}, "
+            f"samples={self.samples!r}, unit={self.unit!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MetricFamily):
+            return NotImplemented
+        return (self.name, self.type, self.help, self.unit, self.samples) == (
+            other.name,
+            other.type,
+            other.help,
+            other.unit,
+            other.samples,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
