@@ -1,0 +1,75 @@
+# `make test` is the one command: it installs what is missing (system packages, .venv), then runs
+# lint, type checks and the whole test suite. CI runs it through .ci/run.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test lint typecheck pytest fmt bench coverage venv system-deps clean
+
+## test: everything CI runs: system deps, venv, ruff, mypy, then pytest (slow tests included)
+test: system-deps venv
+	@$(MAKE) lint
+	@$(MAKE) pytest
+
+## system-deps: install redis-server and promtool (Debian packages) when they are missing
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+## venv: create .venv and install the project with its dev extras (again when pyproject.toml changes)
+venv: $(STAMP)
+
+$(BIN)/python:
+	@echo "venv: creating $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	@echo "venv: pip install -e '.[dev]'"
+	@$(BIN)/python -m pip install -q -e '.[dev]' > $(VENV)/pip.log 2>&1 \
+		|| { cat $(VENV)/pip.log; exit 1; }
+	@touch $@
+
+## lint: ruff (lint and format check) and mypy
+lint: venv
+	@echo "lint: ruff check"
+	@$(BIN)/ruff check --quiet .
+	@echo "lint: ruff format --check"
+	@$(BIN)/ruff format --check --quiet .
+	@$(MAKE) typecheck
+
+## typecheck: mypy --strict on the files configured in pyproject.toml (the pytheus package)
+typecheck: venv
+	@if [ -d pytheus ]; then \
+		echo "lint: mypy"; $(BIN)/mypy; \
+	else \
+		echo "lint: mypy skipped: there is no pytheus/ package yet"; \
+	fi
+
+## pytest: the whole test suite; pass options with ARGS='-k redis -x'
+pytest: system-deps venv
+	@$(BIN)/pytest $(ARGS)
+
+## fmt: fix what ruff can fix, then format
+fmt: venv
+	@$(BIN)/ruff check --fix --quiet . || true
+	@$(BIN)/ruff format .
+
+## bench: the benchmarks against the peers
+bench: venv
+	@$(BIN)/python benchmarks/run.py
+
+## coverage: the test suite under coverage, then a report
+coverage: system-deps venv
+	@$(BIN)/coverage erase
+	@$(BIN)/coverage run -m pytest $(ARGS)
+	@$(BIN)/coverage combine --quiet
+	@$(BIN)/coverage report
+
+## clean: remove the venv and caches
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage .coverage.* htmlcov

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs the system programs the test suite runs for real: redis-server (the Redis backend's
+# tests start their own servers on free loopback ports) and promtool (from Debian's `prometheus`
+# package; it checks our exposition output). Does nothing when both are already on PATH.
+set -euo pipefail
+
+packages=()
+command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
+command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+[ ${#packages[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-system-deps: missing ${packages[*]} and no apt-get here; install them by hand." >&2
+    exit 1
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || {
+        echo "install-system-deps: need root (or sudo) to install ${packages[*]}." >&2
+        exit 1
+    }
+    sudo=(sudo)
+fi
+
+# The packages would start a system redis on port 6379 and a prometheus server on 9090. The tests
+# start their own servers on free ports and need neither, so keep services from starting during the
+# install: policy-rc.d exit code 101 means "action forbidden" to invoke-rc.d and deb-systemd-invoke.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+    "${sudo[@]}" chmod 755 "$policy"
+    trap '"${sudo[@]}" rm -f "$policy"' EXIT
+fi
+
+echo "install-system-deps: installing ${packages[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${packages[@]}" >/dev/null
+
+# Where systemd runs, also keep the services from starting at the next boot.
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    for unit in redis-server prometheus; do
+        "${sudo[@]}" systemctl disable --now "$unit" >/dev/null 2>&1 || true
+    done
+fi
+
+for tool in redis-server promtool; do
+    command -v "$tool" >/dev/null 2>&1 || {
+        echo "install-system-deps: $tool is still missing after the install." >&2
+        exit 1
+    }
+done

@@ -1,0 +1,338 @@
+"""Real servers and programs for the tests: redis-server on a free loopback port, promtool.
+
+The programs come from Debian packages that ``make test`` installs
+(``scripts/install-system-deps.sh``). A missing program fails the test that needs it, never
+skips it: a suite that quietly skips its Redis tests would pass without testing the Redis backend.
+
+Fault tests drive a server of their own through its whole life::
+
+    server = RedisServer(tmp_path, appendonly=True).start()
+    server.pause()  # SIGSTOP: connections are accepted, nothing is answered
+    server.resume()  # SIGCONT
+    server.kill()  # SIGKILL: a crash, no final save
+    server.start()  # the same port, directory and files as before
+    server.stop()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+import pytest
+
+__all__ = [
+    "LOOPBACK",
+    "RedisServer",
+    "ServerError",
+    "free_port",
+    "promtool_check_metrics",
+    "require_program",
+]
+
+LOOPBACK = "127.0.0.1"
+
+# How long a server may take to answer its first PING. redis-server starts in milliseconds; the
+# margin is for a loaded CI machine, and for loading a large dump or append-only file on restart.
+START_TIMEOUT = 10.0
+
+# How long a server may take to exit after SIGTERM before it is killed.
+STOP_TIMEOUT = 10.0
+
+
+class ServerError(RuntimeError):
+    """A test server did not start, answer or stop as it should; the message holds its log."""
+
+
+def require_program(name: str) -> str:
+    """Return the path of the program ``name``, or fail the calling test if it is not on PATH."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(
+            f"{name!r} is not on PATH. Run `make test`, which installs it "
+            "(scripts/install-system-deps.sh installs the Debian packages redis-server and "
+            "prometheus).",
+            pytrace=False,
+        )
+    return path
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """Return a TCP port on ``host`` that was free a moment ago (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _encode_command(*args: str | bytes) -> bytes:
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg.encode() if isinstance(arg, str) else arg
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+class RedisServer:
+    """One ``redis-server`` process on ``127.0.0.1``, keeping its files in ``directory``.
+
+    The port is chosen free when the server is created and kept across :meth:`restart`, :meth:`kill`
+    followed by :meth:`start`, and so on, as are the directory, the log and the data files. By
+    default nothing is persisted (``save ""``, ``appendonly no``); pass ``save="1 1"`` or
+    ``appendonly=True`` for fault tests that need the data to survive a restart, and
+    ``extra_args`` for any other ``redis-server`` option (``["--maxmemory", "1mb"]``).
+
+    Every signal goes to this server's own pid, never to a process found by name.
+    """
+
+    host = LOOPBACK
+
+    def __init__(
+        self,
+        directory: Path,
+        port: int | None = None,
+        *,
+        save: str = "",
+        appendonly: bool = False,
+        extra_args: tuple[str, ...] | list[str] = (),
+    ) -> None:
+        self.executable = require_program("redis-server")
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = port if port is not None else free_port()
+        self.log_path = self.directory / "redis-server.log"
+        self.save = save
+        self.appendonly = appendonly
+        self.extra_args = list(extra_args)
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._paused = False
+
+    # -- addresses ----------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise ServerError("The redis-server has not been started.")
+        return self.process.pid
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def command_line(self) -> list[str]:
+        return [
+            self.executable,
+            "--port", str(self.port),
+            "--bind", self.host,
+            "--dir", str(self.directory),
+            "--save", self.save,
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+            "--logfile", "",  # to stdout, which goes to self.log_path
+            *self.extra_args,
+        ]  # fmt: skip
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self, timeout: float = START_TIMEOUT) -> Self:
+        """Start the server and return once it answers PING; raise :class:`ServerError` if not."""
+        if self.running:
+            raise ServerError(f"redis-server {self.pid} on port {self.port} is already running.")
+        self._close_log()
+        self._log = self.log_path.open("ab")
+        self._log.write(f"--- starting: {' '.join(self.command_line())}\n".encode())
+        self._log.flush()
+        self.process = subprocess.Popen(
+            self.command_line(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=self.directory,
+        )
+        self._paused = False
+        try:
+            self.wait_until_ready(timeout)
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def wait_until_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Poll with PING until the server answers, it exits, or ``timeout`` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.running:
+                raise ServerError(
+                    f"redis-server on port {self.port} exited with code "
+                    f"{self.process.returncode if self.process else None} before answering PING."
+                    f"\n{self.log_text()}"
+                )
+            if self.ping(timeout=0.5):
+                return
+            if time.monotonic() >= deadline:
+                raise ServerError(
+                    f"redis-server {self.pid} on port {self.port} did not answer PING within "
+                    f"{timeout} s.\n{self.log_text()}"
+                )
+            time.sleep(0.02)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Ask the server to shut down (SIGTERM), and kill it if it has not exited in time."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            if self._paused:
+                self.resume()  # a stopped process cannot act on SIGTERM
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        self._paused = False
+        self._close_log()
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL), as a crash would: no final save, no goodbye."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(STOP_TIMEOUT)
+        self._paused = False
+        self._close_log()
+
+    def restart(self, timeout: float = START_TIMEOUT) -> Self:
+        """Stop the server and start it again on the same port, in the same directory."""
+        self.stop()
+        return self.start(timeout)
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP). The kernel still accepts connections; nothing answers."""
+        if not self.running:
+            raise ServerError(f"Cannot pause redis-server on port {self.port}: it is not running.")
+        os.kill(self.pid, signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self) -> None:
+        """Let a paused server run again (SIGCONT)."""
+        if not self.running:
+            raise ServerError(f"Cannot resume redis-server on port {self.port}: it is not running.")
+        os.kill(self.pid, signal.SIGCONT)
+        self._paused = False
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> Self:
+        return self if self.running else self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- talking to it ------------------------------------------------------------------------
+
+    def command(self, *args: str | bytes, timeout: float = 2.0) -> bytes:
+        """Send one command over a fresh connection and return the first line of the reply.
+
+        Enough for PING, FLUSHALL, CONFIG SET and the like without a client library; raises
+        ``OSError`` (``TimeoutError`` included) when the server does not answer in time.
+        """
+        with socket.create_connection((self.host, self.port), timeout=timeout) as sock:
+            sock.sendall(_encode_command(*args))
+            reply = b""
+            while not reply.endswith(b"\r\n"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise ConnectionError(f"redis-server on port {self.port} closed the connection")
+                reply += chunk
+            return reply.split(b"\r\n", 1)[0]
+
+    def ping(self, timeout: float = 1.0) -> bool:
+        """Whether the server answers PING with PONG within ``timeout`` seconds."""
+        try:
+            return self.command("PING", timeout=timeout) == b"+PONG"
+        except OSError:
+            return False
+
+    def flushall(self) -> None:
+        """Delete every key in every database: a clean slate for the next test."""
+        reply = self.command("FLUSHALL")
+        if reply != b"+OK":
+            raise ServerError(f"FLUSHALL answered {reply!r}")
+
+    def log_text(self, max_chars: int = 5000) -> str:
+        """The end of the server's log, for error messages."""
+        if self._log is not None:
+            self._log.flush()
+        with contextlib.suppress(FileNotFoundError):
+            text = self.log_path.read_text(errors="replace")
+            return f"--- {self.log_path} (last {max_chars} characters):\n{text[-max_chars:]}"
+        return f"--- {self.log_path} does not exist"
+
+    def __repr__(self) -> str:
+        state = "paused" if self._paused else "running" if self.running else "stopped"
+        return f"<RedisServer {self.url} {state}>"
+
+
+def promtool_check_metrics(text: str, *, lint: bool = True) -> None:
+    """Check an exposition in the text format (0.0.4) with ``promtool check metrics``.
+
+    Raises ``AssertionError`` with promtool's report and the input when promtool objects.
+
+    promtool 2.42 (Debian bookworm) parses the input, then lints it. Its exit code tells which:
+
+    * 0: parsed, no lint problems.
+    * 1: a parse error (``text format parsing error in line 3: ...``): bad escapes, a second
+      HELP or TYPE line for a name, duplicate label names, a missing final newline, ...
+    * 3: parsed, but with lint problems, one per line on stderr: a counter without the
+      ``_total`` suffix, a non-counter with it, no HELP text, a non-base unit
+      (``_milliseconds``), a ``le`` label outside a histogram, ``quantile`` outside a summary,
+      a colon in a metric name.
+
+    With ``lint=True`` (the default) both count as failures; ``lint=False`` accepts lint problems
+    and fails only on parse errors. Note what promtool does NOT check: duplicate series (the same
+    name and labels twice), bucket order or cumulativeness of histograms, ``+Inf`` equal to
+    ``_count``. It parses only the Prometheus text format: OpenMetrics output (a counter family
+    ``x`` with samples ``x_total``) draws lint errors, and ``# EOF`` is read as a comment; check
+    OpenMetrics with prometheus_client's openmetrics parser instead.
+    """
+    promtool = require_program("promtool")
+    result = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=text.encode(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if result.returncode == 0 or (not lint and result.returncode == 3):
+        return
+    report = (result.stderr + result.stdout).decode(errors="replace").strip()
+    raise AssertionError(
+        f"promtool check metrics exited with {result.returncode}:\n{report}\n--- input:\n{text}"
+    )
