@@ -3,6 +3,7 @@
 They are ordinary collectors (see :class:`pytheus.registry.Collector`). To turn them off::
 
     from pytheus.collectors import unregister_default_collectors
+
     unregister_default_collectors()
 
 or start from an empty registry with ``set_registry(CollectorRegistry())``.
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 from pytheus.samples import MetricFamily
 
 if TYPE_CHECKING:
-    from pytheus.registry import CollectorRegistry, Registry
+    from pytheus.registry import Collector, CollectorRegistry, Registry
 
 __all__ = [
     "GCCollector",
@@ -125,9 +126,7 @@ class PlatformCollector:
         return ["python_info"]
 
     def collect(self) -> Iterator[MetricFamily]:
-        yield MetricFamily("python", "info", "Python platform information.").add(
-            1.0, self._labels
-        )
+        yield MetricFamily("python", "info", "Python platform information.").add(1.0, self._labels)
 
 
 class GCCollector:
@@ -160,12 +159,12 @@ class GCCollector:
         yield collections
 
 
-_DEFAULTS: dict[int, list[object]] = {}
+_DEFAULTS: dict[int, list[Collector]] = {}
 
 
 def register_default_collectors(registry: CollectorRegistry | Registry) -> None:
     """Register the process, platform and GC collectors on ``registry``."""
-    collectors = [ProcessCollector(), PlatformCollector(), GCCollector()]
+    collectors: list[Collector] = [ProcessCollector(), PlatformCollector(), GCCollector()]
     for c in collectors:
         registry.register(c)
     _DEFAULTS[id(registry)] = collectors
@@ -177,6 +176,4 @@ def unregister_default_collectors(registry: CollectorRegistry | Registry | None 
 
     target = registry if registry is not None else get_registry()
     for c in _DEFAULTS.pop(id(target), []):
-        target.unregister(c)  # type: ignore[arg-type]
-
-
+        target.unregister(c)

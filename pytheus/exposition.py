@@ -12,6 +12,7 @@ gzips when asked: it is what a ``/metrics`` view calls. :func:`make_wsgi_app` an
 :func:`start_http_server` serve it without any web framework::
 
     from pytheus.exposition import start_http_server
+
     start_http_server(8000)  # http://127.0.0.1:8000/metrics
 """
 
@@ -98,14 +99,20 @@ def _render_text(families: Iterable[MetricFamily]) -> str:
             name += "_info"
         kind = _TEXT_TYPES.get(family.type, family.type)
         append(f"# HELP {name} {_escape_help_text(family.help)}\n# TYPE {name} {kind}\n")
-        for sample in family.samples:
-            labels = _labels_text(sample.labels)
-            line = f"{sample.name}{{{labels}}} " if labels else f"{sample.name} "
-            if sample.timestamp is None:
-                append(f"{line}{_format_value(sample.value)}\n")
+        for sample_name, labels, value, timestamp, _ in family.samples:
+            # Inlined label and value formatting: this loop runs once per series.
+            text = labels.text if type(labels) is LabelSet else _labels_text(labels)
+            number = (
+                repr(value)
+                if type(value) is float and value - value == 0.0
+                else format_float(value)
+            )
+            if timestamp is not None:
+                number = f"{number} {int(timestamp * 1000)}"
+            if text:
+                append(f"{sample_name}{{{text}}} {number}\n")
             else:
-                ms = int(sample.timestamp * 1000)
-                append(f"{line}{_format_value(sample.value)} {ms}\n")
+                append(f"{sample_name} {number}\n")
     return "".join(out)
 
 
@@ -138,9 +145,7 @@ def _render_openmetrics(families: Iterable[MetricFamily]) -> str:
     return "".join(out)
 
 
-def generate_metrics(
-    registry: Registry = REGISTRY, names: Collection[str] | None = None
-) -> str:
+def generate_metrics(registry: Registry = REGISTRY, names: Collection[str] | None = None) -> str:
     """Return the registry's metrics in the Prometheus text format 0.0.4.
 
     ``names`` keeps only the families producing one of those series names.

@@ -15,6 +15,7 @@ A metric is defined once, at import time, and registered in a registry::
     )
     latency.labels(view="home").observe(0.23)
 
+
     @latency.labels(view="report").time()
     def report(): ...
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import math
 import random
 import threading
@@ -112,6 +114,10 @@ GAUGE_MODES = frozenset(
     }
 )
 
+# Builds a Sample without the Python-level namedtuple __new__: exposition makes one per
+# series per scrape.
+_sample = tuple.__new__
+
 # Exemplar label names and values together may not exceed this many characters
 # (OpenMetrics 1.0, "Exemplars").
 _EXEMPLAR_MAX_CHARS = 128
@@ -157,7 +163,7 @@ class HistogramState(NamedTuple):
 class SummaryState(NamedTuple):
     """A summary series at one moment; ``quantiles`` pairs each quantile with its value."""
 
-    count: float
+    observations: float
     sum: float
     quantiles: tuple[tuple[float, float], ...] = ()
 
@@ -489,9 +495,7 @@ class SummaryChild(_Child):
         d = metric.definition
         self._quantiles = d.quantiles
         self._window = (
-            _Window(d.options["max_age_seconds"], d.options["age_buckets"])
-            if d.quantiles
-            else None
+            _Window(d.options["max_age_seconds"], d.options["age_buckets"]) if d.quantiles else None
         )
 
     def observe(self, value: float) -> None:
@@ -517,9 +521,7 @@ class SummaryChild(_Child):
         lock = self._lock
         lock.acquire()
         try:
-            quantiles = (
-                self._window.quantiles(self._quantiles) if self._window is not None else ()
-            )
+            quantiles = self._window.quantiles(self._quantiles) if self._window is not None else ()
             return SummaryState(self._count, self._sum, quantiles)
         finally:
             lock.release()
@@ -580,12 +582,12 @@ class EnumChild(_Child):
 class Metric(Generic[ChildT]):
     """Base class of all metric types: definition, registration and labels.
 
-    Subclasses set ``type``, ``child_class`` and ``hot_methods`` (the recording methods
+    Subclasses set ``metric_type``, ``child_class`` and ``hot_methods`` (the recording methods
     that, on a metric with all labels known, are bound straight to its only child so
     that a call costs one Python call and no lookup).
     """
 
-    type: ClassVar[str]
+    metric_type: ClassVar[str]
     child_class: ClassVar[type[_Child]]
     hot_methods: ClassVar[tuple[str, ...]] = ()
     reserved_labels: ClassVar[frozenset[str]] = frozenset()
@@ -631,7 +633,7 @@ class Metric(Generic[ChildT]):
             name = f"{prefix}_{name}"
         self.definition = MetricDefinition(
             name=name,
-            type=self.type,
+            type=self.metric_type,
             help=description,
             labelnames=labelnames,
             unit=unit,
@@ -709,9 +711,7 @@ class Metric(Generic[ChildT]):
                         f"{root.name!r} was defined without labels, so labels({k}=...) "
                         "is not allowed; add required_labels to its definition."
                     )
-                raise LabelError(
-                    f"{root.name!r} has no label {k!r}; its labels are {list(names)}."
-                )
+                raise LabelError(f"{root.name!r} has no label {k!r}; its labels are {list(names)}.")
             merged[k] = _label_value(v)
         result: Any
         if len(merged) == len(names):
@@ -809,7 +809,7 @@ class Metric(Generic[ChildT]):
 
     def local_family(self) -> MetricFamily:
         """This process's own values of the metric, as a family."""
-        return self.build_family((c.labelset, c.snapshot()) for c in self.children())
+        return self.build_family([(c.labelset, c.snapshot()) for c in self.children()])
 
     def build_family(self, series: Iterable[tuple[LabelSet, Any]]) -> MetricFamily:
         """Turn ``(labels, snapshot)`` pairs into a family of samples.
@@ -825,7 +825,7 @@ class Metric(Generic[ChildT]):
     def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
         name = self.definition.name
         for labels, value in series:
-            out.append(Sample(name, labels, value))
+            out.append(_sample(Sample, (name, labels, value, None, None)))
 
 
 class Counter(Metric[CounterChild]):
@@ -838,7 +838,7 @@ class Counter(Metric[CounterChild]):
     >>> requests.labels(code=200).inc()
     """
 
-    type = "counter"
+    metric_type = "counter"
     child_class = CounterChild
     hot_methods = ("inc",)
 
@@ -856,10 +856,20 @@ class Counter(Metric[CounterChild]):
         """Count exceptions raised in a ``with`` block or a decorated function."""
         return self._default_child().count_exceptions(exception)
 
+    def local_family(self) -> MetricFamily:
+        # The in-memory scrape of the most common type, without intermediate snapshots.
+        d = self.definition
+        name = f"{d.name}_total"
+        samples = [
+            _sample(Sample, (name, c.labelset, c._value, None, c._exemplar))
+            for c in self.children()
+        ]
+        return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit)
+
     def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
         name = f"{self.definition.name}_total"
         for labels, (value, exemplar) in series:
-            out.append(Sample(name, labels, value, None, exemplar))
+            out.append(_sample(Sample, (name, labels, value, None, exemplar)))
 
 
 class Gauge(Metric[GaugeChild]):
@@ -870,7 +880,7 @@ class Gauge(Metric[GaugeChild]):
     backend ignores it.
     """
 
-    type = "gauge"
+    metric_type = "gauge"
     child_class = GaugeChild
     hot_methods = ("inc", "dec", "set")
 
@@ -899,6 +909,14 @@ class Gauge(Metric[GaugeChild]):
             unit=unit,
             _definition_extra={"multiprocess_mode": multiprocess_mode},
         )
+
+    def local_family(self) -> MetricFamily:
+        # As Counter.local_family: gauges are the other common type.
+        d = self.definition
+        samples = [
+            _sample(Sample, (d.name, c.labelset, c._value, None, None)) for c in self.children()
+        ]
+        return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit)
 
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount``."""
@@ -934,7 +952,7 @@ def _check_buckets(name: str, buckets: Iterable[float]) -> tuple[float, ...]:
         ) from None
     if any(b != b for b in bounds):
         raise MetricDefinitionError(f"Buckets of {name!r} must not contain NaN: {bounds}.")
-    for lower, upper in zip(bounds, bounds[1:], strict=False):
+    for lower, upper in itertools.pairwise(bounds):
         if not lower < upper:
             raise MetricDefinitionError(
                 f"Buckets of {name!r} must be sorted in increasing order without repeats; "
@@ -952,7 +970,7 @@ class Histogram(Metric[HistogramChild]):
     ``buckets`` are upper bounds in increasing order; ``+Inf`` is added for you.
     """
 
-    type = "histogram"
+    metric_type = "histogram"
     child_class = HistogramChild
     hot_methods = ("observe",)
     reserved_labels = frozenset({"le"})
@@ -996,16 +1014,19 @@ class Histogram(Metric[HistogramChild]):
             for i, c in enumerate(counts):
                 cumulative += c
                 out.append(
-                    Sample(
-                        bucket,
-                        labels.with_label("le", le[i]),
-                        cumulative,
-                        None,
-                        exemplars[i] if exemplars else None,
+                    _sample(
+                        Sample,
+                        (
+                            bucket,
+                            labels.with_label("le", le[i]),
+                            cumulative,
+                            None,
+                            exemplars[i] if exemplars else None,
+                        ),
                     )
                 )
-            out.append(Sample(count, labels, cumulative))
-            out.append(Sample(total, labels, sum_))
+            out.append(_sample(Sample, (count, labels, cumulative, None, None)))
+            out.append(_sample(Sample, (total, labels, sum_, None, None)))
 
 
 class Summary(Metric[SummaryChild]):
@@ -1017,7 +1038,7 @@ class Summary(Metric[SummaryChild]):
     instances: prefer a Histogram where you need that.
     """
 
-    type = "summary"
+    metric_type = "summary"
     child_class = SummaryChild
     hot_methods = ("observe",)
     reserved_labels = frozenset({"quantile"})
@@ -1037,7 +1058,7 @@ class Summary(Metric[SummaryChild]):
     ) -> None:
         qs = tuple(quantiles)
         for q in qs:
-            if not isinstance(q, int | float) or not 0.0 <= q <= 1.0:
+            if not 0.0 <= q <= 1.0:
                 raise MetricDefinitionError(
                     f"Quantile {q!r} of summary {name!r} must be a number from 0 to 1."
                 )
@@ -1045,7 +1066,7 @@ class Summary(Metric[SummaryChild]):
             raise MetricDefinitionError(
                 f"Quantiles of summary {name!r} must be sorted without repeats, got {list(qs)}."
             )
-        if not max_age_seconds > 0 or not (isinstance(age_buckets, int) and age_buckets > 0):
+        if not max_age_seconds > 0 or not age_buckets > 0 or age_buckets != int(age_buckets):
             raise MetricDefinitionError(
                 f"Summary {name!r} needs max_age_seconds > 0 and a whole age_buckets > 0, "
                 f"got {max_age_seconds!r} and {age_buckets!r}."
@@ -1079,9 +1100,10 @@ class Summary(Metric[SummaryChild]):
         total, count = f"{name}_sum", f"{name}_count"
         for labels, (count_, sum_, quantiles) in series:
             for q, v in quantiles:
-                out.append(Sample(name, labels.with_label("quantile", format_float(q)), v))
-            out.append(Sample(count, labels, count_))
-            out.append(Sample(total, labels, sum_))
+                quantile = labels.with_label("quantile", format_float(q))
+                out.append(_sample(Sample, (name, quantile, v, None, None)))
+            out.append(_sample(Sample, (count, labels, count_, None, None)))
+            out.append(_sample(Sample, (total, labels, sum_, None, None)))
 
 
 class Info(Metric[InfoChild]):
@@ -1093,7 +1115,7 @@ class Info(Metric[InfoChild]):
     is exposed as ``build_info{version="1.2.3",commit="abc123"} 1``.
     """
 
-    type = "info"
+    metric_type = "info"
     child_class = InfoChild
 
     @staticmethod
@@ -1107,10 +1129,9 @@ class Info(Metric[InfoChild]):
     def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
         name = f"{self.definition.name}_info"
         for labels, info in series:
-            merged = labels
-            for k, v in info.items():
-                merged = merged.with_label(k, v)
-            out.append(Sample(name, merged, 1.0))
+            # Not with_label(): info values may change, and its results are kept.
+            merged = LabelSet((*labels, *info), (*labels.values(), *info.values()))
+            out.append(_sample(Sample, (name, merged, 1.0, None, None)))
 
 
 class Enum(Metric[EnumChild]):
@@ -1123,7 +1144,7 @@ class Enum(Metric[EnumChild]):
     metric's own name, with value 1 for the current state and 0 for the others.
     """
 
-    type = "stateset"
+    metric_type = "stateset"
     child_class = EnumChild
 
     def __init__(
@@ -1174,4 +1195,5 @@ class Enum(Metric[EnumChild]):
         states = self.definition.states
         for labels, current in series:
             for s in states:
-                out.append(Sample(name, labels.with_label(name, s), 1.0 if s == current else 0.0))
+                value = 1.0 if s == current else 0.0
+                out.append(_sample(Sample, (name, labels.with_label(name, s), value, None, None)))

@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from pytheus.exceptions import MetricDefinitionError
 
 __all__ = [
-    "METRIC_NAME_RE",
     "LABEL_NAME_RE",
-    "validate_metric_name",
+    "METRIC_NAME_RE",
     "validate_label_name",
     "validate_label_names",
+    "validate_metric_name",
 ]
 
 METRIC_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")

@@ -5,6 +5,7 @@ them directly::
 
     from pytheus.samples import MetricFamily
 
+
     class QueueCollector:
         def collect(self):
             family = MetricFamily("jobs_queued", "gauge", "Jobs waiting in each queue.")
@@ -75,15 +76,17 @@ class LabelSet(Mapping[str, str]):
     is what keeps exposition fast.
     """
 
-    __slots__ = ("_names", "_values", "text")
+    __slots__ = ("_names", "_values", "text", "_derived")
 
     _names: tuple[str, ...]
     _values: tuple[str, ...]
     text: str
+    _derived: dict[tuple[str, str], LabelSet] | None
 
     def __init__(self, names: tuple[str, ...] = (), values: tuple[str, ...] = ()) -> None:
         self._names = names
         self._values = values
+        self._derived = None
         self.text = ",".join(
             f'{n}="{escape_label_value(v)}"' for n, v in zip(names, values, strict=True)
         )
@@ -98,12 +101,25 @@ class LabelSet(Mapping[str, str]):
         return cls(tuple(labels), tuple(str(v) for v in labels.values()))
 
     def with_label(self, name: str, value: str) -> LabelSet:
-        """Return a new LabelSet with one more label appended (``le``, ``quantile``, ...)."""
+        """Return this LabelSet with one more label appended (``le``, ``quantile``, ...).
+
+        Results are kept, so a histogram's bucket labels are built once per series, not
+        once per scrape.
+        """
+        derived = self._derived
+        if derived is None:
+            derived = self._derived = {}
+        try:
+            return derived[name, value]
+        except KeyError:
+            pass
         new = LabelSet.__new__(LabelSet)
         new._names = (*self._names, name)
         new._values = (*self._values, value)
+        new._derived = None
         extra = f'{name}="{escape_label_value(value)}"'
         new.text = f"{self.text},{extra}" if self.text else extra
+        derived[name, value] = new
         return new
 
     @property
@@ -176,9 +192,7 @@ class MetricFamily:
         unit: str = "",
     ) -> None:
         if type not in METRIC_TYPES:
-            raise ValueError(
-                f"Unknown metric type {type!r}; use one of {sorted(METRIC_TYPES)}."
-            )
+            raise ValueError(f"Unknown metric type {type!r}; use one of {sorted(METRIC_TYPES)}.")
         if type == "counter" and name.endswith("_total"):
             name = name[: -len("_total")]
         self.name = name
