@@ -34,10 +34,16 @@ if [ ! -e "$policy" ]; then
 fi
 
 echo "install-system-deps: installing ${packages[*]}"
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${packages[@]}" >/dev/null
+log=$(mktemp)
+if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "${packages[@]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "install-system-deps: apt-get failed (log above)." >&2
+    exit 1
+fi
+rm -f "$log"
 
 # Where systemd runs, also keep the services from starting at the next boot.
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
