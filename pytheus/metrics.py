@@ -844,7 +844,10 @@ class Counter(Metric[CounterChild]):
 
     @staticmethod
     def _family_name(name: str) -> str:
-        return name.removesuffix("_total") or name
+        # Every trailing _total goes: "x_total_total" must not expose x_total_total.
+        while name.endswith("_total") and name != "_total":
+            name = name.removesuffix("_total")
+        return name
 
     def inc(self, amount: float = 1.0, exemplar: Mapping[str, str] | None = None) -> None:
         """Add ``amount`` (>= 0) to the counter."""

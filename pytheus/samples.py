@@ -193,7 +193,7 @@ class MetricFamily:
     ) -> None:
         if type not in METRIC_TYPES:
             raise ValueError(f"Unknown metric type {type!r}; use one of {sorted(METRIC_TYPES)}.")
-        if type == "counter" and name.endswith("_total"):
+        if type == "counter" and name.endswith("_total") and name != "_total":
             name = name[: -len("_total")]
         self.name = name
         self.type = type
