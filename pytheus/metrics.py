@@ -623,6 +623,11 @@ class Metric(Generic[ChildT]):
             defaults[k] = _label_value(v)
         name = self._family_name(name)
         if unit:
+            if self.metric_type in ("info", "stateset"):
+                raise MetricDefinitionError(
+                    f"{name!r} cannot have unit {unit!r}: OpenMetrics allows no unit on "
+                    f"{self.metric_type} metrics; remove unit=."
+                )
             validate_label_name(unit)
             if not name.endswith(f"_{unit}"):
                 name = f"{name}_{unit}"
