@@ -1,0 +1,376 @@
+"""Side-by-side timing: rows of one operation done by each contender, interleaved.
+
+A *section* is a table (for example "In-process (single process)") built from *rows*.
+A row names one operation and says how each side does it: ``theirs`` (the peer the
+section compares against, such as prometheus_client) and ``ours``, each a factory
+returning a :class:`Case`, the statement to time and the objects it uses::
+
+    Row(
+        key="counter_inc",
+        label="`Counter.inc()`, no labels",
+        unit="ns",
+        theirs=lambda: Case("c.inc()", {"c": prometheus_client.Counter(...)}),
+        ours=lambda: Case("c.inc()", {"c": pytheus.metrics.Counter(...)}),
+        target=0.8,
+    )
+
+Each side is calibrated to batches of about ``batch_seconds``; then, round after round,
+one batch of each side runs in turn (the side that goes first rotates), so that whatever
+the machine does meanwhile (other processes, frequency changes) hits every side alike.
+Figures are medians over the rounds. The ratio is the median of the per-round ratios
+``ours / theirs``: each pairs batches run back to back, so a slow spell of the machine
+cancels out of it, where it would not out of the quotient of two medians taken from
+different rounds. The quartiles of the per-round ratios say how far to trust it.
+
+*External columns* (:class:`External`) time rows in another process, such as the original
+pytheus 0.6.1, which has our import name and so lives in a virtualenv of its own; their
+batches are interleaved with the local ones in the same rounds.
+
+Timing is :mod:`timeit`'s, with its usual choice: the garbage collector is off inside a
+batch, for every side alike. This module uses the standard library only, because the
+worker that times the original pytheus imports it inside that other virtualenv.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import statistics
+import sys
+import timeit
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+__all__ = [
+    "Case",
+    "Contender",
+    "External",
+    "LocalContender",
+    "Row",
+    "RowResult",
+    "Section",
+    "SectionResult",
+    "Settings",
+    "format_figure",
+    "render_table",
+    "run_section",
+]
+
+Unit = Literal["ns", "us", "ms", "s"]
+_PER_SECOND: dict[str, float] = {"ns": 1e9, "us": 1e6, "ms": 1e3, "s": 1.0}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How long to measure: ``rounds`` interleaved batches of ``batch_seconds`` per side."""
+
+    rounds: int = 11
+    batch_seconds: float = 0.05
+    quick: bool = False
+
+
+@dataclass(frozen=True)
+class Case:
+    """One side of a row: ``stmt`` runs with the names of ``namespace`` as local variables.
+
+    ``before``/``after`` run around every batch, outside the timed part (for a switch
+    such as prometheus_client's ``disable_created_metrics()`` that must not leak into
+    the other rows).
+    """
+
+    stmt: str
+    namespace: Mapping[str, Any] = field(default_factory=dict)
+    before: Callable[[], object] | None = None
+    after: Callable[[], object] | None = None
+
+    def timer(self) -> timeit.Timer:
+        # Locals, not globals: the timed loop then reads them as cheaply as real code does.
+        setup = "\n".join(f"{name} = _ns[{name!r}]" for name in self.namespace) or "pass"
+        return timeit.Timer(self.stmt, setup, globals={"_ns": dict(self.namespace)})
+
+
+class Contender(Protocol):
+    """A side of a row, ready to time batches; see :class:`LocalContender`."""
+
+    def batch(self) -> float:
+        """Run one batch; return the seconds per operation."""
+        ...
+
+    def release(self) -> None:
+        """Drop the objects of the case (the row is done)."""
+        ...
+
+
+class LocalContender:
+    """A :class:`Case` timed in this process, calibrated to batches of about ``seconds``."""
+
+    def __init__(self, case: Case, seconds: float) -> None:
+        self._case: Case | None = case
+        self._timer = case.timer()
+        self.number = self._calibrate(seconds)
+
+    def _run(self, number: int) -> float:
+        case = self._case
+        assert case is not None, "released"
+        if case.before is not None:
+            case.before()
+        try:
+            return self._timer.timeit(number)
+        finally:
+            if case.after is not None:
+                case.after()
+
+    def _calibrate(self, seconds: float) -> int:
+        # Grow tenfold until a batch takes a tenth of the goal, then scale to the goal.
+        # The growing runs double as a warm-up (caches, lazily created objects).
+        number = 1
+        while True:
+            elapsed = self._run(number)
+            if elapsed >= seconds / 10 or number >= 10**8:
+                break
+            number *= 10
+        return max(1, math.ceil(number * seconds / max(elapsed, 1e-9)))
+
+    def batch(self) -> float:
+        return self._run(self.number) / self.number
+
+    def release(self) -> None:
+        self._case = None
+        del self._timer
+
+
+class External(Protocol):
+    """A column timed in another process (e.g. the original pytheus in its own venv)."""
+
+    name: str
+
+    def prepare(self, row: Row, settings: Settings) -> Contender | None:
+        """A contender for ``row``, or None when this column does not support it."""
+        ...
+
+
+@dataclass(frozen=True)
+class Row:
+    """One operation of a section's table.
+
+    ``target`` is the largest passing ratio ours/theirs; None makes the row informational.
+    ``params`` are handed to external columns, which build their own case from ``key``.
+    """
+
+    key: str
+    label: str
+    unit: Unit
+    theirs: Callable[[], Case]
+    ours: Callable[[], Case]
+    target: float | None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass
+class RowResult:
+    """Seconds per operation, one figure per round and side."""
+
+    row: Row
+    theirs: list[float]
+    ours: list[float]
+    external: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        """The median of the per-round ratios ours/theirs."""
+        return statistics.median(self.round_ratios)
+
+    @property
+    def round_ratios(self) -> list[float]:
+        return [o / t for o, t in zip(self.ours, self.theirs, strict=True)]
+
+    @property
+    def ratio_spread(self) -> tuple[float, float]:
+        """The quartiles (25 % and 75 %) of the per-round ratios."""
+        ratios = self.round_ratios
+        if len(ratios) < 2:
+            return ratios[0], ratios[0]
+        q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+        return q1, q3
+
+    @property
+    def passed(self) -> bool | None:
+        target = self.row.target
+        return None if target is None else self.ratio <= target
+
+    def as_dict(self) -> dict[str, Any]:
+        scale = _PER_SECOND[self.row.unit]
+        q1, q3 = self.ratio_spread
+        return {
+            "key": self.row.key,
+            "label": self.row.label,
+            "unit": self.row.unit,
+            "theirs": statistics.median(self.theirs) * scale,
+            "ours": statistics.median(self.ours) * scale,
+            "external": {
+                name: statistics.median(values) * scale for name, values in self.external.items()
+            },
+            "external_ratio": {
+                name: statistics.median(e / t for e, t in zip(values, self.theirs, strict=True))
+                for name, values in self.external.items()
+            },
+            "ratio": self.ratio,
+            "ratio_q1": q1,
+            "ratio_q3": q3,
+            "target": self.row.target,
+            "passed": self.passed,
+            "rounds": len(self.ours),
+            "note": self.row.note,
+            "per_round": {
+                "theirs": [v * scale for v in self.theirs],
+                "ours": [v * scale for v in self.ours],
+                **{name: [v * scale for v in values] for name, values in self.external.items()},
+            },
+        }
+
+
+@dataclass(frozen=True)
+class Section:
+    """A table: its rows are built on demand (``build``), so sizes can follow settings."""
+
+    key: str
+    title: str
+    theirs_name: str
+    build: Callable[[Settings], Sequence[Row]]
+    ours_name: str = "pytheus (ours)"
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class SectionResult:
+    section: Section
+    rows: list[RowResult]
+    external_names: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.section.key,
+            "title": self.section.title,
+            "theirs": self.section.theirs_name,
+            "ours": self.section.ours_name,
+            "external": self.external_names,
+            "rows": [r.as_dict() for r in self.rows],
+        }
+
+
+def _rotations(n: int, rounds: int) -> Iterator[list[int]]:
+    order = list(range(n))
+    for r in range(rounds):
+        k = r % n
+        yield order[k:] + order[:k]
+
+
+def measure_row(row: Row, settings: Settings, externals: Sequence[External]) -> RowResult:
+    """Time one row: every side once per round, the first side rotating each round."""
+    names = ["theirs", "ours"]
+    contenders: list[Contender] = [
+        LocalContender(row.theirs(), settings.batch_seconds),
+        LocalContender(row.ours(), settings.batch_seconds),
+    ]
+    for ext in externals:
+        contender = ext.prepare(row, settings)
+        if contender is not None:
+            names.append(ext.name)
+            contenders.append(contender)
+    figures: list[list[float]] = [[] for _ in contenders]
+    try:
+        for order in _rotations(len(contenders), settings.rounds):
+            for i in order:
+                figures[i].append(contenders[i].batch())
+    finally:
+        for c in contenders:
+            c.release()
+        # The next row starts from a clean heap whatever this one left behind.
+        gc.collect()
+    return RowResult(row, figures[0], figures[1], dict(zip(names[2:], figures[2:], strict=True)))
+
+
+def run_section(
+    section: Section,
+    settings: Settings,
+    externals: Sequence[External] = (),
+    progress: Callable[[str], object] | None = None,
+) -> SectionResult:
+    """Measure every row of ``section``; ``progress`` is told which row is next."""
+    results = []
+    for row in section.build(settings):
+        if progress is not None:
+            progress(f"{section.key}: {row.label}")
+        results.append(measure_row(row, settings, externals))
+    names = [e.name for e in externals if any(e.name in r.external for r in results)]
+    return SectionResult(section, results, names)
+
+
+def format_figure(seconds: float, unit: str) -> str:
+    """``1201 ns`` as ``1,201 ns``; ``0.1349 s`` in ms as ``134.9 ms``."""
+    value = seconds * _PER_SECOND[unit]
+    if value >= 100 or unit == "ns":
+        return f"{value:,.0f} {unit}"
+    if value >= 10:
+        return f"{value:,.1f} {unit}"
+    return f"{value:,.2f} {unit}"
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def render_table(result: SectionResult) -> str:
+    """The section as a Markdown table, ready for a terminal or the README."""
+    section = result.section
+    header = ["operation", section.theirs_name, *result.external_names, section.ours_name]
+    header += ["ratio (ours/theirs)", "target", "result", "ratio quartiles"]
+    lines = [header]
+    for r in result.rows:
+        unit = r.row.unit
+        external = [
+            format_figure(statistics.median(r.external[name]), unit) if name in r.external else "-"
+            for name in result.external_names
+        ]
+        target = "-" if r.row.target is None else f"<= {r.row.target:g}x"
+        verdict = {True: "PASS", False: "FAIL", None: "info"}[r.passed]
+        q1, q3 = r.ratio_spread
+        lines.append(
+            [
+                r.row.label,
+                format_figure(statistics.median(r.theirs), unit),
+                *external,
+                format_figure(statistics.median(r.ours), unit),
+                _ratio(r.ratio),
+                target,
+                verdict,
+                f"{q1:.2f}-{q3:.2f}",
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    numeric = range(1, len(header) - 1)
+
+    def fmt(cells: list[str]) -> str:
+        padded = [
+            c.rjust(w) if i in numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join(
+        "-" * (w + 1) + ":" if i in numeric else "-" * (w + 2) for i, w in enumerate(widths)
+    )
+    out = [f"## {section.title}", "", fmt(lines[0]), rule + "|"]
+    out += [fmt(cells) for cells in lines[1:]]
+    notes = [r.row.note for r in result.rows if r.row.note] + list(section.notes)
+    if notes:
+        out.append("")
+        out += [f"- {n}" for n in notes]
+    return "\n".join(out)
+
+
+def eprint(*args: object) -> None:
+    """Progress goes to stderr, so that stdout holds only the tables."""
+    print(*args, file=sys.stderr, flush=True)
