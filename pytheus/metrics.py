@@ -38,6 +38,7 @@ import math
 import random
 import threading
 import time
+import weakref
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -649,6 +650,9 @@ class Metric(Generic[ChildT]):
         # Results of labels() keyed by the items exactly as the caller passed them;
         # only str values are cached, so 1, 1.0 and True never share an entry.
         self._cache: dict[tuple[tuple[str, Any], ...], Any] = {}
+        # Partial views handed out by labels(): remove() and clear() empty their caches
+        # too, or a kept view would go on returning a forgotten child.
+        self._views: weakref.WeakSet[Metric[ChildT]] = weakref.WeakSet()
         self._bound: dict[str, str] = defaults
         self._root: Metric[ChildT] = self
 
@@ -733,6 +737,8 @@ class Metric(Generic[ChildT]):
         view._bound = bound
         view._cache = {}
         view._bind_hot_methods()
+        with self._root._lock:
+            self._root._views.add(view)
         return view
 
     def _child(self, values: tuple[str, ...]) -> ChildT:
@@ -784,6 +790,8 @@ class Metric(Generic[ChildT]):
         with root._lock:
             root._children.pop(child.labelset.values_tuple, None)
             root._cache.clear()
+            for view in root._views:
+                view._cache.clear()
         self._cache.clear()
         root._bind_hot_methods()
         if self is not root:
@@ -795,6 +803,8 @@ class Metric(Generic[ChildT]):
         with root._lock:
             root._children.clear()
             root._cache.clear()
+            for view in root._views:
+                view._cache.clear()
         self._cache.clear()
         root._bind_hot_methods()
         if self is not root:
