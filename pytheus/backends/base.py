@@ -15,7 +15,7 @@ by :func:`pytheus.backends.load_backend`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -39,11 +39,20 @@ class Backend(Protocol):
         not do network I/O: definitions happen at import time.
         """
 
-    def collect(self, metrics: Sequence[Metric[Any]]) -> Iterable[MetricFamily]:
+    def collect(
+        self,
+        metrics: Sequence[Metric[Any]],
+        *,
+        names: Collection[str] | None = None,
+        include_remote: bool = False,
+    ) -> Iterable[MetricFamily]:
         """Yield the families of ``metrics`` for one scrape.
 
-        Raise :class:`~pytheus.exceptions.BackendUnavailableError` when the values
-        cannot be read; never return made-up values instead.
+        With ``include_remote`` (set when the global registry is collected), also yield
+        the families of metrics that only other processes defined, keeping those that
+        produce one of ``names`` when it is given. Raise
+        :class:`~pytheus.exceptions.BackendUnavailableError` when the values cannot be
+        read; never return made-up values instead.
         """
         ...
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytheus.exceptions import ConfigurationError
@@ -32,8 +32,14 @@ class MemoryBackend:
     def register_metric(self, metric: Metric[Any]) -> None:
         """Nothing to do: values stay in the metric objects."""
 
-    def collect(self, metrics: Sequence[Metric[Any]]) -> Iterator[MetricFamily]:
-        """Read each metric's local values."""
+    def collect(
+        self,
+        metrics: Sequence[Metric[Any]],
+        *,
+        names: Collection[str] | None = None,
+        include_remote: bool = False,
+    ) -> Iterator[MetricFamily]:
+        """Read each metric's local values (there are no other processes to read)."""
         for metric in metrics:
             yield metric.local_family()
 

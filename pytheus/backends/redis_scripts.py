@@ -1,0 +1,174 @@
+"""The Lua scripts that the Redis backend runs server-side.
+
+Scripts run atomically in Redis, which gives the backend its guarantees: a flush is
+applied whole or not at all, at most once per (process, sequence number), and a scrape
+reads every metric in one consistent snapshot (a histogram's buckets, sum and count
+can never disagree).
+
+Keys, under a configurable prefix ``P``:
+
+``P:defs``            hash: metric name -> canonical JSON definition (without help)
+``P:help``            hash: metric name -> help text (the latest definition's)
+``P:v:<name>``        hash: the values of one metric (fields below)
+``P:procs``           sorted set: live process id -> time of its last flush
+``P:dead``            sorted set: reaped process id -> time it was reaped
+``P:seq``             hash: process id -> last applied flush sequence number
+``P:pg:<process>``    set: the per-process gauge fields a process wrote, for reaping
+
+Fields of ``P:v:<name>`` start with the series key ``k``, the JSON list of label
+values ordered by label name, so every process spells a label set the same way:
+``k`` (counter value, info JSON, enum state), ``k\\0<i>`` (histogram bucket i, not
+cumulative), ``k\\0s`` (sum), ``k\\0c`` (summary count), ``k\\0p\\0<process>`` and
+``k\\0t\\0<process>`` (a process's gauge value and when it was set), ``k\\0r`` and
+``k\\0rt`` (gauge values of reaped processes, folded by the gauge's mode).
+"""
+
+from __future__ import annotations
+
+__all__ = ["FLUSH", "READ"]
+
+# Shared by both scripts: fold the gauges of processes whose last flush is older than
+# the timeout into the "retired" fields (by mode), drop their per-process fields, and
+# forget sequence numbers long after, when no retry of theirs can still arrive.
+_REAP = r"""
+local function reap_procs(P, now, procs)
+  for _, proc in ipairs(procs) do
+    local fields = redis.call('SMEMBERS', P .. ':pg:' .. proc)
+    for _, entry in ipairs(fields) do
+      local sep = string.find(entry, '\0', 1, true)
+      local name = string.sub(entry, 1, sep - 1)
+      local key = string.sub(entry, sep + 1)
+      local vkey = P .. ':v:' .. name
+      local value = redis.call('HGET', vkey, key .. '\0p\0' .. proc)
+      local set_at = redis.call('HGET', vkey, key .. '\0t\0' .. proc)
+      local def = redis.call('HGET', P .. ':defs', name)
+      local mode = 'livesum'
+      if def then mode = cjson.decode(def)['multiprocess_mode'] or 'livesum' end
+      if value then
+        local retired = redis.call('HGET', vkey, key .. '\0r')
+        local v = tonumber(value)
+        if mode == 'sum' then
+          redis.call('HINCRBYFLOAT', vkey, key .. '\0r', value)
+        elseif mode == 'max' then
+          if not retired or v > tonumber(retired) then
+            redis.call('HSET', vkey, key .. '\0r', value)
+          end
+        elseif mode == 'min' then
+          if not retired or v < tonumber(retired) then
+            redis.call('HSET', vkey, key .. '\0r', value)
+          end
+        elseif mode == 'mostrecent' then
+          local retired_at = redis.call('HGET', vkey, key .. '\0rt')
+          if set_at and (not retired_at or tonumber(set_at) >= tonumber(retired_at)) then
+            redis.call('HSET', vkey, key .. '\0r', value, key .. '\0rt', set_at)
+          end
+        end
+      end
+      redis.call('HDEL', vkey, key .. '\0p\0' .. proc, key .. '\0t\0' .. proc)
+    end
+    redis.call('DEL', P .. ':pg:' .. proc)
+    redis.call('ZREM', P .. ':procs', proc)
+    redis.call('ZADD', P .. ':dead', now, proc)
+  end
+end
+
+local function reap(P, now, timeout, retention, limit)
+  reap_procs(P, now, redis.call('ZRANGEBYSCORE', P .. ':procs', '-inf', now - timeout,
+                                'LIMIT', 0, limit))
+  local old = redis.call('ZRANGEBYSCORE', P .. ':dead', '-inf', now - retention,
+                         'LIMIT', 0, limit)
+  for _, proc in ipairs(old) do
+    redis.call('HDEL', P .. ':seq', proc)
+    redis.call('ZREM', P .. ':dead', proc)
+  end
+end
+"""
+
+#: ARGV: prefix, process id, sequence number, process timeout, seq retention,
+#: exiting ("1" to reap this process right away), payload JSON
+#: ``{"d": {name: definition}, "h": {name: help}, "c": [[name, field, delta]],
+#: "g": [[name, series key, value]], "s": [[name, field, value]]}``.
+#: Returns ``{applied, reaped, conflicts}``: applied is 0 for a duplicate (already applied)
+#: flush, reaped is 1 when this process had been reaped (it must write its gauges again),
+#: conflicts alternates metric names whose definition differs from the stored one (their
+#: values were not written) with the stored definition.
+FLUSH = (
+    _REAP
+    + r"""
+local P, proc, seq = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local timeout, retention = tonumber(ARGV[4]), tonumber(ARGV[5])
+local exiting = ARGV[6] == '1'
+local payload = cjson.decode(ARGV[7])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+
+local was_reaped = 0
+if redis.call('ZSCORE', P .. ':dead', proc) then
+  was_reaped = 1
+  redis.call('ZREM', P .. ':dead', proc)
+end
+local last = redis.call('HGET', P .. ':seq', proc)
+if last and tonumber(last) >= seq then
+  return {0, was_reaped, {}}
+end
+
+-- Check every definition before writing anything: a script that fails halfway would
+-- leave half a flush behind, since Redis does not roll scripts back.
+local conflicts, skip = {}, {}
+for name, def in pairs(payload['d']) do
+  local stored = redis.call('HGET', P .. ':defs', name)
+  if stored and stored ~= def then
+    skip[name] = true
+    conflicts[#conflicts + 1] = name
+    conflicts[#conflicts + 1] = stored
+  elseif not stored then
+    redis.call('HSET', P .. ':defs', name, def)
+  end
+end
+for name, help in pairs(payload['h']) do
+  if not skip[name] then redis.call('HSET', P .. ':help', name, help) end
+end
+
+for _, op in ipairs(payload['c']) do
+  if not skip[op[1]] then
+    redis.call('HINCRBYFLOAT', P .. ':v:' .. op[1], op[2], op[3])
+  end
+end
+for _, op in ipairs(payload['g']) do
+  if not skip[op[1]] then
+    local vkey = P .. ':v:' .. op[1]
+    redis.call('HSET', vkey, op[2] .. '\0p\0' .. proc, op[3], op[2] .. '\0t\0' .. proc, now)
+    redis.call('SADD', P .. ':pg:' .. proc, op[1] .. '\0' .. op[2])
+  end
+end
+for _, op in ipairs(payload['s']) do
+  if not skip[op[1]] then
+    redis.call('HSET', P .. ':v:' .. op[1], op[2], op[3])
+  end
+end
+
+redis.call('HSET', P .. ':seq', proc, seq)
+if exiting then
+  reap_procs(P, now, {proc})
+else
+  redis.call('ZADD', P .. ':procs', now, proc)
+end
+reap(P, now, timeout, retention, 100)
+return {1, was_reaped, conflicts}
+"""
+)
+
+#: ARGV: prefix, process timeout. Returns ``{now, defs, live processes, help, values...}``
+#: with one HGETALL reply per definition, in the order of ``defs``.
+READ = r"""
+local P, timeout = ARGV[1], tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local defs = redis.call('HGETALL', P .. ':defs')
+local live = redis.call('ZRANGEBYSCORE', P .. ':procs', now - timeout, '+inf')
+local out = {tostring(now), defs, live, redis.call('HGETALL', P .. ':help')}
+for i = 1, #defs, 2 do
+  out[#out + 1] = redis.call('HGETALL', P .. ':v:' .. defs[i])
+end
+return out
+"""
