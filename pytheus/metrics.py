@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BUCKETS",
     "GAUGE_MODES",
+    "METRIC_CLASSES",
     "Counter",
     "CounterChild",
     "Enum",
@@ -666,6 +667,16 @@ class Metric(Generic[ChildT]):
             raise
         self._bind_hot_methods()
 
+    @staticmethod
+    def detached(definition: MetricDefinition) -> Metric[Any]:
+        """A metric that only builds families for ``definition``; it records nothing.
+
+        Multi-process backends use it for metrics that another process defined.
+        """
+        metric: Metric[Any] = object.__new__(METRIC_CLASSES[definition.type])
+        metric.definition = definition
+        return metric
+
     # ---- naming
 
     @staticmethod
@@ -872,7 +883,15 @@ class Counter(Metric[CounterChild]):
         self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
     ) -> _Instrument:
         """Count exceptions raised in a ``with`` block or a decorated function."""
-        return self._default_child().count_exceptions(exception)
+        # The child is looked up at each use, not here: clear() replaces it, and a
+        # decorator applied at import time must follow. Missing labels still fail here.
+        self._default_child()
+
+        def stop(_token: object, exc: BaseException | None) -> None:
+            if exc is not None and isinstance(exc, exception):
+                self._default_child().inc()
+
+        return _Instrument(lambda: None, stop)
 
     def local_family(self) -> MetricFamily:
         # The in-memory scrape of the most common type, without intermediate snapshots.
@@ -954,11 +973,24 @@ class Gauge(Metric[GaugeChild]):
 
     def track_inprogress(self) -> _Instrument:
         """Count the blocks or calls in progress; exception-safe."""
-        return self._default_child().track_inprogress()
+        # The child is looked up at each use, not here: clear() replaces it, and a
+        # decorator applied at import time must follow. Missing labels still fail here.
+        self._default_child()
+
+        def start() -> GaugeChild:
+            child = self._default_child()
+            child.inc()
+            return child
+
+        return _Instrument(start, lambda child, _exc: child.dec())
 
     def time(self) -> _Instrument:
         """Set to the duration of a block or decorated function."""
-        return self._default_child().time()
+        self._default_child()  # as in track_inprogress()
+        return _Instrument(
+            time.perf_counter,
+            lambda start, _exc: self._default_child().set(time.perf_counter() - start),
+        )
 
 
 def _check_buckets(name: str, buckets: Iterable[float]) -> tuple[float, ...]:
@@ -1013,7 +1045,6 @@ class Histogram(Metric[HistogramChild]):
             unit=unit,
             _definition_extra={"buckets": _check_buckets(name, buckets)},
         )
-        self._le = tuple(format_float(b) for b in self.definition.buckets)
 
     def observe(self, value: float, exemplar: Mapping[str, str] | None = None) -> None:
         """Record one observation."""
@@ -1021,12 +1052,16 @@ class Histogram(Metric[HistogramChild]):
 
     def time(self) -> _Instrument:
         """Observe the duration of a block or decorated function."""
-        return self._default_child().time()
+        self._default_child()  # as in Gauge.track_inprogress()
+        return _Instrument(
+            time.perf_counter,
+            lambda start, _exc: self._default_child().observe(time.perf_counter() - start),
+        )
 
     def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
         name = self.definition.name
         bucket, total, count = f"{name}_bucket", f"{name}_sum", f"{name}_count"
-        le = self._le
+        le = [format_float(b) for b in self.definition.buckets]
         for labels, (counts, sum_, exemplars) in series:
             cumulative = 0.0
             for i, c in enumerate(counts):
@@ -1111,7 +1146,11 @@ class Summary(Metric[SummaryChild]):
 
     def time(self) -> _Instrument:
         """Observe the duration of a block or decorated function."""
-        return self._default_child().time()
+        self._default_child()  # as in Gauge.track_inprogress()
+        return _Instrument(
+            time.perf_counter,
+            lambda start, _exc: self._default_child().observe(time.perf_counter() - start),
+        )
 
     def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
         name = self.definition.name
@@ -1215,3 +1254,9 @@ class Enum(Metric[EnumChild]):
             for s in states:
                 value = 1.0 if s == current else 0.0
                 out.append(_sample(Sample, (name, labels.with_label(name, s), value, None, None)))
+
+
+#: The metric class for each ``MetricDefinition.type``.
+METRIC_CLASSES: dict[str, type[Metric[Any]]] = {
+    cls.metric_type: cls for cls in (Counter, Gauge, Histogram, Summary, Info, Enum)
+}

@@ -149,8 +149,10 @@ class CollectorRegistry:
             wanted = set(names)
             items = [(c, n) for c, n in items if not wanted.isdisjoint(n)]
         metrics = [c for c, _ in items if isinstance(c, Metric)]
-        if metrics:
-            yield from get_backend().collect(metrics)
+        # Only the global registry shows metrics that other processes defined.
+        include_remote = self is get_registry()
+        if metrics or include_remote:
+            yield from get_backend().collect(metrics, names=names, include_remote=include_remote)
         for collector, _ in items:
             if isinstance(collector, Metric):
                 continue
