@@ -1,0 +1,47 @@
+"""Core fixtures: every test gets its own registry and in-memory backend.
+
+Metrics register themselves in the global ``REGISTRY`` proxy, and the active backend is
+process-wide; both are replaced for the duration of each test, so no test sees another's
+metrics or backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from pytheus.backends import ENV_CLASS, ENV_CONFIG, MemoryBackend, get_backend, load_backend
+from pytheus.registry import CollectorRegistry, Registry, get_registry, set_registry
+from tests.core.helpers import Parsed, scrape
+
+
+@pytest.fixture(autouse=True)
+def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[CollectorRegistry]:
+    """A fresh, empty registry installed as ``REGISTRY`` and a fresh in-memory backend."""
+    monkeypatch.delenv(ENV_CLASS, raising=False)
+    monkeypatch.delenv(ENV_CONFIG, raising=False)
+    previous = get_registry()
+    fresh = CollectorRegistry()
+    set_registry(fresh)
+    load_backend()
+    assert isinstance(get_backend(), MemoryBackend)
+    try:
+        yield fresh
+    finally:
+        set_registry(previous)
+        load_backend(MemoryBackend)
+
+
+@pytest.fixture
+def exposition() -> Callable[..., tuple[Parsed, Parsed]]:
+    """Render a registry in both formats, check with promtool and both parsers, parse.
+
+    ``exposition()`` scrapes the test's registry; ``exposition(other)`` another one.
+    Returns ``(text, openmetrics)`` as :class:`~tests.core.helpers.Parsed`.
+    """
+
+    def check(registry: Registry | None = None, *, lint: bool = True) -> tuple[Parsed, Parsed]:
+        return scrape(registry, lint=lint)
+
+    return check
