@@ -1,0 +1,275 @@
+"""Exposition: format negotiation, gzip, name[] filtering, escaping, grouping, numbers."""
+
+from __future__ import annotations
+
+import gzip
+import math
+import re
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from pytheus.exposition import (
+    OPENMETRICS_CONTENT_TYPE,
+    PROMETHEUS_CONTENT_TYPE,
+    choose_format,
+    expose,
+    generate_metrics,
+    generate_openmetrics,
+)
+from pytheus.metrics import Counter, Enum, Gauge, Histogram, Info, Summary
+from pytheus.registry import CollectorRegistry
+from pytheus.samples import Exemplar, MetricFamily
+from tests.core.helpers import Parsed, parse_openmetrics, parse_text
+
+Scrape = Callable[..., tuple[Parsed, Parsed]]
+
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
+def test_content_types() -> None:
+    assert PROMETHEUS_CONTENT_TYPE == "text/plain; version=0.0.4; charset=utf-8"
+    assert OPENMETRICS_CONTENT_TYPE == "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+
+@pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [
+        (PROMETHEUS_ACCEPT, OPENMETRICS_CONTENT_TYPE),
+        ("application/openmetrics-text; version=1.0.0; charset=utf-8", OPENMETRICS_CONTENT_TYPE),
+        ("application/openmetrics-text", OPENMETRICS_CONTENT_TYPE),
+        ("Application/OpenMetrics-Text;Version=1.0.0", OPENMETRICS_CONTENT_TYPE),
+        (
+            "text/plain;version=0.0.4;q=0.9,application/openmetrics-text;q=0.5",
+            PROMETHEUS_CONTENT_TYPE,
+        ),
+        ("application/openmetrics-text;version=2.0.0", PROMETHEUS_CONTENT_TYPE),
+        ("application/openmetrics-text;q=0", PROMETHEUS_CONTENT_TYPE),
+        ("text/plain", PROMETHEUS_CONTENT_TYPE),
+        ("text/plain;version=0.0.4", PROMETHEUS_CONTENT_TYPE),
+        ("*/*", PROMETHEUS_CONTENT_TYPE),
+        ("", PROMETHEUS_CONTENT_TYPE),
+        (None, PROMETHEUS_CONTENT_TYPE),
+        ("garbage;;;==,,;q=x", PROMETHEUS_CONTENT_TYPE),
+        ("application/json", PROMETHEUS_CONTENT_TYPE),
+        ("application/openmetrics-text;q=nan", PROMETHEUS_CONTENT_TYPE),
+        ("\x00\xff\u2028", PROMETHEUS_CONTENT_TYPE),
+    ],
+)
+def test_choose_format(accept: str | None, content_type: str) -> None:
+    render, chosen = choose_format(accept)
+    assert chosen == content_type
+    out = render([MetricFamily("g", "gauge", "H.").add(1)])
+    assert out.endswith("# EOF\n") == (content_type == OPENMETRICS_CONTENT_TYPE)
+
+
+def test_choose_format_with_huge_headers_is_bounded() -> None:
+    huge = "text/plain;q=0.1," * 200_000 + "application/openmetrics-text"
+    started = time.perf_counter()
+    for _ in range(10):
+        _, content_type = choose_format(huge)
+        _, content_type2 = choose_format("a" * 5_000_000)
+    assert time.perf_counter() - started < 2.0  # bounded, not proportional to the header
+    assert content_type == content_type2 == PROMETHEUS_CONTENT_TYPE
+
+
+def _populate() -> None:
+    Counter("requests", "Requests.", required_labels=["code"]).labels(code=200).inc(3)
+    h = Histogram("latency_seconds", "Latency.", buckets=[0.1, 1])
+    h.observe(0.05)
+    h.observe(5)
+    Gauge("temperature", "Temp.").set(21.5)
+    Summary("size_bytes", "Size.", quantiles=[0.5]).observe(10)
+    Info("build", "Build.").info({"version": "1"})
+    Enum("phase", "Phase.", states=["a", "b"])
+
+
+def test_expose_negotiates_and_gzips(registry: CollectorRegistry) -> None:
+    _populate()
+    plain = expose(registry)
+    assert plain.body.decode() == generate_metrics(registry)
+    assert plain.headers == {
+        "Content-Type": PROMETHEUS_CONTENT_TYPE,
+        "Vary": "Accept, Accept-Encoding",
+        "Content-Length": str(len(plain.body)),
+    }
+    om = expose(registry, accept=PROMETHEUS_ACCEPT, accept_encoding="gzip, deflate, br")
+    assert om.headers["Content-Type"] == OPENMETRICS_CONTENT_TYPE
+    assert om.headers["Content-Encoding"] == "gzip"
+    assert om.headers["Content-Length"] == str(len(om.body))
+    body = gzip.decompress(om.body).decode()
+    assert body == generate_openmetrics(registry)
+    parse_openmetrics(body)
+    for no_gzip in ("identity", "gzip;q=0", "deflate", "", None):
+        result = expose(registry, accept_encoding=no_gzip)
+        assert "Content-Encoding" not in result.headers
+        parse_text(result.body.decode())
+    assert "Content-Encoding" in expose(registry, accept_encoding="x-gzip").headers
+
+
+def test_gzip_is_deterministic(registry: CollectorRegistry) -> None:
+    Gauge("g", "H.").set(1)
+    a = expose(registry, accept_encoding="gzip").body
+    b = expose(registry, accept_encoding="gzip").body
+    assert a == b  # mtime=0: no timestamp in the gzip header
+
+
+@pytest.mark.parametrize(
+    ("names", "families"),
+    [
+        (["requests_total"], {"requests"}),
+        (["requests"], {"requests"}),
+        (["latency_seconds_bucket"], {"latency_seconds"}),
+        (["latency_seconds_count", "temperature"], {"latency_seconds", "temperature"}),
+        (["size_bytes_sum"], {"size_bytes"}),
+        (["build_info"], {"build"}),
+        (["phase"], {"phase"}),
+        (["jobs_queued"], {"jobs_queued"}),
+        (["nope"], set()),
+        ([], set()),
+    ],
+)
+def test_name_filter(registry: CollectorRegistry, names: list[str], families: set[str]) -> None:
+    _populate()
+
+    class Jobs:
+        def collect(self) -> Iterator[MetricFamily]:
+            yield MetricFamily("jobs_queued", "gauge", "H.").add(1)
+
+    registry.register(Jobs())
+    om = parse_openmetrics(generate_openmetrics(registry, names=names))
+    assert set(om.types) == families
+    text = parse_text(expose(registry, names=names).body.decode())
+    assert text.samples == om.samples
+
+
+def test_help_escaping_in_both_formats(exposition: Scrape) -> None:
+    help_text = 'Line one\nline "two" with a \\ backslash and \\n not a newline'
+    Gauge("g", help_text).set(1)
+    text, om = exposition()
+    assert (
+        '# HELP g Line one\\nline "two" with a \\\\ backslash and \\\\n not a newline\n'
+        in text.text
+    )
+    assert (
+        '# HELP g Line one\\nline \\"two\\" with a \\\\ backslash and \\\\n not a newline\n'
+        in om.text
+    )
+    assert text.helps["g"] == om.helps["g"] == help_text
+
+
+def test_label_value_escaping(exposition: Scrape) -> None:
+    value = 'quote " backslash \\ newline \n tab \t unicode ✓ 🚀'
+    Gauge("g", "H.", required_labels=["v"]).labels(v=value).set(1)
+    text, om = exposition()
+    assert 'g{v="quote \\" backslash \\\\ newline \\n tab \t unicode ✓ 🚀"} 1.0\n' in text.text
+    assert text.samples == om.samples == {("g", frozenset({("v", value)})): 1.0}
+
+
+def test_one_help_and_type_per_family_and_eof_last(registry: CollectorRegistry) -> None:
+    _populate()
+    g = Gauge("multi", "H.", required_labels=["a"])
+    for i in range(5):
+        g.labels(a=str(i)).set(i)
+    text = generate_metrics(registry)
+    om = generate_openmetrics(registry)
+    for body, prefix in ((text, ""), (om, "")):
+        helps = re.findall(r"^# HELP (\S+)", body, re.M)
+        types = re.findall(r"^# TYPE (\S+)", body, re.M)
+        assert len(helps) == len(set(helps)) == len(types) == len(set(types)) == 7, prefix
+    assert om.endswith("\n# EOF\n")
+    assert om.count("# EOF") == 1
+    assert "# EOF" not in text
+    assert text.endswith("\n")
+    # A family's lines are together: names never come back after another family.
+    seen: list[str] = []
+    for line in text.splitlines():
+        family = line.split()[2] if line.startswith("#") else re.split(r"[{ ]", line)[0]
+        family = re.sub(r"_(bucket|sum|count)$", "", family)
+        if not seen or seen[-1] != family:
+            assert family not in seen, family
+            seen.append(family)
+
+
+def test_type_before_samples_help_per_format(registry: CollectorRegistry) -> None:
+    Counter("c", "Counts.").inc()
+    assert (
+        generate_metrics(registry)
+        == "# HELP c_total Counts.\n# TYPE c_total counter\nc_total 1.0\n"
+    )
+    assert generate_openmetrics(registry) == (
+        "# TYPE c counter\n# HELP c Counts.\nc_total 1.0\n# EOF\n"
+    )
+
+
+def test_canonical_numbers(exposition: Scrape) -> None:
+    h = Histogram("h", "H.", buckets=[0.25, 1, 2.5, 10, 1e6])
+    h.observe(3)
+    g = Gauge("g", "H.", required_labels=["k"])
+    g.labels(k="inf").set(math.inf)
+    g.labels(k="-inf").set(-math.inf)
+    g.labels(k="int").set(3)
+    g.labels(k="tiny").set(1e-300)
+    g.labels(k="big").set(1.5e300)
+    text, om = exposition()
+    for body in (text.text, om.text):
+        les = re.findall(r'le="([^"]+)"', body)
+        assert les == ["0.25", "1.0", "2.5", "10.0", "1000000.0", "+Inf"]
+        assert 'g{k="inf"} +Inf\n' in body
+        assert 'g{k="-inf"} -Inf\n' in body
+        assert 'g{k="int"} 3.0\n' in body
+    for parsed in (text, om):
+        assert parsed.value("g", {"k": "tiny"}) == 1e-300
+        assert parsed.value("g", {"k": "big"}) == 1.5e300
+
+
+def test_timestamps_per_format(registry: CollectorRegistry, exposition: Scrape) -> None:
+    class Stamped:
+        def collect(self) -> Iterator[MetricFamily]:
+            family = MetricFamily("last_seen", "gauge", "H.")
+            family.add(1, {"a": "x"}, timestamp=1700000000.5)
+            yield family
+
+    registry.register(Stamped())
+    text, om = exposition()
+    assert 'last_seen{a="x"} 1.0 1700000000500\n' in text.text  # milliseconds
+    assert 'last_seen{a="x"} 1.0 1700000000.5\n' in om.text  # seconds
+    assert text.timestamps[("last_seen", frozenset({("a", "x")}))] == 1700000000.5
+    assert float(om.timestamps[("last_seen", frozenset({("a", "x")}))]) == 1700000000.5
+
+
+def test_custom_family_exemplar_and_unit(registry: CollectorRegistry, exposition: Scrape) -> None:
+    class Custom:
+        def collect(self) -> Iterator[MetricFamily]:
+            family = MetricFamily("bytes_sent_bytes", "counter", "H.", unit="bytes")
+            family.add(10, exemplar=Exemplar({"trace_id": "t1"}, 10.0, 1700000000.0))
+            yield family
+
+    registry.register(Custom())
+    text, om = exposition()
+    assert text.value("bytes_sent_bytes_total") == om.value("bytes_sent_bytes_total") == 10
+    assert om.units == {"bytes_sent_bytes": "bytes"}
+    exemplar = om.exemplars[("bytes_sent_bytes_total", frozenset())]
+    assert exemplar.labels == {"trace_id": "t1"}
+    assert "trace_id" not in text.text
+
+
+def test_unknown_type_is_untyped_in_text(registry: CollectorRegistry, exposition: Scrape) -> None:
+    class Legacy:
+        def collect(self) -> Iterator[MetricFamily]:
+            yield MetricFamily("legacy", "unknown", "H.").add(2)
+
+    registry.register(Legacy())
+    text, om = exposition()
+    assert "# TYPE legacy untyped\n" in text.text
+    assert "# TYPE legacy unknown\n" in om.text
+    assert text.value("legacy") == om.value("legacy") == 2.0
+
+
+def test_metric_family_refuses_unknown_types() -> None:
+    with pytest.raises(ValueError, match="'gaugehistogram'"):
+        MetricFamily("x", "gaugehistogram", "H.")
