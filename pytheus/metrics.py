@@ -259,7 +259,7 @@ class _Child:
     __slots__ = ("_lock", "labelset", "__weakref__")
 
     def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
-        self._lock = threading.Lock()
+        self._lock = metric.lock_factory()
         self.labelset = labelset
 
     def snapshot(self) -> Any:  # pragma: no cover - overridden
@@ -548,7 +548,12 @@ class InfoChild(_Child):
             except MetricDefinitionError as exc:
                 raise LabelError(f"Info key {k!r} cannot be a label: {exc}") from None
             info[k] = _label_value(v)
-        self._info = info
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._info = info
+        finally:
+            lock.release()
 
     def snapshot(self) -> dict[str, str]:
         """The current info."""
@@ -571,7 +576,12 @@ class EnumChild(_Child):
             raise InvalidValueError(
                 f"Unknown state {state!r}; this Enum's states are {list(self._states)}."
             )
-        self._state = state
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._state = state
+        finally:
+            lock.release()
 
     def snapshot(self) -> str:
         """The current state."""
@@ -593,6 +603,9 @@ class Metric(Generic[ChildT]):
     child_class: ClassVar[type[_Child]]
     hot_methods: ClassVar[tuple[str, ...]] = ()
     reserved_labels: ClassVar[frozenset[str]] = frozenset()
+    #: Makes each child's lock; a backend may replace it on a metric (the Redis
+    #: backend's write-through mode flushes when a child's lock is released).
+    lock_factory: Callable[[], Any] = threading.Lock
 
     definition: MetricDefinition
 

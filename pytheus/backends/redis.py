@@ -245,6 +245,29 @@ class _Payload:
         self.series = series
 
 
+class _WriteThroughLock:
+    """A series lock that flushes its backend when released: ``flush_interval=0``."""
+
+    __slots__ = ("_lock", "_backend")
+
+    def __init__(self, backend: MultiProcessRedisBackend) -> None:
+        self._lock = threading.Lock()
+        self._backend = backend
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+        self._backend._write_through()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 def _shadow_value(kind: str, snap: Any) -> Any:
     """The part of a snapshot that the next flush's deltas are computed from."""
     if kind == "counter":
@@ -262,8 +285,9 @@ class MultiProcessRedisBackend:
     Options (all optional): ``url`` (``redis://``, ``rediss://``, ``unix://``), or
     ``host`` (127.0.0.1), ``port`` (6379), ``db``, ``username``, ``password``; or a ready
     ``client`` (``redis.Redis``) or ``connection_pool``. ``prefix`` namespaces the keys
-    ("pytheus"), ``flush_interval`` is seconds between flushes (1.0; 0 flushes only on
-    scrape, at exit and on :meth:`flush`), ``process_timeout`` is how long a silent
+    ("pytheus"), ``flush_interval`` is seconds between flushes (1.0; 0 writes every
+    change through before the call returns: a round trip per operation, for scripts
+    and tests rather than web workers), ``process_timeout`` is how long a silent
     process counts as alive, ``socket_timeout`` and ``socket_connect_timeout`` bound
     every call, ``connection_options`` go to ``redis.Redis``.
     """
@@ -285,6 +309,9 @@ class MultiProcessRedisBackend:
         self._pending: _Payload | None = None
         self._conflicts: dict[str, str] = {}  # name -> the differing definition in Redis
         self._labelsets: dict[tuple[str, str], LabelSet] = {}
+        # Set while this thread reads series for a flush, so that the write-through
+        # locks released by those reads do not flush again.
+        self._flushing = threading.local()
         self._failing = False
         self._closed = False
         self._last_success = 0.0
@@ -334,6 +361,10 @@ class MultiProcessRedisBackend:
                 "name itself."
             )
         canonical = _canonical_definition(d)
+        if self.config.flush_interval <= 0:
+            metric.lock_factory = self._write_through_lock
+            for child in metric.children():
+                child._lock = self._write_through_lock()
         with self._flush_lock:
             stored = self._conflicts.get(d.name)
             if stored is not None and stored != canonical:
@@ -351,6 +382,18 @@ class MultiProcessRedisBackend:
         self._unsent_defs.add(name)
 
     # ------------------------------------------------------------------ flushing
+
+    def _write_through_lock(self) -> _WriteThroughLock:
+        return _WriteThroughLock(self)
+
+    def _write_through(self) -> None:
+        """Flush after a change (write-through mode), unless this is a flush's own read.
+
+        While Redis is failing, changes wait for the background thread instead: the
+        application must not wait for a timeout on every operation.
+        """
+        if not (self._closed or self._failing or getattr(self._flushing, "active", False)):
+            self.flush()
 
     def _new_process(self) -> None:
         self._process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -429,7 +472,11 @@ class MultiProcessRedisBackend:
         # Written only by a flush that succeeds, so "now" is the time of that flush.
         self._stats.last_flush.value = time.time()
         if self._pending is None or not self._pending.series:
-            self._pending = self._build_payload()
+            self._flushing.active = True
+            try:
+                self._pending = self._build_payload()
+            finally:
+                self._flushing.active = False
         if self._pending is None:  # nothing changed: a heartbeat
             self._seq += 1
             self._pending = _Payload(self._seq, {"d": {}, "h": {}, "c": [], "g": [], "s": []}, 0)
@@ -518,13 +565,12 @@ class MultiProcessRedisBackend:
     # ------------------------------------------------------------------ background
 
     def _start_flusher(self) -> None:
-        if self.config.flush_interval <= 0:
-            return
         self._thread = threading.Thread(target=self._run, name="pytheus-redis-flusher", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        interval = self.config.flush_interval
+        # In write-through mode the thread only heartbeats, and retries after failures.
+        interval = self.config.flush_interval or self.config.process_timeout / 3
         while not self._wakeup.wait(interval):
             try:
                 self.flush()
