@@ -87,6 +87,7 @@ _CONFIG_KEYS = frozenset(
         "prefix",
         "flush_interval",
         "process_timeout",
+        "series_ttl",
         "socket_timeout",
         "socket_connect_timeout",
         "connection_options",
@@ -163,6 +164,7 @@ class _Config:
                 f"process_timeout ({self.process_timeout}) must be longer than "
                 f"flush_interval ({self.flush_interval}), or live processes would be reaped."
             )
+        self.series_ttl = self._number(config, "series_ttl", 0.0)
         self.client = self._make_client(config)
         timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
         # How long a flush can take at worst: what close() waits for the flusher.
@@ -288,8 +290,11 @@ class MultiProcessRedisBackend:
     ("pytheus"), ``flush_interval`` is seconds between flushes (1.0; 0 writes every
     change through before the call returns: a round trip per operation, for scripts
     and tests rather than web workers), ``process_timeout`` is how long a silent
-    process counts as alive, ``socket_timeout`` and ``socket_connect_timeout`` bound
-    every call, ``connection_options`` go to ``redis.Redis``.
+    process counts as alive, ``series_ttl`` (off by default) deletes a series that no
+    process has written for that many seconds (its counters restart from zero if it is
+    written again, which Prometheus reads as a counter reset), ``socket_timeout`` and
+    ``socket_connect_timeout`` bound every call, ``connection_options`` go to
+    ``redis.Redis``.
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
@@ -488,6 +493,7 @@ class MultiProcessRedisBackend:
             self.config.process_timeout,
             _SEQ_RETENTION,
             "1" if exiting else "0",
+            self.config.series_ttl,
             self._pending.json,
         ]
 

@@ -14,6 +14,7 @@ Keys, under a configurable prefix ``P``:
 ``P:dead``            sorted set: reaped process id -> time it was reaped
 ``P:seq``             hash: process id -> last applied flush sequence number
 ``P:pg:<process>``    set: the per-process gauge fields a process wrote, for reaping
+``P:touched``         sorted set: name\\0series key -> last write (only with ``series_ttl``)
 
 Fields of ``P:v:<name>`` start with the series key ``k``, the JSON list of label
 values ordered by label name, so every process spells a label set the same way:
@@ -84,8 +85,44 @@ local function reap(P, now, timeout, retention, limit)
 end
 """
 
+# Idle-series expiry (``series_ttl``): every write records when its series was last
+# written in P:touched; series idle for longer than the ttl lose all their fields.
+_EXPIRE = r"""
+local function series_of(field)
+  local sep = string.find(field, '\0', 1, true)
+  if sep then return string.sub(field, 1, sep - 1) end
+  return field
+end
+
+local function expire(P, now, ttl, limit)
+  local idle = redis.call('ZRANGEBYSCORE', P .. ':touched', '-inf', now - ttl,
+                          'LIMIT', 0, limit)
+  if #idle == 0 then return end
+  local procs = redis.call('ZRANGE', P .. ':procs', 0, -1)
+  for _, entry in ipairs(idle) do
+    local sep = string.find(entry, '\0', 1, true)
+    local name, key = string.sub(entry, 1, sep - 1), string.sub(entry, sep + 1)
+    local vkey = P .. ':v:' .. name
+    local fields = {key, key .. '\0s', key .. '\0c', key .. '\0r', key .. '\0rt'}
+    local def = redis.call('HGET', P .. ':defs', name)
+    if def then
+      for i = 0, #cjson.decode(def)['buckets'] - 1 do
+        fields[#fields + 1] = key .. '\0' .. i
+      end
+    end
+    for _, proc in ipairs(procs) do
+      fields[#fields + 1] = key .. '\0p\0' .. proc
+      fields[#fields + 1] = key .. '\0t\0' .. proc
+      redis.call('SREM', P .. ':pg:' .. proc, entry)
+    end
+    redis.call('HDEL', vkey, unpack(fields))
+    redis.call('ZREM', P .. ':touched', entry)
+  end
+end
+"""
+
 #: ARGV: prefix, process id, sequence number, process timeout, seq retention,
-#: exiting ("1" to reap this process right away), payload JSON
+#: exiting ("1" to reap this process right away), series ttl (0: never), payload JSON
 #: ``{"d": {name: definition}, "h": {name: help}, "c": [[name, field, delta]],
 #: "g": [[name, series key, value]], "s": [[name, field, value]]}``.
 #: Returns ``{applied, reaped, conflicts}``: applied is 0 for a duplicate (already applied)
@@ -94,11 +131,13 @@ end
 #: values were not written) with the stored definition.
 FLUSH = (
     _REAP
+    + _EXPIRE
     + r"""
 local P, proc, seq = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local timeout, retention = tonumber(ARGV[4]), tonumber(ARGV[5])
 local exiting = ARGV[6] == '1'
-local payload = cjson.decode(ARGV[7])
+local ttl = tonumber(ARGV[7])
+local payload = cjson.decode(ARGV[8])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 
@@ -145,6 +184,17 @@ for _, op in ipairs(payload['s']) do
   if not skip[op[1]] then
     redis.call('HSET', P .. ':v:' .. op[1], op[2], op[3])
   end
+end
+
+if ttl > 0 then
+  for _, group in ipairs({payload['c'], payload['g'], payload['s']}) do
+    for _, op in ipairs(group) do
+      if not skip[op[1]] then
+        redis.call('ZADD', P .. ':touched', now, op[1] .. '\0' .. series_of(op[2]))
+      end
+    end
+  end
+  expire(P, now, ttl, 100)
 end
 
 redis.call('HSET', P .. ':seq', proc, seq)
