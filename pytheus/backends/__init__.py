@@ -116,12 +116,30 @@ def _make_backend(
         raise ConfigurationError(
             f"backend_config must be a mapping, got {type(backend_config).__name__}."
         )
-    backend = backend_class(backend_config)  # type: ignore[call-arg]
-    if not isinstance(backend, Backend):
+    if backend_class is Backend:
         raise ConfigurationError(
-            f"{backend_class.__qualname__} is not a backend: it needs register_metric(), "
-            "collect() and close() (see pytheus.backends.base.Backend)."
+            "pytheus.backends.base.Backend is the protocol backends implement; name a class "
+            "that implements it, such as pytheus.backends.memory.MemoryBackend."
         )
+    not_a_backend = ConfigurationError(
+        f"{backend_class.__module__}.{backend_class.__qualname__} is not a backend: it needs "
+        "register_metric(), collect() and close() (see pytheus.backends.base.Backend)."
+    )
+    # Checked before instantiating: a wrong dotted path must fail with this message,
+    # not with whatever that class's constructor makes of a config.
+    if not all(
+        callable(getattr(backend_class, m, None)) for m in ("register_metric", "collect", "close")
+    ):
+        raise not_a_backend
+    try:
+        backend = backend_class(backend_config)  # type: ignore[call-arg]
+    except TypeError as exc:
+        raise ConfigurationError(
+            f"Cannot create {backend_class.__qualname__} from its backend_config: {exc}. A "
+            "backend class takes one argument, its config mapping (or None)."
+        ) from exc
+    if not isinstance(backend, Backend):
+        raise not_a_backend
     return backend
 
 
