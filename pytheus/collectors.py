@@ -15,6 +15,7 @@ import gc
 import os
 import platform
 import resource
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -159,21 +160,30 @@ class GCCollector:
         yield collections
 
 
-_DEFAULTS: dict[int, list[Collector]] = {}
+# Keyed by the registry itself, never by the REGISTRY proxy (which stands for different
+# registries over time), and weakly: an id() would be reused once a registry is gone.
+_DEFAULTS: weakref.WeakKeyDictionary[object, list[Collector]] = weakref.WeakKeyDictionary()
+
+
+def _real_registry(registry: CollectorRegistry | Registry) -> CollectorRegistry | Registry:
+    from pytheus.registry import RegistryProxy
+
+    return registry._registry if isinstance(registry, RegistryProxy) else registry
 
 
 def register_default_collectors(registry: CollectorRegistry | Registry) -> None:
     """Register the process, platform and GC collectors on ``registry``."""
+    target = _real_registry(registry)
     collectors: list[Collector] = [ProcessCollector(), PlatformCollector(), GCCollector()]
     for c in collectors:
-        registry.register(c)
-    _DEFAULTS[id(registry)] = collectors
+        target.register(c)
+    _DEFAULTS[target] = collectors
 
 
 def unregister_default_collectors(registry: CollectorRegistry | Registry | None = None) -> None:
     """Remove the default collectors from ``registry`` (the current global one by default)."""
     from pytheus.registry import get_registry
 
-    target = registry if registry is not None else get_registry()
-    for c in _DEFAULTS.pop(id(target), []):
+    target = _real_registry(registry) if registry is not None else get_registry()
+    for c in _DEFAULTS.pop(target, []):
         target.unregister(c)
