@@ -1,0 +1,86 @@
+"""The public surface: __all__ is sorted and honest, and the core never imports Django."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from types import ModuleType
+
+import pytest
+
+import pytheus
+import pytheus.backends
+import pytheus.collectors
+import pytheus.exceptions
+import pytheus.exposition
+import pytheus.metrics
+import pytheus.naming
+import pytheus.registry
+import pytheus.samples
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    # The order ruff's RUF022 keeps: CONSTANTS, then Classes, then functions.
+    if name.isupper() or (name.upper() == name and "_" in name):
+        return 0, name
+    return (1 if name[:1].isupper() else 2), name
+
+
+MODULES = [
+    pytheus,
+    pytheus.backends,
+    pytheus.collectors,
+    pytheus.exceptions,
+    pytheus.exposition,
+    pytheus.metrics,
+    pytheus.naming,
+    pytheus.registry,
+    pytheus.samples,
+]
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
+def test_all_is_sorted_and_every_name_exists(module: ModuleType) -> None:
+    names = module.__all__
+    assert names == sorted(names, key=_isort_key)
+    assert len(set(names)) == len(names)
+    missing = [n for n in names if not hasattr(module, n)]
+    assert missing == []
+
+
+def test_top_level_exports() -> None:
+    expected = {
+        "Counter", "Gauge", "Histogram", "Summary", "Info", "Enum", "REGISTRY",
+        "CollectorRegistry", "set_registry", "generate_metrics", "generate_openmetrics",
+        "PROMETHEUS_CONTENT_TYPE", "OPENMETRICS_CONTENT_TYPE", "load_backend",
+        "make_wsgi_app", "start_http_server", "PytheusError", "MetricDefinitionError",
+        "DuplicateMetricError", "LabelError", "InvalidValueError", "ConfigurationError",
+        "BackendError", "BackendUnavailableError",
+    }  # fmt: skip
+    assert expected <= set(pytheus.__all__)
+    assert pytheus.Counter is pytheus.metrics.Counter
+    assert pytheus.REGISTRY is pytheus.registry.REGISTRY
+    assert isinstance(pytheus.__version__, str)
+
+
+def test_exception_tree() -> None:
+    e = pytheus.exceptions
+    assert issubclass(e.DuplicateMetricError, e.MetricDefinitionError)
+    for cls in (e.MetricDefinitionError, e.LabelError, e.InvalidValueError, e.ConfigurationError):
+        assert issubclass(cls, ValueError)
+        assert issubclass(cls, e.PytheusError)
+    assert issubclass(e.BackendUnavailableError, e.BackendError)
+    assert issubclass(e.BackendError, e.PytheusError)
+    assert not issubclass(e.BackendError, ValueError)
+
+
+def test_core_never_imports_django() -> None:
+    code = (
+        "import pytheus, pytheus.exposition, pytheus.backends, pytheus.collectors, sys; "
+        "bad = sorted(m for m in sys.modules if m.startswith('django')); "
+        "assert not bad, bad"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
