@@ -91,6 +91,11 @@ class CollectorRegistry:
         if describe is not None:
             described = list(describe())
             names = {d for d in described if isinstance(d, str)}
+            # A described "x_total" or "x_info" is, in OpenMetrics, a sample of family x
+            # (a counter, an info): claim x too, or a Gauge("x") would expose x twice.
+            names |= {
+                n[: -len(s)] for n in names for s in ("_total", "_info") if n.endswith(s) and n != s
+            }
             names |= _family_names(d for d in described if isinstance(d, MetricFamily))
             return frozenset(names)
         return frozenset(_family_names(collector.collect()))
