@@ -199,3 +199,19 @@ def test_failing_collector_is_left_out_and_logged(
         assert "BrokenCollector" in record.getMessage()
         assert record.exc_info is not None
         assert "the database is gone" in str(record.exc_info[1])
+
+
+def test_described_names_claim_their_openmetrics_family(registry: CollectorRegistry) -> None:
+    """describe() gives sample names without types; ``x_total`` and ``x_info`` may be the
+    samples of an OpenMetrics family ``x``, which a Gauge("x") would then repeat."""
+    from pytheus.collectors import register_default_collectors
+
+    register_default_collectors(registry)
+    with pytest.raises(DuplicateMetricError, match="'python_gc_collections'"):
+        Gauge("python_gc_collections", "H.")
+    with pytest.raises(DuplicateMetricError, match="'python'"):
+        Gauge("python", "H.")
+    with pytest.raises(DuplicateMetricError, match="'process_cpu_seconds'"):
+        Info("process_cpu_seconds", "H.")
+    Gauge("python_gc", "H.")  # unrelated names stay free
+    assert len(registry.collectors()) == 4
