@@ -313,6 +313,7 @@ class MultiProcessRedisBackend:
         self._shadow: weakref.WeakKeyDictionary[Any, tuple[str, Any]] = weakref.WeakKeyDictionary()
         self._pending: _Payload | None = None
         self._conflicts: dict[str, str] = {}  # name -> the differing definition in Redis
+        self._stored_defs: dict[str, str] = {}  # name -> definition, as the last scrape read
         self._labelsets: dict[tuple[str, str], LabelSet] = {}
         # Set while this thread reads series for a flush, so that the write-through
         # locks released by those reads do not flush again.
@@ -371,7 +372,7 @@ class MultiProcessRedisBackend:
             for child in metric.children():
                 child._lock = self._write_through_lock()
         with self._flush_lock:
-            stored = self._conflicts.get(d.name)
+            stored = self._conflicts.get(d.name) or self._stored_defs.get(d.name)
             if stored is not None and stored != canonical:
                 raise MetricDefinitionError(
                     f"Metric {d.name!r} is defined in Redis (by another process) as "
@@ -662,6 +663,10 @@ class MultiProcessRedisBackend:
         local = {m.definition.name: m for m in metrics}
         if len(self._labelsets) > _LABELSET_CACHE_MAX:
             self._labelsets.clear()
+        # Remembered so that a later definition that differs fails at definition.
+        self._stored_defs = {
+            _text(raw_defs[i]): _text(raw_defs[i + 1]) for i in range(0, len(raw_defs), 2)
+        }
         for i in range(0, len(raw_defs), 2):
             name, stored = _text(raw_defs[i]), _text(raw_defs[i + 1])
             metric: Metric[Any] | None = local.pop(name, None)
