@@ -37,6 +37,7 @@ import difflib
 import json
 import logging
 import math
+import multiprocessing.util
 import os
 import socket
 import threading
@@ -343,6 +344,10 @@ class MultiProcessRedisBackend:
             return run
 
         os.register_at_fork(before=before, after_in_parent=after(False), after_in_child=after(True))
+        # A multiprocessing child (fork or forkserver) leaves through os._exit, which
+        # skips atexit: its exit finalizers are the last chance to flush.
+        _close_at_multiprocessing_exit(self)
+        multiprocessing.util.register_after_fork(self, _close_at_multiprocessing_exit)
 
     def __repr__(self) -> str:
         kwargs = self.client.connection_pool.connection_kwargs
@@ -719,6 +724,18 @@ class MultiProcessRedisBackend:
             else:
                 out.extend(_aggregate_gauge(d.multiprocess_mode, labels, parts, live))
         return out
+
+
+def _close_at_multiprocessing_exit(backend: MultiProcessRedisBackend) -> None:
+    """Close ``backend`` when multiprocessing finalises this process, if it still lives."""
+    ref = weakref.ref(backend)
+
+    def close() -> None:
+        if (alive := ref()) is not None:
+            alive.close()
+
+    # Tied to the backend: dropped, without closing anything, if the backend goes away.
+    multiprocessing.util.Finalize(backend, close, exitpriority=0)
 
 
 def _add_delta(out: list[list[Any]], name: str, field: str, delta: float, new: bool) -> None:
