@@ -30,7 +30,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from pytheus.exceptions import BackendUnavailableError
 from pytheus.registry import REGISTRY
-from pytheus.samples import Exemplar, LabelSet, MetricFamily, format_float
+from pytheus.samples import Exemplar, LabelSet, MetricFamily, format_float, replace_surrogates
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -64,12 +64,14 @@ _TEXT_TYPES = {"info": "gauge", "stateset": "gauge", "unknown": "untyped"}
 
 
 def _escape_help_text(text: str) -> str:
+    text = replace_surrogates(text)
     if "\\" in text or "\n" in text:
         return text.replace("\\", "\\\\").replace("\n", "\\n")
     return text
 
 
 def _escape_help_openmetrics(text: str) -> str:
+    text = replace_surrogates(text)
     if "\\" in text or "\n" in text or '"' in text:
         return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
     return text

@@ -17,6 +17,7 @@ them directly::
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
@@ -28,6 +29,7 @@ __all__ = [
     "Sample",
     "escape_label_value",
     "format_float",
+    "replace_surrogates",
     "series_names",
 ]
 
@@ -61,8 +63,21 @@ def series_names(name: str, type: str) -> tuple[str, ...]:
     }.get(type, (name,))
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def replace_surrogates(text: str) -> str:
+    """Replace lone surrogates with U+FFFD so that ``text`` can be encoded as UTF-8.
+
+    They come from ``os.fsdecode()`` of undecodable bytes, for example; a single one in a
+    label value or help text would otherwise make every scrape fail to encode.
+    """
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
 def escape_label_value(value: str) -> str:
     """Escape a label value for both exposition formats (backslash, double quote, line feed)."""
+    value = replace_surrogates(value)
     if "\\" in value or '"' in value or "\n" in value:
         return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return value
