@@ -22,6 +22,7 @@ from pytheus.metrics import Counter, Enum, Gauge, Histogram, Info, Summary
 from pytheus.registry import CollectorRegistry
 from pytheus.samples import Exemplar, MetricFamily
 from tests.core.helpers import Parsed, parse_openmetrics, parse_text
+from tests.servers import promtool_check_metrics
 
 Scrape = Callable[..., tuple[Parsed, Parsed]]
 
@@ -273,3 +274,21 @@ def test_unknown_type_is_untyped_in_text(registry: CollectorRegistry, exposition
 def test_metric_family_refuses_unknown_types() -> None:
     with pytest.raises(ValueError, match="'gaugehistogram'"):
         MetricFamily("x", "gaugehistogram", "H.")
+
+
+def test_lone_surrogates_do_not_break_scrapes(registry: CollectorRegistry) -> None:
+    """os.fsdecode() of undecodable bytes gives lone surrogates, which have no UTF-8 form;
+    one label value must not make every scrape fail to encode."""
+    path = b"/tmp/caf\xe9.txt".decode("utf-8", "surrogateescape")
+    g = Gauge("files_open", "Open files \udcff.", required_labels=["path"])
+    g.labels(path=path).set(1)
+    Counter("c", "H.").inc(exemplar={"file": path})
+    Gauge("ok", "H.").set(2)
+    body = expose(registry).body.decode("utf-8")
+    text = parse_text(body)
+    assert text.value("files_open", {"path": "/tmp/caf\ufffd.txt"}) == 1.0
+    assert text.helps["files_open"] == "Open files \ufffd."
+    assert text.value("ok") == 2.0
+    om = parse_openmetrics(expose(registry, accept="application/openmetrics-text").body.decode())
+    assert om.exemplars[("c_total", frozenset())].labels == {"file": "/tmp/caf\ufffd.txt"}
+    promtool_check_metrics(body)

@@ -10,9 +10,11 @@ from collections.abc import Callable
 import pytest
 
 from pytheus.exceptions import InvalidValueError, MetricDefinitionError
+from pytheus.exposition import generate_metrics
 from pytheus.metrics import DEFAULT_BUCKETS, Counter, Enum, Gauge, Histogram, Info, Summary
 from pytheus.registry import CollectorRegistry
-from tests.core.helpers import Parsed, wait_for
+from tests.core.helpers import Parsed, parse_text, wait_for
+from tests.servers import promtool_check_metrics
 
 Scrape = Callable[..., tuple[Parsed, Parsed]]
 
@@ -344,10 +346,6 @@ def test_histogram_nan_observation_text_format(exposition: Scrape) -> None:
     h = Histogram("h", "Help.", buckets=[1])
     h.observe(math.nan)
     h.observe(0.5)
-    from pytheus.exposition import generate_metrics
-    from tests.core.helpers import parse_text
-    from tests.servers import promtool_check_metrics
-
     text = generate_metrics()
     promtool_check_metrics(text)
     parsed = parse_text(text)
