@@ -54,6 +54,7 @@ from pytheus.exceptions import (
     MetricDefinitionError,
 )
 from pytheus.metrics import (
+    GaugeChild,
     HistogramState,
     Metric,
     MetricDefinition,
@@ -605,11 +606,16 @@ class MultiProcessRedisBackend:
         self._failing = False
         for metric in self._metrics.values():
             kind = metric.definition.type
+            # What the parent set in a summed gauge is the parent's: a child that kept
+            # it would add it once more per child (gunicorn --preload: once per worker).
+            summed = metric.definition.multiprocess_mode in ("sum", "livesum")
             for c in metric.children():
                 entry = self._shadow.get(c)
                 key = entry[0] if entry else self._series_key(metric, c.labelset)
                 # Gauges are per process: the child writes its own values afresh.
                 value = None if kind == "gauge" else _shadow_value(kind, c.snapshot())
+                if summed and isinstance(c, GaugeChild):
+                    c._value = 0.0  # set() could flush (write-through) inside this hook
                 self._shadow[c] = (key, value)
         for stat in self._stats.all():
             stat.value = 0.0
