@@ -471,6 +471,23 @@ def test_summary_quantiles_are_nan_without_observations(exposition: Scrape) -> N
         assert parsed.value("s_count") == 0.0
 
 
+def test_summary_quantiles_stay_close_beyond_the_sample_capacity(
+    registry: CollectorRegistry,
+) -> None:
+    """Past 1024 observations per window slice, a uniform sample stands for them all."""
+    s = Summary("s", "Help.", quantiles=[0.1, 0.5, 0.9])
+    n = 20_000
+    for v in range(1, n + 1):
+        s.observe(v)
+    assert registry.get_sample_value("s_count") == n
+    for q in (0.1, 0.5, 0.9):
+        value = registry.get_sample_value("s", {"quantile": str(q)})
+        assert value is not None
+        # A 1024-element uniform sample puts the quantile within a few percent of the
+        # range; 10 % is many standard deviations away.
+        assert abs(value - q * n) < 0.1 * n, (q, value)
+
+
 def test_summary_window_expires(registry: CollectorRegistry) -> None:
     s = Summary("s", "Help.", quantiles=[0.5], max_age_seconds=0.2, age_buckets=2)
     for v in (1, 2, 3):

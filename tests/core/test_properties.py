@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pytheus.exposition import generate_metrics, generate_openmetrics
 from pytheus.metrics import Counter, Gauge, Histogram
 from pytheus.registry import CollectorRegistry
-from tests.core.helpers import parse_openmetrics, parse_text, same_value
+from tests.core.helpers import SampleKey, parse_openmetrics, parse_text, same_value
 from tests.servers import promtool_check_metrics
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -32,7 +32,9 @@ LABEL_NAME = st.from_regex(r"[a-z_][a-z0-9_]{0,15}", fullmatch=True).filter(
 )
 
 
-def _render_and_parse(registry: CollectorRegistry) -> tuple[str, dict, dict]:  # type: ignore[type-arg]
+def _render_and_parse(
+    registry: CollectorRegistry,
+) -> tuple[str, dict[SampleKey, float], dict[SampleKey, float]]:
     text = generate_metrics(registry)
     om = generate_openmetrics(registry)
     return text, parse_text(text).samples, parse_openmetrics(om).samples
