@@ -1,0 +1,186 @@
+"""System checks (``manage.py check``), each with a stable id and a hint.
+
+==================== ======= ==========================================================
+id                   level   problem
+==================== ======= ==========================================================
+django_pytheus.E001  Error   ``PYTHEUS`` is invalid (unknown key, wrong type, unsorted
+                             buckets, ...); the message names the key
+django_pytheus.E002  Error   ``PYTHEUS['BACKEND']`` cannot be imported, or is no backend
+django_pytheus.E003  Error   the backend could not be loaded with ``BACKEND_CONFIG``
+django_pytheus.W001  Warning ``PytheusMiddleware`` is not in ``MIDDLEWARE``: no request
+                             metrics
+django_pytheus.W002  Warning ``PytheusMiddleware`` is not first in ``MIDDLEWARE``:
+                             requests answered or failed by the middleware above it are
+                             not seen
+django_pytheus.W003  Warning the metrics URL is not included
+                             (``reverse("django_pytheus:metrics")`` fails)
+django_pytheus.W004  Warning ``DEBUG`` is off and ``/metrics`` has no access control
+                             (``PYTHEUS['AUTH']``)
+==================== ======= ==========================================================
+
+Silence a warning you mean to live with in ``SILENCED_SYSTEM_CHECKS``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import NoReverseMatch, reverse
+from django.utils.module_loading import import_string
+
+from django_pytheus.conf import get_settings
+from pytheus.backends import Backend, import_backend_class
+from pytheus.exceptions import ConfigurationError
+
+__all__ = ["check_backend", "check_middleware", "check_security", "check_settings", "check_urls"]
+
+MIDDLEWARE_PATH = "django_pytheus.middleware.PytheusMiddleware"
+
+
+@register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E001: the ``PYTHEUS`` setting validates."""
+    try:
+        get_settings()
+    except ImproperlyConfigured as exc:
+        return [
+            Error(
+                str(exc),
+                hint="Fix the PYTHEUS setting as the message says; every key is described "
+                "in django_pytheus.conf.",
+                id="django_pytheus.E001",
+            )
+        ]
+    return []
+
+
+@register()
+def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E002: the backend class imports; E003: ``ready()`` could load the backend."""
+    from django_pytheus import apps
+
+    try:
+        backend = get_settings().backend
+    except ImproperlyConfigured:
+        return []  # reported by E001
+    if backend is not None:
+        try:
+            cls = import_backend_class(backend) if isinstance(backend, str) else backend
+        except ConfigurationError as exc:
+            return [
+                Error(
+                    f"PYTHEUS['BACKEND'] cannot be imported: {exc}",
+                    hint="Use a dotted path such as "
+                    "'pytheus.backends.redis.MultiProcessRedisBackend' and install what it "
+                    "needs (pip install 'pytheus[redis]').",
+                    id="django_pytheus.E002",
+                )
+            ]
+        if not isinstance(cls, type) or not all(
+            callable(getattr(cls, m, None)) for m in ("register_metric", "collect", "close")
+        ):
+            return [
+                Error(
+                    f"PYTHEUS['BACKEND'] = {backend!r} is not a backend class: it needs "
+                    "register_metric(), collect() and close().",
+                    hint=f"See {Backend.__module__}.Backend, or use "
+                    "'pytheus.backends.redis.MultiProcessRedisBackend'.",
+                    id="django_pytheus.E002",
+                )
+            ]
+    error = apps.setup_error
+    if isinstance(error, apps.BackendLoadError):
+        return [
+            Error(
+                str(error),
+                hint="Check PYTHEUS['BACKEND_CONFIG'] against the backend's options "
+                "(pytheus.backends.redis.MultiProcessRedisBackend lists them).",
+                id="django_pytheus.E003",
+            )
+        ]
+    return []
+
+
+def _is_ours(path: object) -> bool:
+    if path == MIDDLEWARE_PATH:
+        return True
+    if not isinstance(path, str):
+        return False
+    from django_pytheus.middleware import PytheusMiddleware
+
+    try:
+        cls = import_string(path)
+    except ImportError:
+        return False  # Django reports middleware that does not import
+    return isinstance(cls, type) and issubclass(cls, PytheusMiddleware)
+
+
+@register()
+def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W001: the middleware is installed; W002: it comes first."""
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    positions = [i for i, path in enumerate(middleware) if _is_ours(path)]
+    if not positions:
+        return [
+            Warning(
+                f"{MIDDLEWARE_PATH} is not in MIDDLEWARE, so no request metrics are recorded.",
+                hint=f'Add it first: MIDDLEWARE = ["{MIDDLEWARE_PATH}", *MIDDLEWARE].',
+                id="django_pytheus.W001",
+            )
+        ]
+    if positions[0] != 0:
+        above = ", ".join(middleware[: positions[0]])
+        return [
+            Warning(
+                f"{MIDDLEWARE_PATH} is not first in MIDDLEWARE: requests that {above} "
+                "answers or fails on are not measured, nor the time spent there.",
+                hint="Move it to the top of MIDDLEWARE, or add this id to "
+                "SILENCED_SYSTEM_CHECKS if that is what you want.",
+                id="django_pytheus.W002",
+            )
+        ]
+    return []
+
+
+@register(Tags.urls)
+def check_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W003: the metrics URL is included in the URLconf."""
+    try:
+        reverse("django_pytheus:metrics")
+    except NoReverseMatch:
+        return [
+            Warning(
+                "The metrics view is not in the URLconf: reverse('django_pytheus:metrics') "
+                "fails, so Prometheus has nothing to scrape.",
+                hint='Add path("", include("django_pytheus.urls")) to urlpatterns in '
+                f"{settings.ROOT_URLCONF}.",
+                id="django_pytheus.W003",
+            )
+        ]
+    except Exception:  # a broken URLconf: Django's own URL checks report it
+        return []
+    return []
+
+
+@register(Tags.security)
+def check_security(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W004: /metrics is not public when DEBUG is off."""
+    try:
+        auth = get_settings().auth
+    except ImproperlyConfigured:
+        return []
+    if settings.DEBUG or auth.enabled:
+        return []
+    return [
+        Warning(
+            "/metrics is served to anyone: PYTHEUS['AUTH'] sets no access control and "
+            "DEBUG is off. Metrics reveal traffic, views and error rates.",
+            hint='Set PYTHEUS["AUTH"], e.g. {"TOKENS": [os.environ["METRICS_TOKEN"]]} '
+            '(Prometheus: authorization: {credentials: ...}) or {"NETWORKS": '
+            '["10.0.0.0/8"]}; or silence django_pytheus.W004 if a proxy guards it.',
+            id="django_pytheus.W004",
+        )
+    ]

@@ -1,0 +1,398 @@
+"""The ``PYTHEUS`` setting: one dict, read once into a typed, validated object.
+
+Every key is optional::
+
+    PYTHEUS = {
+        # Where scrapes read values from: a dotted path or a class. Not set: the
+        # PYTHEUS_BACKEND_CLASS environment variable, else the in-memory backend.
+        "BACKEND": "pytheus.backends.redis.MultiProcessRedisBackend",
+        # Options of that backend; {"CACHE": "default"} reuses the connection pool of
+        # that django-redis cache (other keys, such as "prefix", still apply).
+        "BACKEND_CONFIG": {"url": "redis://127.0.0.1:6379/0"},
+        "NAMESPACE": "django",  # prefix of every metric name ("" for none)
+        "VIEW_LABEL": "route",  # or "view_name"
+        "EXCLUDE_VIEWS": ["django_pytheus:metrics"],  # view names or view labels
+        "LATENCY_BUCKETS": [...],  # request durations, seconds
+        "DB_LATENCY_BUCKETS": [...],  # query durations, seconds
+        "CACHE_LATENCY_BUCKETS": [...],  # cache operation durations, seconds
+        "SIZE_BUCKETS": [...],  # request and response bodies, bytes
+        "QUERY_COUNT_BUCKETS": [...],  # queries per request
+        "DB_METRICS": True,
+        "CACHE_METRICS": True,
+        "AUTH": {  # who may read /metrics; see django_pytheus.access
+            "TOKENS": ["..."],
+            "BASIC": {"prometheus": "..."},
+            "NETWORKS": ["10.0.0.0/8"],
+            "TRUSTED_PROXIES": ["10.0.0.2/32"],
+            "STAFF": False,
+            "CALLABLE": "myproject.metrics.can_scrape",
+        },
+    }
+
+:func:`get_settings` validates the dict once and caches the result; the cache is
+cleared when a test changes ``PYTHEUS`` or ``CACHES`` (``setting_changed``). Every
+mistake raises :class:`~django.core.exceptions.ImproperlyConfigured` naming the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import ipaddress
+import itertools
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+__all__ = [
+    "DEFAULTS",
+    "AuthSettings",
+    "PytheusSettings",
+    "get_settings",
+    "parse_settings",
+]
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: The name under which the metrics view is included (``django_pytheus.urls``).
+METRICS_VIEW_NAME = "django_pytheus:metrics"
+
+DEFAULTS: dict[str, Any] = {
+    "BACKEND": None,
+    "BACKEND_CONFIG": None,
+    "NAMESPACE": "django",
+    "VIEW_LABEL": "route",
+    "EXCLUDE_VIEWS": (METRICS_VIEW_NAME,),
+    # Web requests: 5 ms to 30 s.
+    "LATENCY_BUCKETS": (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    # Queries: half a millisecond (a primary-key lookup on a local database) to 5 s.
+    "DB_LATENCY_BUCKETS": (
+        0.0005,
+        0.001,
+        0.0025,
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        1.0,
+        2.5,
+        5.0,
+    ),
+    # Cache operations: 0.1 ms (locmem) to 1 s.
+    "CACHE_LATENCY_BUCKETS": (
+        0.0001,
+        0.00025,
+        0.0005,
+        0.001,
+        0.0025,
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        1.0,
+    ),
+    # Bodies: 256 B to 16 MiB, by powers of four.
+    "SIZE_BUCKETS": (256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216),
+    # Queries per request: N+1 views land in the upper buckets.
+    "QUERY_COUNT_BUCKETS": (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500),
+    "DB_METRICS": True,
+    "CACHE_METRICS": True,
+    "AUTH": None,
+}
+
+AUTH_KEYS = ("TOKENS", "BASIC", "NETWORKS", "TRUSTED_PROXIES", "STAFF", "CALLABLE")
+VIEW_LABELS = ("route", "view_name")
+_NAMESPACE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def _digest(secret: str) -> bytes:
+    # Secrets are compared as SHA-256 digests: hmac.compare_digest then takes the same
+    # time whatever the length of the guess, so not even the length leaks.
+    return hashlib.sha256(secret.encode()).digest()
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Who may read ``/metrics`` (see :func:`django_pytheus.access.check_access`).
+
+    ``networks`` restrict where requests may come from; ``tokens``, ``basic``, ``staff``
+    and ``check`` (the CALLABLE) are ways to authenticate, any one of which suffices. Secrets are
+    kept only as SHA-256 digests.
+    """
+
+    token_digests: tuple[bytes, ...] = ()
+    basic_digests: tuple[tuple[bytes, bytes], ...] = ()
+    networks: tuple[IPNetwork, ...] = ()
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    staff: bool = False
+    check: Callable[[Any], bool] | str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any access control is configured (else /metrics is public)."""
+        return bool(self.networks) or self.needs_credentials
+
+    @property
+    def needs_credentials(self) -> bool:
+        """Whether a request must authenticate (not only come from an allowed network)."""
+        return bool(
+            self.token_digests or self.basic_digests or self.staff or self.check is not None
+        )
+
+
+@dataclass(frozen=True)
+class PytheusSettings:
+    """The validated ``PYTHEUS`` setting; see the module docstring for each key."""
+
+    backend: str | type | None
+    backend_config: Mapping[str, Any] | None
+    backend_cache_alias: str | None
+    namespace: str
+    view_label: str
+    exclude_views: frozenset[str]
+    latency_buckets: tuple[float, ...]
+    db_latency_buckets: tuple[float, ...]
+    cache_latency_buckets: tuple[float, ...]
+    size_buckets: tuple[float, ...]
+    query_count_buckets: tuple[float, ...]
+    db_metrics: bool
+    cache_metrics: bool
+    auth: AuthSettings = field(default_factory=AuthSettings)
+
+    def metric_name(self, name: str) -> str:
+        """``name`` with the namespace in front: ``http_requests`` -> ``django_http_requests``."""
+        return f"{self.namespace}_{name}" if self.namespace else name
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _unknown_key(where: str, key: object, known: Sequence[str]) -> ImproperlyConfigured:
+    close = difflib.get_close_matches(str(key), known, n=1) if isinstance(key, str) else []
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return ImproperlyConfigured(
+        f"{where}[{key!r}] is not a setting of django_pytheus.{hint} "
+        f"Valid keys: {', '.join(known)}."
+    )
+
+
+def _type_error(where: str, expected: str, value: object) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"{where} must be {expected}, got {value!r}.")
+
+
+def _bool(where: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _type_error(where, "True or False", value)
+    return value
+
+
+def _strings(where: str, value: object, *, allow_empty_list: bool = True) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+        raise _type_error(where, "a list of strings", value)
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise _type_error(where, "a list of non-empty strings", value)
+    if not items and not allow_empty_list:
+        raise _type_error(where, "a non-empty list of strings", value)
+    return items
+
+
+def _buckets(where: str, value: object) -> tuple[float, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise _type_error(where, "a list of numbers in increasing order", value)
+    if not value:
+        raise _type_error(where, "a non-empty list of numbers in increasing order", value)
+    bounds: list[float] = []
+    for b in value:
+        if isinstance(b, bool) or not isinstance(b, int | float) or math.isnan(b):
+            raise ImproperlyConfigured(f"{where} must contain only numbers; {b!r} is not one.")
+        bounds.append(float(b))
+    for lower, upper in itertools.pairwise(bounds):
+        if not lower < upper:
+            raise ImproperlyConfigured(
+                f"{where} must be in increasing order without repeats: {lower:g} comes "
+                f"before {upper:g} in {list(value)!r}. Use sorted(set(...))."
+            )
+    return tuple(bounds)
+
+
+def _networks(where: str, value: object) -> tuple[IPNetwork, ...]:
+    nets = []
+    for item in _strings(where, value):
+        try:
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"{where} contains {item!r}, which is not an IP network: {exc}. Write "
+                "addresses or CIDR networks such as '10.0.0.0/8' or '::1'."
+            ) from None
+    return tuple(nets)
+
+
+def _parse_auth(value: object) -> AuthSettings:
+    where = "PYTHEUS['AUTH']"
+    if value is None:
+        return AuthSettings()
+    if not isinstance(value, Mapping):
+        raise _type_error(where, "a dict", value)
+    for key in value:
+        if key not in AUTH_KEYS:
+            raise _unknown_key(where, key, AUTH_KEYS)
+    tokens = _strings(f"{where}['TOKENS']", value.get("TOKENS", ()))
+    for token in tokens:
+        if token != token.strip() or " " in token:
+            raise ImproperlyConfigured(
+                f"{where}['TOKENS'] contains a token with spaces, which no client can send "
+                "in an Authorization: Bearer header; remove the spaces."
+            )
+    basic = value.get("BASIC", {})
+    if not isinstance(basic, Mapping):
+        raise _type_error(f"{where}['BASIC']", "a dict of {username: password}", basic)
+    basic_digests = []
+    for user, password in basic.items():
+        if not isinstance(user, str) or not user or ":" in user:
+            raise ImproperlyConfigured(
+                f"{where}['BASIC'] has the username {user!r}; usernames must be non-empty "
+                "strings without ':' (HTTP basic auth separates them from the password by it)."
+            )
+        if not isinstance(password, str) or not password:
+            raise ImproperlyConfigured(
+                f"{where}['BASIC'][{user!r}] must be a non-empty password string."
+            )
+        basic_digests.append((_digest(user), _digest(password)))
+    networks = _networks(f"{where}['NETWORKS']", value.get("NETWORKS", ()))
+    proxies = _networks(f"{where}['TRUSTED_PROXIES']", value.get("TRUSTED_PROXIES", ()))
+    if proxies and not networks:
+        raise ImproperlyConfigured(
+            f"{where}['TRUSTED_PROXIES'] only says whose X-Forwarded-For header to believe "
+            f"when checking {where}['NETWORKS'], which is not set; set NETWORKS or remove "
+            "TRUSTED_PROXIES."
+        )
+    check = value.get("CALLABLE")
+    if check is not None and not (isinstance(check, str) and "." in check) and not callable(check):
+        raise _type_error(f"{where}['CALLABLE']", "a function or the dotted path of one", check)
+    return AuthSettings(
+        token_digests=tuple(_digest(t) for t in tokens),
+        basic_digests=tuple(basic_digests),
+        networks=networks,
+        trusted_proxies=proxies,
+        staff=_bool(f"{where}['STAFF']", value.get("STAFF", False)),
+        check=check,
+    )
+
+
+def parse_settings(raw: object, caches: Mapping[str, Any] | None = None) -> PytheusSettings:
+    """Validate a ``PYTHEUS`` dict (``None`` means all defaults) into settings.
+
+    ``caches`` is the ``CACHES`` setting, used to check ``BACKEND_CONFIG['CACHE']``.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ImproperlyConfigured(f"PYTHEUS must be a dict, got {type(raw).__name__}.")
+    for key in raw:
+        if key not in DEFAULTS:
+            raise _unknown_key("PYTHEUS", key, tuple(DEFAULTS))
+    values = {**DEFAULTS, **raw}
+
+    backend = values["BACKEND"]
+    if backend is not None and not isinstance(backend, str | type):
+        raise _type_error("PYTHEUS['BACKEND']", "a dotted path or a backend class", backend)
+    if isinstance(backend, str) and "." not in backend:
+        raise _type_error(
+            "PYTHEUS['BACKEND']",
+            "a dotted path such as 'pytheus.backends.redis.MultiProcessRedisBackend'",
+            backend,
+        )
+    config = values["BACKEND_CONFIG"]
+    alias = None
+    if config is not None:
+        if not isinstance(config, Mapping):
+            raise _type_error("PYTHEUS['BACKEND_CONFIG']", "a dict", config)
+        config = dict(config)
+        if "CACHE" in config:
+            alias = config.pop("CACHE")
+            if not isinstance(alias, str):
+                raise _type_error(
+                    "PYTHEUS['BACKEND_CONFIG']['CACHE']", "the alias of a cache", alias
+                )
+            if caches is not None and alias not in caches:
+                raise ImproperlyConfigured(
+                    f"PYTHEUS['BACKEND_CONFIG']['CACHE'] is {alias!r}, which is not in "
+                    f"CACHES (aliases: {', '.join(map(repr, caches)) or 'none'})."
+                )
+            clash = sorted({"client", "connection_pool", "url", "host"} & set(config))
+            if clash:
+                raise ImproperlyConfigured(
+                    f"PYTHEUS['BACKEND_CONFIG'] has both 'CACHE' and {clash[0]!r}; the "
+                    "connection comes from the cache, so remove one of them."
+                )
+
+    namespace = values["NAMESPACE"]
+    if not isinstance(namespace, str) or (namespace and not _NAMESPACE.fullmatch(namespace)):
+        raise _type_error(
+            "PYTHEUS['NAMESPACE']",
+            "a metric name prefix of letters, digits and underscores (or '')",
+            namespace,
+        )
+    view_label = values["VIEW_LABEL"]
+    if view_label not in VIEW_LABELS:
+        raise _type_error("PYTHEUS['VIEW_LABEL']", "'route' or 'view_name'", view_label)
+
+    return PytheusSettings(
+        backend=backend,
+        backend_config=config,
+        backend_cache_alias=alias,
+        namespace=namespace,
+        view_label=view_label,
+        exclude_views=frozenset(_strings("PYTHEUS['EXCLUDE_VIEWS']", values["EXCLUDE_VIEWS"])),
+        latency_buckets=_buckets("PYTHEUS['LATENCY_BUCKETS']", values["LATENCY_BUCKETS"]),
+        db_latency_buckets=_buckets("PYTHEUS['DB_LATENCY_BUCKETS']", values["DB_LATENCY_BUCKETS"]),
+        cache_latency_buckets=_buckets(
+            "PYTHEUS['CACHE_LATENCY_BUCKETS']", values["CACHE_LATENCY_BUCKETS"]
+        ),
+        size_buckets=_buckets("PYTHEUS['SIZE_BUCKETS']", values["SIZE_BUCKETS"]),
+        query_count_buckets=_buckets(
+            "PYTHEUS['QUERY_COUNT_BUCKETS']", values["QUERY_COUNT_BUCKETS"]
+        ),
+        db_metrics=_bool("PYTHEUS['DB_METRICS']", values["DB_METRICS"]),
+        cache_metrics=_bool("PYTHEUS['CACHE_METRICS']", values["CACHE_METRICS"]),
+        auth=_parse_auth(values["AUTH"]),
+    )
+
+
+_cached: PytheusSettings | None = None
+
+
+def get_settings() -> PytheusSettings:
+    """The validated ``PYTHEUS`` setting, parsed on first use and then cached.
+
+    Raises :class:`~django.core.exceptions.ImproperlyConfigured` naming the wrong key.
+    """
+    global _cached
+    result = _cached
+    if result is None:
+        result = _cached = parse_settings(
+            getattr(django_settings, "PYTHEUS", None), getattr(django_settings, "CACHES", None)
+        )
+    return result
+
+
+@receiver(setting_changed)
+def _clear_cache(*, setting: str, **kwargs: Any) -> None:
+    global _cached
+    if setting in ("PYTHEUS", "CACHES"):
+        _cached = None

@@ -1,0 +1,30 @@
+"""Per-request state shared by the middleware and the database wrapper.
+
+A context variable rather than a thread-local: under ASGI many requests share one
+thread, and ``sync_to_async`` copies the context into the thread that runs the ORM,
+so a query made there still finds the request it belongs to.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+
+__all__ = ["RequestState", "current_request"]
+
+
+class RequestState:
+    """What is learnt about a request while it is answered."""
+
+    __slots__ = ("queries", "exception")
+
+    def __init__(self) -> None:
+        #: Database queries made so far (counted by ``django_pytheus.db``).
+        self.queries = 0
+        #: The type name of the unhandled exception that produced a 500, if any.
+        self.exception: str | None = None
+
+
+#: The state of the request being answered, set by ``PytheusMiddleware``.
+current_request: ContextVar[RequestState | None] = ContextVar(
+    "django_pytheus_request", default=None
+)

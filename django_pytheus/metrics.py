@@ -1,0 +1,281 @@
+"""The metrics django_pytheus records, defined from the ``PYTHEUS`` setting.
+
+Names below are with the default ``NAMESPACE`` ("django"):
+
+========================================== ========= ===============================
+metric                                     type      labels
+========================================== ========= ===============================
+django_http_requests_total                 counter   method, view, status
+django_http_request_duration_seconds       histogram method, view
+django_http_requests_in_progress           gauge     method (livesum across processes)
+django_http_request_size_bytes             histogram method, view
+django_http_response_size_bytes            histogram method, view
+django_http_exceptions_total               counter   view, type
+django_db_queries_per_request              histogram view
+django_db_query_duration_seconds           histogram alias, vendor, statement
+django_db_query_errors_total               counter   alias, vendor, type
+django_db_connections_total                counter   alias, vendor
+django_cache_hits_total                    counter   cache
+django_cache_misses_total                  counter   cache
+django_cache_operation_duration_seconds    histogram cache, operation
+django_cache_operation_errors_total        counter   cache, operation, type
+========================================== ========= ===============================
+
+The number of queries is ``django_db_query_duration_seconds_count``. ``method`` is an
+upper-case HTTP method, or ``other`` for unknown verbs; ``view`` is the route pattern
+(``/articles/<int:year>/``) or, with ``VIEW_LABEL = "view_name"``, the view name,
+and ``<unmatched>`` for URLs that resolved to no view; ``statement`` is ``select``,
+``insert``, ``update``, ``delete`` or ``other``.
+
+The metrics are created once, when the app is ready, in the registry that is current
+then; :func:`get_metrics` returns them. Other code (an admin page, a test) reads them
+from there::
+
+    from django_pytheus.metrics import get_metrics
+
+    m = get_metrics()
+    m.requests_total.labels(method="GET", view="/", status="200")
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, NamedTuple
+
+from django_pytheus.conf import PytheusSettings, get_settings
+from pytheus.metrics import Counter, CounterChild, Gauge, GaugeChild, Histogram, HistogramChild
+from pytheus.registry import CollectorRegistry, get_registry
+
+__all__ = [
+    "METHODS",
+    "STATEMENTS",
+    "UNMATCHED",
+    "CacheSeries",
+    "DjangoMetrics",
+    "RequestSeries",
+    "get_metrics",
+    "reset_metrics",
+]
+
+#: HTTP methods kept as they are; any other verb is counted as ``other``.
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+#: The ``statement`` label values of the query metrics.
+STATEMENTS = ("select", "insert", "update", "delete", "other")
+#: The ``view`` label of requests that matched no URL pattern.
+UNMATCHED = "<unmatched>"
+
+
+class RequestSeries(NamedTuple):
+    """The series one (method, view, status) records into, looked up once."""
+
+    requests: CounterChild
+    duration: HistogramChild
+    request_size: HistogramChild
+    response_size: HistogramChild
+    queries: HistogramChild
+
+
+class CacheSeries(NamedTuple):
+    """The series of one cache alias."""
+
+    hits: CounterChild
+    misses: CounterChild
+    durations: dict[str, HistogramChild]
+
+
+class DjangoMetrics:
+    """Every metric of the app, created from settings in ``registry``."""
+
+    def __init__(self, settings: PytheusSettings, registry: CollectorRegistry) -> None:
+        self.settings = settings
+        self.registry = registry
+        name = settings.metric_name
+
+        def counter(n: str, help_text: str, labels: list[str]) -> Counter:
+            return Counter(name(n), help_text, required_labels=labels, registry=registry)
+
+        def histogram(
+            n: str, help_text: str, labels: list[str], buckets: tuple[float, ...], unit: str
+        ) -> Histogram:
+            return Histogram(
+                name(n),
+                help_text,
+                required_labels=labels,
+                registry=registry,
+                buckets=buckets,
+                unit=unit,
+            )
+
+        s = settings
+        # Requests (PytheusMiddleware).
+        self.requests_total = counter(
+            "http_requests", "HTTP requests answered.", ["method", "view", "status"]
+        )
+        self.request_duration = histogram(
+            "http_request_duration",
+            "Time from the request entering the middleware to the last byte of the response.",
+            ["method", "view"],
+            s.latency_buckets,
+            "seconds",
+        )
+        self.requests_in_progress = Gauge(
+            name("http_requests_in_progress"),
+            "HTTP requests being answered.",
+            required_labels=["method"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.request_size = histogram(
+            "http_request_size",
+            "Size of request bodies (Content-Length).",
+            ["method", "view"],
+            s.size_buckets,
+            "bytes",
+        )
+        self.response_size = histogram(
+            "http_response_size",
+            "Size of response bodies, streamed ones included.",
+            ["method", "view"],
+            s.size_buckets,
+            "bytes",
+        )
+        self.exceptions_total = counter(
+            "http_exceptions",
+            "Exceptions raised while answering a request and not handled (HTTP 500).",
+            ["view", "type"],
+        )
+        self.queries_per_request = histogram(
+            "db_queries_per_request",
+            "Database queries made while answering one request.",
+            ["view"],
+            s.query_count_buckets,
+            "",
+        )
+        # Database (django_pytheus.db).
+        self.query_duration = histogram(
+            "db_query_duration",
+            "Time spent executing database queries; _count is the number of queries.",
+            ["alias", "vendor", "statement"],
+            s.db_latency_buckets,
+            "seconds",
+        )
+        self.query_errors_total = counter(
+            "db_query_errors", "Database queries that raised.", ["alias", "vendor", "type"]
+        )
+        self.connections_total = counter(
+            "db_connections", "Database connections opened.", ["alias", "vendor"]
+        )
+        # Caches (django_pytheus.cache).
+        self.cache_hits_total = counter(
+            "cache_hits", "Cache lookups that found the key.", ["cache"]
+        )
+        self.cache_misses_total = counter(
+            "cache_misses", "Cache lookups that did not find the key.", ["cache"]
+        )
+        self.cache_duration = histogram(
+            "cache_operation_duration",
+            "Time spent in cache operations.",
+            ["cache", "operation"],
+            s.cache_latency_buckets,
+            "seconds",
+        )
+        self.cache_errors_total = counter(
+            "cache_operation_errors",
+            "Cache operations that raised.",
+            ["cache", "operation", "type"],
+        )
+
+        self._request_series: dict[tuple[str, str, str], RequestSeries] = {}
+        self._progress: dict[str, GaugeChild] = {}
+        self._cache_series: dict[str, CacheSeries] = {}
+
+    def all(self) -> tuple[Any, ...]:
+        """Every metric object, in definition order."""
+        return tuple(v for v in vars(self).values() if isinstance(v, Counter | Gauge | Histogram))
+
+    def unregister(self) -> None:
+        """Remove every metric from its registry (their names can be defined again)."""
+        for metric in self.all():
+            self.registry.unregister(metric)
+
+    # Children are looked up once per label combination and kept: the middleware and
+    # the wrappers then record with attribute access only. Two threads racing to fill
+    # an entry get the same children from labels(), so no lock is needed.
+
+    def request_series(self, method: str, view: str, status: str) -> RequestSeries:
+        """The series a request with these labels records into."""
+        key = (method, view, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = RequestSeries(
+                self.requests_total.labels(method=method, view=view, status=status),
+                self.request_duration.labels(method=method, view=view),
+                self.request_size.labels(method=method, view=view),
+                self.response_size.labels(method=method, view=view),
+                self.queries_per_request.labels(view=view),
+            )
+        return series
+
+    def in_progress(self, method: str) -> GaugeChild:
+        """The in-progress gauge of one method."""
+        child = self._progress.get(method)
+        if child is None:
+            child = self._progress[method] = self.requests_in_progress.labels(method=method)
+        return child
+
+    def cache_series(self, alias: str) -> CacheSeries:
+        """The hit, miss and duration series of one cache."""
+        series = self._cache_series.get(alias)
+        if series is None:
+            series = self._cache_series[alias] = CacheSeries(
+                self.cache_hits_total.labels(cache=alias),
+                self.cache_misses_total.labels(cache=alias),
+                {},
+            )
+        return series
+
+    def cache_duration_series(self, alias: str, operation: str) -> HistogramChild:
+        """The duration series of one cache operation."""
+        durations = self.cache_series(alias).durations
+        child = durations.get(operation)
+        if child is None:
+            child = durations[operation] = self.cache_duration.labels(
+                cache=alias, operation=operation
+            )
+        return child
+
+
+#: The metrics in use; ``None`` until the app is ready (or :func:`get_metrics` is called).
+current: DjangoMetrics | None = None
+#: Goes up each time the metrics are created anew. Recording code keeps children of
+#: the metrics (never the metrics themselves, so that replaced ones can be collected)
+#: and compares this number to know when to look them up again.
+generation = 0
+
+
+def get_metrics() -> DjangoMetrics:
+    """The app's metrics, created from settings in the current registry on first use."""
+    global current, generation
+    metrics = current
+    if metrics is None:
+        metrics = current = DjangoMetrics(get_settings(), get_registry())
+        generation += 1
+    return metrics
+
+
+def reset_metrics() -> DjangoMetrics:
+    """Unregister the app's metrics and create them again from the current settings.
+
+    For tests, after switching the registry or changing ``PYTHEUS``: recording code
+    follows the new metrics at once.
+    """
+    global current
+    old = current
+    current = None
+    if old is not None:
+        for metric in old.all():
+            with contextlib.suppress(KeyError):  # the registry was emptied meanwhile
+                old.registry.unregister(metric)
+    return get_metrics()
