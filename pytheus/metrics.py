@@ -283,14 +283,26 @@ class CounterChild(_Child):
                 f"Counters only go up: inc({amount!r}) is not allowed. Use a Gauge for "
                 "values that can decrease."
             )
+        if exemplar is not None:
+            self._inc_with_exemplar(amount, exemplar)
+            return
         lock = self._lock
         lock.acquire()
         try:
             self._value += amount
         finally:
             lock.release()
-        if exemplar is not None:
-            self._exemplar = Exemplar(_check_exemplar(exemplar), float(amount), time.time())
+
+    def _inc_with_exemplar(self, amount: float, exemplar: Mapping[str, str]) -> None:
+        # Checked before recording: a refused exemplar must not leave the increment behind.
+        ex = Exemplar(_check_exemplar(exemplar), float(amount), time.time())
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._value += amount
+            self._exemplar = ex
+        finally:
+            lock.release()
 
     def count_exceptions(
         self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
@@ -384,6 +396,9 @@ class HistogramChild(_Child):
         # bisect_left finds the first bound >= value, i.e. the bucket `le` means.
         # NaN compares false with everything and would land in the first bucket.
         i = bisect_left(self._bounds, value) if value == value else len(self._bounds) - 1
+        if exemplar is not None:
+            self._observe_with_exemplar(i, value, exemplar)
+            return
         lock = self._lock
         lock.acquire()
         try:
@@ -391,11 +406,20 @@ class HistogramChild(_Child):
             self._sum += value
         finally:
             lock.release()
-        if exemplar is not None:
-            ex = Exemplar(_check_exemplar(exemplar), float(value), time.time())
+
+    def _observe_with_exemplar(self, i: int, value: float, exemplar: Mapping[str, str]) -> None:
+        # Checked before recording: a refused exemplar must not leave the observation behind.
+        ex = Exemplar(_check_exemplar(exemplar), float(value), time.time())
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._counts[i] += 1.0
+            self._sum += value
             if self._exemplars is None:
                 self._exemplars = [None] * len(self._bounds)
             self._exemplars[i] = ex
+        finally:
+            lock.release()
 
     def time(self) -> _Instrument:
         """Observe the duration in seconds of a block or decorated function."""
