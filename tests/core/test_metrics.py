@@ -138,6 +138,14 @@ def test_exemplar_length_limit() -> None:
         h.observe(1, exemplar=too_long)
     with pytest.raises(MetricDefinitionError, match="bad-name"):
         c.inc(exemplar={"bad-name": "x"})
+    # A refused exemplar records nothing: the calls that raised did not count.
+    value, exemplar = c.children()[0].snapshot()
+    assert value == 1.0
+    assert exemplar is not None
+    assert exemplar.labels == at_limit
+    state = h.children()[0].snapshot()
+    assert sum(state.counts) == 1
+    assert state.sum == 1.0
 
 
 # ------------------------------------------------------------------------------ gauge
