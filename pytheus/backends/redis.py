@@ -648,18 +648,36 @@ class MultiProcessRedisBackend:
         with self._flush_lock:
             start = time.perf_counter()
             try:
-                pipe = self.client.pipeline(transaction=False)
-                self._flush_script(keys=[], args=self._prepare_flush(), client=pipe)
-                self._read_script(
-                    keys=[], args=[self.config.prefix, self.config.process_timeout], client=pipe
-                )
-                flush_reply, read_reply = pipe.execute()
+                flush_reply, read_reply = self._flush_and_read(self._prepare_flush())
             except redis.RedisError as exc:
                 self._record_failure(exc)
                 raise BackendUnavailableError(f"cannot read metrics from Redis: {exc}") from exc
             self._handle_flush_reply(flush_reply, time.perf_counter() - start)
             families = list(self._families(read_reply, metrics, names, include_remote))
         yield from families
+
+    def _flush_and_read(self, flush_args: list[Any]) -> list[Any]:
+        """Run the FLUSH and READ scripts in one round trip; return both replies.
+
+        Not with redis-py's pipelined Script objects: they ask Redis whether the scripts
+        exist before every pipeline, a second round trip per scrape. The scripts are
+        loaded only when Redis answers NOSCRIPT (after a restart), then the pipeline is
+        sent again, which is safe: a flush that did run is known by its sequence number.
+        """
+        read_args: list[Any] = [self.config.prefix, self.config.process_timeout]
+
+        def execute() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.evalsha(self._flush_script.sha, 0, *flush_args)
+            pipe.evalsha(self._read_script.sha, 0, *read_args)
+            return pipe.execute()
+
+        try:
+            return execute()
+        except redis.exceptions.NoScriptError:
+            self.client.script_load(redis_scripts.FLUSH)
+            self.client.script_load(redis_scripts.READ)
+            return execute()
 
     def _families(
         self,
