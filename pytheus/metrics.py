@@ -596,6 +596,8 @@ class EnumChild(_Child):
 
     def state(self, state: str) -> None:
         """Make ``state`` the current state."""
+        # As with the states at definition and label values: 404 means "404".
+        state = _label_value(state)
         if state not in self._states:
             raise InvalidValueError(
                 f"Unknown state {state!r}; this Enum's states are {list(self._states)}."
