@@ -605,6 +605,14 @@ def test_enum_in_both_formats(exposition: Scrape) -> None:
         }
 
 
+def test_enum_states_are_strings_like_label_values(registry: CollectorRegistry) -> None:
+    e = Enum("http_status", "Help.", states=[200, 404])  # type: ignore[list-item]
+    e.state(404)  # type: ignore[arg-type]
+    assert registry.get_sample_value("http_status", {"http_status": "404"}) == 1.0
+    e.state("200")
+    assert registry.get_sample_value("http_status", {"http_status": "404"}) == 0.0
+
+
 def test_enum_errors() -> None:
     e = Enum("phase", "Help.", states=["a", "b"])
     with pytest.raises(InvalidValueError, match="'c'"):
