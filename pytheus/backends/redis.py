@@ -316,7 +316,8 @@ class MultiProcessRedisBackend:
         self._pending: _Payload | None = None
         self._conflicts: dict[str, str] = {}  # name -> the differing definition in Redis
         self._stored_defs: dict[str, str] = {}  # name -> definition, as the last scrape read
-        self._labelsets: dict[tuple[str, str], LabelSet] = {}
+        # Per metric (name and label names): series key -> its decoded label set.
+        self._labelsets: dict[tuple[str, tuple[str, ...]], dict[str, LabelSet]] = {}
         # Set while this thread reads series for a flush, so that the write-through
         # locks released by those reads do not flush again.
         self._flushing = threading.local()
@@ -690,7 +691,7 @@ class MultiProcessRedisBackend:
         helps = {_text(raw_help[i]): _text(raw_help[i + 1]) for i in range(0, len(raw_help), 2)}
         wanted = set(names) if names is not None else None
         local = {m.definition.name: m for m in metrics}
-        if len(self._labelsets) > _LABELSET_CACHE_MAX:
+        if sum(map(len, self._labelsets.values())) > _LABELSET_CACHE_MAX:
             self._labelsets.clear()
         # Remembered so that a later definition that differs fails at definition.
         self._stored_defs = {
@@ -713,29 +714,44 @@ class MultiProcessRedisBackend:
         for metric in local.values():  # defined here, not yet in Redis
             yield metric.build_family([])
 
-    def _labelset(self, d: MetricDefinition, key: str) -> LabelSet:
-        cached = self._labelsets.get((d.name, key))
-        if cached is not None and cached.keys() == set(d.labelnames):
-            return cached
+    @staticmethod
+    def _labelset(d: MetricDefinition, key: str) -> LabelSet:
         by_name = dict(zip(sorted(d.labelnames), json.loads(key), strict=False))
-        labelset = LabelSet(d.labelnames, tuple(str(by_name.get(n, "")) for n in d.labelnames))
-        self._labelsets[d.name, key] = labelset
-        return labelset
+        return LabelSet(d.labelnames, tuple(str(by_name.get(n, "")) for n in d.labelnames))
 
     def _series(
         self, d: MetricDefinition, raw: Sequence[Any], live: set[str]
     ) -> list[tuple[LabelSet, Any]]:
-        fields: dict[str, dict[str, str]] = {}
-        for i in range(0, len(raw), 2):
-            key, _, rest = _text(raw[i]).partition("\0")
-            fields.setdefault(key, {})[rest] = _text(raw[i + 1])
+        if raw and not isinstance(raw[0], str):  # a client without decode_responses
+            raw = [_text(x) for x in raw]
+        # Keyed by the label names too: a metric defined again with other labels must
+        # not get the label sets decoded for the old ones.
+        labelsets = self._labelsets.setdefault((d.name, d.labelnames), {})
+        cached = labelsets.get
         out: list[tuple[LabelSet, Any]] = []
+        append = out.append
         kind = d.type
+        if kind == "counter":
+            # The most common type, in a lean loop (a scrape runs it once per series):
+            # one field per series, named by the series key alone.
+            for key, value in zip(raw[0::2], raw[1::2], strict=True):
+                labels = cached(key)
+                if labels is None:
+                    labels = labelsets[key] = self._labelset(d, key)
+                append((labels, (float(value), None)))
+            return out
+        fields: dict[str, dict[str, str]] = {}
+        for field, value in zip(raw[0::2], raw[1::2], strict=True):
+            key, _, rest = field.partition("\0")
+            parts = fields.get(key)
+            if parts is None:
+                parts = fields[key] = {}
+            parts[rest] = value
         for key, parts in fields.items():
-            labels = self._labelset(d, key)
-            if kind == "counter":
-                out.append((labels, (float(parts.get("", 0.0)), None)))
-            elif kind == "histogram":
+            labels = cached(key)
+            if labels is None:
+                labels = labelsets[key] = self._labelset(d, key)
+            if kind == "histogram":
                 counts = tuple(float(parts.get(str(i), 0.0)) for i in range(len(d.buckets)))
                 out.append((labels, HistogramState(counts, float(parts.get("s", 0.0)))))
             elif kind == "summary":
