@@ -292,3 +292,21 @@ def test_lone_surrogates_do_not_break_scrapes(registry: CollectorRegistry) -> No
     om = parse_openmetrics(expose(registry, accept="application/openmetrics-text").body.decode())
     assert om.exemplars[("c_total", frozenset())].labels == {"file": "/tmp/caf\ufffd.txt"}
     promtool_check_metrics(body)
+
+
+def test_families_without_series_are_valid(exposition: Scrape) -> None:
+    """Labelled metrics have no series until labels() is called; HELP and TYPE still show."""
+    Counter("c", "H.", required_labels=["a"])
+    Histogram("h", "H.", required_labels=["a"])
+    Summary("s", "H.", required_labels=["a"], quantiles=[0.5])
+    Info("i", "H.", required_labels=["a"])
+    Enum("e", "H.", required_labels=["a"], states=["x"])
+    text, om = exposition()
+    assert text.samples == om.samples == {}
+    assert om.types == {
+        "c": "counter",
+        "h": "histogram",
+        "s": "summary",
+        "i": "info",
+        "e": "stateset",
+    }
