@@ -180,7 +180,8 @@ class PytheusSettings:
 
 
 def _unknown_key(where: str, key: object, known: Sequence[str]) -> ImproperlyConfigured:
-    close = difflib.get_close_matches(str(key), known, n=1) if isinstance(key, str) else []
+    # Keys are upper case; a lower-case typo should still find its match.
+    close = difflib.get_close_matches(key.upper(), known, n=1) if isinstance(key, str) else []
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return ImproperlyConfigured(
         f"{where}[{key!r}] is not a setting of django_pytheus.{hint} "

@@ -74,7 +74,7 @@ class RequestSeries(NamedTuple):
     duration: HistogramChild
     request_size: HistogramChild
     response_size: HistogramChild
-    queries: HistogramChild
+    queries: HistogramChild | None  # None with DB_METRICS off
 
 
 class CacheSeries(NamedTuple):
@@ -214,7 +214,7 @@ class DjangoMetrics:
                 self.request_duration.labels(method=method, view=view),
                 self.request_size.labels(method=method, view=view),
                 self.response_size.labels(method=method, view=view),
-                self.queries_per_request.labels(view=view),
+                self.queries_per_request.labels(view=view) if self.settings.db_metrics else None,
             )
         return series
 

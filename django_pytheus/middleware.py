@@ -178,7 +178,6 @@ class PytheusMiddleware:
         self.get_response = get_response
         self._exclude = settings.exclude_views
         self._by_route = settings.view_label == "route"
-        self._count_queries = settings.db_metrics
         # (method, view key, status) -> the series to record into, or None when the
         # view is excluded; views are few, so this stays small.
         self._series: dict[tuple[str, str | None, str], _metrics.RequestSeries | None] = {}
@@ -293,7 +292,7 @@ class PytheusMiddleware:
         if response_size is not None:
             series.response_size.observe(response_size)
         state = rec.state
-        if self._count_queries:
+        if series.queries is not None:
             series.queries.observe(state.queries)
         if state.exception is not None:
             m.exceptions_total.labels(
