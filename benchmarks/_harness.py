@@ -24,7 +24,11 @@ different rounds. The quartiles of the per-round ratios say how far to trust it.
 
 *External columns* (:class:`External`) time rows in another process, such as the original
 pytheus 0.6.1, which has our import name and so lives in a virtualenv of its own; their
-batches are interleaved with the local ones in the same rounds.
+batches are interleaved with the local ones in the same rounds. A side of a row may also
+be a ready :class:`Contender` instead of a :class:`Case`, one timed elsewhere (a forked
+process, a worker with another environment), and a row may have a *baseline*: the same
+operation in a reference state (a scrape after 1 process, where the row's is after 1,024),
+timed in the same rounds, against which the row's target is then a growth.
 
 Timing is :mod:`timeit`'s, with its usual choice: the garbage collector is off inside a
 batch, for every side alike. This module uses the standard library only, because the
@@ -33,6 +37,7 @@ worker that times the original pytheus imports it inside that other virtualenv.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import statistics
@@ -150,22 +155,38 @@ class External(Protocol):
         ...
 
 
+#: A side of a row: a case to time here, or a contender that times itself elsewhere.
+Side = Callable[[], Case | Contender]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The reference state of a row: its own line, timed in the row's rounds."""
+
+    label: str
+    theirs: Side
+    ours: Side
+
+
 @dataclass(frozen=True)
 class Row:
     """One operation of a section's table.
 
     ``target`` is the largest passing ratio ours/theirs; None makes the row informational.
+    With a ``baseline``, ``target`` is instead the largest passing growth of ours: our
+    figure over our baseline figure, the median of per-round ratios.
     ``params`` are handed to external columns, which build their own case from ``key``.
     """
 
     key: str
     label: str
     unit: Unit
-    theirs: Callable[[], Case]
-    ours: Callable[[], Case]
+    theirs: Side
+    ours: Side
     target: float | None
     params: Mapping[str, Any] = field(default_factory=dict)
     note: str = ""
+    baseline: Baseline | None = None
 
 
 @dataclass
@@ -176,11 +197,21 @@ class RowResult:
     theirs: list[float]
     ours: list[float]
     external: dict[str, list[float]] = field(default_factory=dict)
+    # The baseline's figures (theirs, ours), when the row has one.
+    baseline: tuple[list[float], list[float]] | None = None
 
     @property
     def ratio(self) -> float:
         """The median of the per-round ratios ours/theirs."""
         return statistics.median(self.round_ratios)
+
+    def growth(self, side: Literal["theirs", "ours"]) -> float | None:
+        """The median of the per-round ratios of a side to its baseline, if there is one."""
+        if self.baseline is None:
+            return None
+        base_theirs, base_ours = self.baseline
+        now, base = (self.theirs, base_theirs) if side == "theirs" else (self.ours, base_ours)
+        return statistics.median(n / b for n, b in zip(now, base, strict=True))
 
     @property
     def round_ratios(self) -> list[float]:
@@ -198,11 +229,31 @@ class RowResult:
     @property
     def passed(self) -> bool | None:
         target = self.row.target
-        return None if target is None else self.ratio <= target
+        if target is None:
+            return None
+        growth = self.growth("ours")
+        return (self.ratio if growth is None else growth) <= target
 
     def as_dict(self) -> dict[str, Any]:
         scale = _PER_SECOND[self.row.unit]
         q1, q3 = self.ratio_spread
+        baseline: dict[str, Any] | None = None
+        if self.baseline is not None and self.row.baseline is not None:
+            base_theirs, base_ours = self.baseline
+            baseline = {
+                "label": self.row.baseline.label,
+                "theirs": statistics.median(base_theirs) * scale,
+                "ours": statistics.median(base_ours) * scale,
+                "ratio": statistics.median(
+                    o / t for o, t in zip(base_ours, base_theirs, strict=True)
+                ),
+                "growth_theirs": self.growth("theirs"),
+                "growth_ours": self.growth("ours"),
+                "per_round": {
+                    "theirs": [v * scale for v in base_theirs],
+                    "ours": [v * scale for v in base_ours],
+                },
+            }
         return {
             "key": self.row.key,
             "label": self.row.label,
@@ -223,6 +274,7 @@ class RowResult:
             "passed": self.passed,
             "rounds": len(self.ours),
             "note": self.row.note,
+            "baseline": baseline,
             "per_round": {
                 "theirs": [v * scale for v in self.theirs],
                 "ours": [v * scale for v in self.ours],
@@ -233,12 +285,16 @@ class RowResult:
 
 @dataclass(frozen=True)
 class Section:
-    """A table: its rows are built on demand (``build``), so sizes can follow settings."""
+    """A table: its rows are built on demand (``build``), so sizes can follow settings.
+
+    ``build`` returns the rows, or a context manager that yields them and holds what they
+    share (a server, worker processes) until the whole section has been measured.
+    """
 
     key: str
     title: str
     theirs_name: str
-    build: Callable[[Settings], Sequence[Row]]
+    build: Callable[[Settings], Sequence[Row] | contextlib.AbstractContextManager[Sequence[Row]]]
     ours_name: str = "pytheus (ours)"
     notes: tuple[str, ...] = ()
 
@@ -267,29 +323,43 @@ def _rotations(n: int, rounds: int) -> Iterator[list[int]]:
         yield order[k:] + order[:k]
 
 
+def _contender(side: Side, settings: Settings) -> Contender:
+    made = side()
+    return LocalContender(made, settings.batch_seconds) if isinstance(made, Case) else made
+
+
 def measure_row(row: Row, settings: Settings, externals: Sequence[External]) -> RowResult:
     """Time one row: every side once per round, the first side rotating each round."""
-    names = ["theirs", "ours"]
-    contenders: list[Contender] = [
-        LocalContender(row.theirs(), settings.batch_seconds),
-        LocalContender(row.ours(), settings.batch_seconds),
-    ]
-    for ext in externals:
-        contender = ext.prepare(row, settings)
-        if contender is not None:
-            names.append(ext.name)
-            contenders.append(contender)
-    figures: list[list[float]] = [[] for _ in contenders]
+    sides: list[Side] = [row.theirs, row.ours]
+    if row.baseline is not None:
+        sides += [row.baseline.theirs, row.baseline.ours]
+    contenders: list[Contender] = []
+    names: list[str] = []
+    figures: list[list[float]] = []
     try:
+        for side in sides:
+            contenders.append(_contender(side, settings))
+        for ext in externals:
+            contender = ext.prepare(row, settings)
+            if contender is not None:
+                names.append(ext.name)
+                contenders.append(contender)
+        figures = [[] for _ in contenders]
         for order in _rotations(len(contenders), settings.rounds):
             for i in order:
                 figures[i].append(contenders[i].batch())
     finally:
-        for c in contenders:
-            c.release()
+        # Every side is released even when one fails: a side may be a process that
+        # would otherwise be left waiting.
+        with contextlib.ExitStack() as releases:
+            for c in contenders:
+                releases.callback(c.release)
         # The next row starts from a clean heap whatever this one left behind.
         gc.collect()
-    return RowResult(row, figures[0], figures[1], dict(zip(names[2:], figures[2:], strict=True)))
+    local = len(sides)
+    baseline = (figures[2], figures[3]) if row.baseline is not None else None
+    external = dict(zip(names, figures[local:], strict=True))
+    return RowResult(row, figures[0], figures[1], external, baseline)
 
 
 def run_section(
@@ -300,10 +370,14 @@ def run_section(
 ) -> SectionResult:
     """Measure every row of ``section``; ``progress`` is told which row is next."""
     results = []
-    for row in section.build(settings):
-        if progress is not None:
-            progress(f"{section.key}: {row.label}")
-        results.append(measure_row(row, settings, externals))
+    built = section.build(settings)
+    if not isinstance(built, contextlib.AbstractContextManager):
+        built = contextlib.nullcontext(built)
+    with built as rows:
+        for row in rows:
+            if progress is not None:
+                progress(f"{section.key}: {row.label}")
+            results.append(measure_row(row, settings, externals))
     names = [e.name for e in externals if any(e.name in r.external for r in results)]
     return SectionResult(section, results, names)
 
@@ -328,21 +402,47 @@ def render_table(result: SectionResult) -> str:
     header = ["operation", section.theirs_name, *result.external_names, section.ours_name]
     header += ["ratio (ours/theirs)", "target", "result", "ratio quartiles"]
     lines = [header]
+    no_external = ["-"] * len(result.external_names)
     for r in result.rows:
         unit = r.row.unit
+        if r.baseline is not None and r.row.baseline is not None:
+            base_theirs, base_ours = r.baseline
+            base = RowResult(r.row, base_theirs, base_ours)
+            q1, q3 = base.ratio_spread
+            lines.append(
+                [
+                    r.row.baseline.label,
+                    format_figure(statistics.median(base_theirs), unit),
+                    *no_external,
+                    format_figure(statistics.median(base_ours), unit),
+                    _ratio(base.ratio),
+                    "-",
+                    "info",
+                    f"{q1:.2f}-{q3:.2f}",
+                ]
+            )
         external = [
             format_figure(statistics.median(r.external[name]), unit) if name in r.external else "-"
             for name in result.external_names
         ]
+        theirs = format_figure(statistics.median(r.theirs), unit)
+        ours = format_figure(statistics.median(r.ours), unit)
         target = "-" if r.row.target is None else f"<= {r.row.target:g}x"
+        growth_theirs, growth_ours = r.growth("theirs"), r.growth("ours")
+        if growth_theirs is not None and growth_ours is not None:
+            # The growth against the baseline line above, which the target is about.
+            theirs += f" ({_ratio(growth_theirs)})"
+            ours += f" ({_ratio(growth_ours)})"
+            if r.row.target is not None:
+                target = f"growth <= {r.row.target:g}x"
         verdict = {True: "PASS", False: "FAIL", None: "info"}[r.passed]
         q1, q3 = r.ratio_spread
         lines.append(
             [
                 r.row.label,
-                format_figure(statistics.median(r.theirs), unit),
+                theirs,
                 *external,
-                format_figure(statistics.median(r.ours), unit),
+                ours,
                 _ratio(r.ratio),
                 target,
                 verdict,

@@ -2,20 +2,20 @@
 
 It has our import name, so it cannot be imported next to ours. :func:`ensure_venv`
 creates ``benchmarks/.peers/pytheus-0.6.1`` once (gitignored) and installs it there;
-:class:`OriginalPytheus` runs ``original_worker.py`` with that venv's Python and asks it
-for one batch at a time, so that its batches take turns with ours and prometheus_client's.
+:class:`OriginalPytheus` runs ``original_worker.py`` with that venv's Python (see
+``_worker.py``) and asks it for one batch at a time, so that its batches take turns with
+ours and prometheus_client's.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import IO, Any
 
 from _harness import Contender, Row, Settings
+from _worker import Worker, WorkerError
 
 __all__ = ["ORIGINAL_VERSION", "OriginalPytheus", "OriginalUnavailableError", "ensure_venv"]
 
@@ -66,19 +66,6 @@ def ensure_venv(peer_dir: Path = PEER_DIR) -> Path:
     return python
 
 
-class _RemoteContender:
-    def __init__(self, worker: OriginalPytheus, key: str) -> None:
-        self._worker = worker
-        self._key = key
-
-    def batch(self) -> float:
-        seconds: float = self._worker.ask({"batch": self._key})["seconds"]
-        return seconds
-
-    def release(self) -> None:
-        self._worker.ask({"release": self._key})
-
-
 class OriginalPytheus:
     """An external column backed by ``original_worker.py`` in the 0.6.1 venv."""
 
@@ -91,15 +78,11 @@ class OriginalPytheus:
             for k, v in os.environ.items()
             if k not in ("PYTHONPATH", "PYTHEUS_BACKEND_CLASS", "PYTHEUS_BACKEND_CONFIG")
         }
-        self._proc = subprocess.Popen(
-            [str(python), str(WORKER)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-            env=env,
-        )
-        hello = self._read()
+        try:
+            self._worker = Worker([str(python), str(WORKER)], env, "--with-original")
+        except WorkerError as exc:
+            raise OriginalUnavailableError(str(exc)) from exc
+        hello = self._worker.hello
         if hello.get("version") != ORIGINAL_VERSION:
             self.close()
             raise OriginalUnavailableError(
@@ -110,44 +93,10 @@ class OriginalPytheus:
         self.version: str = hello["version"]
         self.keys: frozenset[str] = frozenset(hello["keys"])
 
-    def _read(self) -> dict[str, Any]:
-        stdout: IO[str] | None = self._proc.stdout
-        assert stdout is not None
-        line = stdout.readline()
-        if not line:
-            code = self._proc.wait()
-            raise OriginalUnavailableError(
-                f"--with-original: the worker exited (code {code}); its stderr is above."
-            )
-        message: dict[str, Any] = json.loads(line)
-        if "error" in message:
-            raise OriginalUnavailableError(
-                f"--with-original: the worker failed: {message['error']}"
-            )
-        return message
-
-    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
-        stdin = self._proc.stdin
-        assert stdin is not None
-        stdin.write(json.dumps(request) + "\n")
-        stdin.flush()
-        return self._read()
-
     def prepare(self, row: Row, settings: Settings) -> Contender | None:
         if row.key not in self.keys:
             return None
-        self.ask(
-            {"prepare": row.key, "params": dict(row.params), "seconds": settings.batch_seconds}
-        )
-        return _RemoteContender(self, row.key)
+        return self._worker.contender(row.key, row.params, settings.batch_seconds)
 
     def close(self) -> None:
-        if self._proc.stdin is not None:
-            self._proc.stdin.close()
-        try:
-            self._proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        if self._proc.stdout is not None:
-            self._proc.stdout.close()
+        self._worker.close()

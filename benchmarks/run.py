@@ -27,11 +27,12 @@ from typing import Any
 
 import _original
 import inprocess
+import multiprocess
 from _harness import External, Section, SectionResult, Settings, eprint, render_table, run_section
 
 import pytheus
 
-SECTIONS: dict[str, Section] = {s.key: s for s in (inprocess.SECTION,)}
+SECTIONS: dict[str, Section] = {s.key: s for s in (inprocess.SECTION, multiprocess.SECTION)}
 
 FULL = Settings(rounds=11, batch_seconds=0.05)
 QUICK = Settings(rounds=3, batch_seconds=0.002, quick=True)
