@@ -306,8 +306,11 @@ class MultiProcessRedisBackend:
         self._flush_script: Script = self.client.register_script(redis_scripts.FLUSH)
         self._read_script: Script = self.client.register_script(redis_scripts.READ)
 
-        # Everything below is guarded by _flush_lock.
+        # Everything below is guarded by _flush_lock, except the definitions, which have
+        # a lock of their own: a flush holds _flush_lock across its network call, and a
+        # definition (at import time) must not wait for it when Redis does not answer.
         self._flush_lock = threading.Lock()
+        self._defs_lock = threading.Lock()  # taken after _flush_lock, never before
         self._metrics: dict[str, Any] = {}  # name -> Metric (or _Stat)
         self._defs: dict[str, str] = {}  # name -> canonical definition
         self._unsent_defs: set[str] = set()
@@ -378,7 +381,7 @@ class MultiProcessRedisBackend:
             metric.lock_factory = self._write_through_lock
             for child in metric.children():
                 child._lock = self._write_through_lock()
-        with self._flush_lock:
+        with self._defs_lock:
             stored = self._conflicts.get(d.name) or self._stored_defs.get(d.name)
             if stored is not None and stored != canonical:
                 raise MetricDefinitionError(
@@ -426,7 +429,9 @@ class MultiProcessRedisBackend:
         sets: list[list[Any]] = []  # replaced (info, state sets)
         changed: set[str] = set()
         shadow = self._shadow
-        for name, metric in list(self._metrics.items()):
+        with self._defs_lock:
+            metrics = list(self._metrics.items())
+        for name, metric in metrics:
             kind = metric.definition.type
             before = len(counts) + len(gauges) + len(sets)
             for child in metric.children():
@@ -461,19 +466,20 @@ class MultiProcessRedisBackend:
                 shadow[child] = (key, current)
             if len(counts) + len(gauges) + len(sets) > before:
                 changed.add(name)
-        send_defs = changed | self._unsent_defs
         size = len(counts) + len(gauges) + len(sets)
-        if not (size or send_defs):
-            return None
-        self._unsent_defs.clear()
+        with self._defs_lock:
+            send_defs = changed | self._unsent_defs
+            if not (size or send_defs):
+                return None
+            self._unsent_defs.clear()
+            body = {
+                "d": {n: self._defs[n] for n in send_defs},
+                "h": {n: self._metrics[n].definition.help for n in send_defs},
+                "c": counts,
+                "g": gauges,
+                "s": sets,
+            }
         self._seq += 1
-        body = {
-            "d": {n: self._defs[n] for n in send_defs},
-            "h": {n: self._metrics[n].definition.help for n in send_defs},
-            "c": counts,
-            "g": gauges,
-            "s": sets,
-        }
         return _Payload(self._seq, body, size)
 
     def _prepare_flush(self, exiting: bool = False) -> list[Any]:
@@ -513,7 +519,10 @@ class MultiProcessRedisBackend:
             self._forget_gauges()
         for i in range(0, len(conflicts), 2):
             name, stored = _text(conflicts[i]), _text(conflicts[i + 1])
-            if name not in self._conflicts:
+            with self._defs_lock:
+                known = name in self._conflicts
+                self._conflicts[name] = stored
+            if not known:
                 logger.error(
                     "Metric %r is defined in Redis as %s but in this process as %s; this "
                     "process's values of it are not written. Define it the same way "
@@ -522,7 +531,6 @@ class MultiProcessRedisBackend:
                     stored,
                     self._defs.get(name),
                 )
-            self._conflicts[name] = stored
         if self._failing:
             self._failing = False
             logger.warning("pytheus reaches Redis again; pending metrics were sent.")
@@ -540,7 +548,9 @@ class MultiProcessRedisBackend:
             )
 
     def _forget_gauges(self) -> None:
-        for metric in self._metrics.values():
+        with self._defs_lock:
+            metrics = list(self._metrics.values())
+        for metric in metrics:
             if metric.definition.type == "gauge":
                 for child in metric.children():
                     entry = self._shadow.get(child)
@@ -602,6 +612,7 @@ class MultiProcessRedisBackend:
         # The parent sends what was pending before the fork; the child starts clean,
         # under a process id of its own, with a flusher thread of its own.
         self._flush_lock = threading.Lock()
+        self._defs_lock = threading.Lock()
         self._new_process()
         self._pending = None
         self._failing = False
