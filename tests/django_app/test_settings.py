@@ -63,7 +63,8 @@ def test_values_are_read() -> None:
         ([], "PYTHEUS must be a dict, got list."),
         (
             {"LATENCY_BUCKET": [1]},
-            "PYTHEUS['LATENCY_BUCKET'] is not a setting of django_pytheus. Did you mean 'LATENCY_BUCKETS'?",
+            "PYTHEUS['LATENCY_BUCKET'] is not a setting of django_pytheus. Did you mean "
+            "'LATENCY_BUCKETS'?",
         ),
         ({"namespace": "x"}, "Did you mean 'NAMESPACE'?"),
         ({"BACKEND": 3}, "PYTHEUS['BACKEND'] must be a dotted path or a backend class, got 3."),
@@ -87,7 +88,8 @@ def test_values_are_read() -> None:
         ({"EXCLUDE_VIEWS": [1]}, "PYTHEUS['EXCLUDE_VIEWS'] must be a list of non-empty strings"),
         (
             {"LATENCY_BUCKETS": [0.5, 0.1]},
-            "PYTHEUS['LATENCY_BUCKETS'] must be in increasing order without repeats: 0.5 comes before 0.1",
+            "PYTHEUS['LATENCY_BUCKETS'] must be in increasing order without repeats: "
+            "0.5 comes before 0.1",
         ),
         ({"SIZE_BUCKETS": [1, 1]}, "PYTHEUS['SIZE_BUCKETS'] must be in increasing order"),
         ({"DB_LATENCY_BUCKETS": []}, "PYTHEUS['DB_LATENCY_BUCKETS'] must be a non-empty list"),
