@@ -35,7 +35,7 @@ def test_e001_bad_settings() -> None:
     (message,) = [m for m in run_checks() if m.id == "django_pytheus.E001"]
     assert "PYTHEUS['LATENCY_BUCKETS'] must be in increasing order" in message.msg
     assert message.hint
-    with pytest.raises(SystemCheckError, match="django_pytheus.E001"):
+    with pytest.raises(SystemCheckError, match=r"django_pytheus\.E001"):
         call_command("check")
 
 
