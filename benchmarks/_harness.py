@@ -187,6 +187,8 @@ class Row:
     params: Mapping[str, Any] = field(default_factory=dict)
     note: str = ""
     baseline: Baseline | None = None
+    # More rounds for a row whose figures are noisy (sub-millisecond round trips).
+    rounds_factor: int = 1
 
 
 @dataclass
@@ -220,11 +222,13 @@ class RowResult:
     @property
     def ratio_spread(self) -> tuple[float, float]:
         """The quartiles (25 % and 75 %) of the per-round ratios."""
-        ratios = self.round_ratios
-        if len(ratios) < 2:
-            return ratios[0], ratios[0]
-        q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
-        return q1, q3
+        return _quartiles(self.round_ratios)
+
+    def growth_spread(self) -> tuple[float, float] | None:
+        """The quartiles of our per-round growth against the baseline, if there is one."""
+        if self.baseline is None:
+            return None
+        return _quartiles([n / b for n, b in zip(self.ours, self.baseline[1], strict=True)])
 
     @property
     def passed(self) -> bool | None:
@@ -249,6 +253,7 @@ class RowResult:
                 ),
                 "growth_theirs": self.growth("theirs"),
                 "growth_ours": self.growth("ours"),
+                "growth_ours_quartiles": self.growth_spread(),
                 "per_round": {
                     "theirs": [v * scale for v in base_theirs],
                     "ours": [v * scale for v in base_ours],
@@ -281,6 +286,13 @@ class RowResult:
                 **{name: [v * scale for v in values] for name, values in self.external.items()},
             },
         }
+
+
+def _quartiles(ratios: Sequence[float]) -> tuple[float, float]:
+    if len(ratios) < 2:
+        return ratios[0], ratios[0]
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return q1, q3
 
 
 @dataclass(frozen=True)
@@ -317,10 +329,14 @@ class SectionResult:
 
 
 def _rotations(n: int, rounds: int) -> Iterator[list[int]]:
+    """Each side goes first in turn; every other cycle runs backwards, so that with more
+    than two sides each also follows different ones (a batch can be slowed down by the
+    one before it, such as a large scrape that leaves the caches cold)."""
     order = list(range(n))
     for r in range(rounds):
         k = r % n
-        yield order[k:] + order[:k]
+        rotated = order[k:] + order[:k]
+        yield rotated[::-1] if (r // n) % 2 else rotated
 
 
 def _contender(side: Side, settings: Settings) -> Contender:
@@ -345,7 +361,7 @@ def measure_row(row: Row, settings: Settings, externals: Sequence[External]) -> 
                 names.append(ext.name)
                 contenders.append(contender)
         figures = [[] for _ in contenders]
-        for order in _rotations(len(contenders), settings.rounds):
+        for order in _rotations(len(contenders), settings.rounds * row.rounds_factor):
             for i in order:
                 figures[i].append(contenders[i].batch())
     finally:
@@ -437,6 +453,9 @@ def render_table(result: SectionResult) -> str:
                 target = f"growth <= {r.row.target:g}x"
         verdict = {True: "PASS", False: "FAIL", None: "info"}[r.passed]
         q1, q3 = r.ratio_spread
+        spread = f"{q1:.2f}-{q3:.2f}"
+        if (growth_spread := r.growth_spread()) is not None:
+            spread = f"growth {growth_spread[0]:.2f}-{growth_spread[1]:.2f}"
         lines.append(
             [
                 r.row.label,
@@ -446,7 +465,7 @@ def render_table(result: SectionResult) -> str:
                 _ratio(r.ratio),
                 target,
                 verdict,
-                f"{q1:.2f}-{q3:.2f}",
+                spread,
             ]
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]

@@ -4,10 +4,12 @@
     .venv/bin/python benchmarks/run.py --quick            # a smoke test: few rounds, small sizes
     .venv/bin/python benchmarks/run.py --section inprocess --with-original --json out.json
 
-Every side of a row runs in this one process (except ``--with-original``, see
-``_original.py``), batch after batch in alternating order, so that the ratios hold on a
-busy machine even when the absolute figures drift. Missing a target is reported, not
-fatal: the exit status is 0 unless the run itself failed.
+The sides of a row take turns, batch after batch in alternating order, so that the
+ratios hold on a busy machine even when the absolute figures drift. The in-process
+section runs them in this process (except ``--with-original``, see ``_original.py``);
+"Many processes" (``multiprocess.py``) in processes of their own, around a redis-server
+it starts. Missing a target is reported, not fatal: the exit status is 0 unless the
+run itself failed.
 
 A new section is a module with a ``SECTION`` (see ``_harness.Section``) added to
 ``SECTIONS`` below.
