@@ -414,6 +414,8 @@ class MultiProcessRedisBackend:
     def _new_process(self) -> None:
         self._process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._seq = 0
+        # When the last successful flush started (perf_counter): see _handle_flush_reply.
+        self._last_ok_start = time.perf_counter()
 
     @staticmethod
     def _series_key(metric: Any, labelset: LabelSet) -> str:
@@ -514,7 +516,13 @@ class MultiProcessRedisBackend:
     def _handle_flush_reply(self, reply: Sequence[Any], duration: float) -> None:
         _applied, reaped, conflicts = reply
         self._pending = None
-        if reaped:
+        now = time.perf_counter()
+        # Silent for process_timeout or more (an outage, a stall): this process may have
+        # been reaped even if the reply saying so was lost (a flush that Redis ran after
+        # the client gave up on it), and the reply to its resend says nothing of it.
+        silent = now - self._last_ok_start >= self.config.process_timeout
+        self._last_ok_start = now - duration
+        if reaped or silent:
             # Our gauge values were folded away while we were silent: write them again.
             self._forget_gauges()
         for i in range(0, len(conflicts), 2):
