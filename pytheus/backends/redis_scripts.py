@@ -11,6 +11,7 @@ Keys, under a configurable prefix ``P``:
 ``P:help``            hash: metric name -> help text (the latest definition's)
 ``P:v:<name>``        hash: the values of one metric (fields below)
 ``P:procs``           sorted set: live process id -> time of its last flush
+``P:last``            string: time of the last flush of any process
 ``P:dead``            sorted set: reaped process id -> time it was reaped
 ``P:seq``             hash: process id -> last applied flush sequence number
 ``P:pg:<process>``    set: the per-process gauge fields a process wrote, for reaping
@@ -28,7 +29,20 @@ from __future__ import annotations
 
 __all__ = ["FLUSH", "READ"]
 
-# Shared by both scripts: fold the gauges of processes whose last flush is older than
+# Shared by both scripts. Redis's own outage (or the network's) is no process's silence:
+# time in which no process flushed at all does not count towards anyone's timeout, or
+# every live process would be reaped on the first flush after an outage longer than
+# the timeout (and summed gauges counted twice). Half the timeout is allowed between
+# two flushes of all the processes together, as a lone process flushing rarely leaves.
+_OUTAGE = r"""
+local function outage(P, now, timeout)
+  local last = tonumber(redis.call('GET', P .. ':last'))
+  if last and now - last > timeout / 2 then return now - last - timeout / 2 end
+  return 0
+end
+"""
+
+# Fold the gauges of processes whose last flush is older than
 # the timeout into the "retired" fields (by mode), drop their per-process fields, and
 # forget sequence numbers long after, when no retry of theirs can still arrive.
 _REAP = r"""
@@ -130,7 +144,8 @@ end
 #: conflicts alternates metric names whose definition differs from the stored one (their
 #: values were not written) with the stored definition.
 FLUSH = (
-    _REAP
+    _OUTAGE
+    + _REAP
     + _EXPIRE
     + r"""
 local P, proc, seq = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -140,6 +155,14 @@ local ttl = tonumber(ARGV[7])
 local payload = cjson.decode(ARGV[8])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+
+local excess = outage(P, now, timeout)
+if excess > 0 then
+  for _, other in ipairs(redis.call('ZRANGE', P .. ':procs', 0, -1)) do
+    redis.call('ZINCRBY', P .. ':procs', excess, other)
+  end
+end
+redis.call('SET', P .. ':last', now)
 
 local was_reaped = 0
 if redis.call('ZSCORE', P .. ':dead', proc) then
@@ -210,15 +233,19 @@ return {1, was_reaped, conflicts}
 
 #: ARGV: prefix, process timeout. Returns ``{now, defs, live processes, help, values...}``
 #: with one HGETALL reply per definition, in the order of ``defs``.
-READ = r"""
+READ = (
+    _OUTAGE
+    + r"""
 local P, timeout = ARGV[1], tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local defs = redis.call('HGETALL', P .. ':defs')
-local live = redis.call('ZRANGEBYSCORE', P .. ':procs', now - timeout, '+inf')
+local since = now - timeout - outage(P, now, timeout)
+local live = redis.call('ZRANGEBYSCORE', P .. ':procs', since, '+inf')
 local out = {tostring(now), defs, live, redis.call('HGETALL', P .. ':help')}
 for i = 1, #defs, 2 do
   out[#out + 1] = redis.call('HGETALL', P .. ':v:' .. defs[i])
 end
 return out
 """
+)
