@@ -42,18 +42,23 @@ MIDDLEWARE_PATH = "django_pytheus.middleware.PytheusMiddleware"
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E001: the ``PYTHEUS`` setting validates."""
+    """E001: the ``PYTHEUS`` setting validates (and AUTH's CALLABLE imports)."""
+    hint = "Fix the PYTHEUS setting as the message says; django_pytheus.conf describes every key."
     try:
-        get_settings()
+        check = get_settings().auth.check
     except ImproperlyConfigured as exc:
-        return [
-            Error(
-                str(exc),
-                hint="Fix the PYTHEUS setting as the message says; every key is described "
-                "in django_pytheus.conf.",
-                id="django_pytheus.E001",
-            )
-        ]
+        return [Error(str(exc), hint=hint, id="django_pytheus.E001")]
+    if isinstance(check, str):
+        try:
+            import_string(check)
+        except ImportError as exc:
+            return [
+                Error(
+                    f"PYTHEUS['AUTH']['CALLABLE'] = {check!r} cannot be imported: {exc}",
+                    hint=hint,
+                    id="django_pytheus.E001",
+                )
+            ]
     return []
 
 

@@ -115,7 +115,7 @@ class DjangoMetrics:
         )
         self.request_duration = histogram(
             "http_request_duration",
-            "Time from the request entering the middleware to the last byte of the response.",
+            "Time to answer a request, to the end of the stream for streaming responses.",
             ["method", "view"],
             s.latency_buckets,
             "seconds",

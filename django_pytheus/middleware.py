@@ -193,7 +193,7 @@ class PytheusMiddleware:
         skip = self._skip_paths
         if skip is None:
             skip = self._find_skip_paths()
-        if request.path_info in skip:
+        if request.path in skip:
             return self.get_response(request)
         rec = self._start(request)
         token = current_request.set(rec.state)
@@ -213,7 +213,7 @@ class PytheusMiddleware:
         skip = self._skip_paths
         if skip is None:
             skip = self._find_skip_paths()
-        if request.path_info in skip:
+        if request.path in skip:
             return await self.get_response(request)
         rec = self._start(request)
         token = current_request.set(rec.state)
@@ -234,7 +234,9 @@ class PytheusMiddleware:
     def _find_skip_paths(self) -> frozenset[str]:
         # Excluded views whose URL takes no arguments (the metrics view) are recognised
         # by their path before anything is recorded, so that a scrape does not even
-        # show in the in-progress gauge. Others are excluded once resolved.
+        # show in the in-progress gauge. Others are excluded once resolved. Computed at
+        # the first request, when the URLconf and the script prefix are known; reverse()
+        # includes that prefix, as request.path does.
         paths = set()
         for name in self._exclude:
             with contextlib.suppress(NoReverseMatch):

@@ -39,6 +39,12 @@ def test_e001_bad_settings() -> None:
         call_command("check")
 
 
+@override_settings(PYTHEUS={"AUTH": {"CALLABLE": "tests.nowhere.allow"}})
+def test_e001_callable_that_does_not_import() -> None:
+    (message,) = [m for m in run_checks() if m.id == "django_pytheus.E001"]
+    assert "PYTHEUS['AUTH']['CALLABLE'] = 'tests.nowhere.allow' cannot be imported" in message.msg
+
+
 @pytest.mark.parametrize(
     ("backend", "text"),
     [
