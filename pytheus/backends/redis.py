@@ -583,16 +583,18 @@ class MultiProcessRedisBackend:
 
     def status(self) -> dict[str, Any]:
         """Health figures for dashboards: no secrets, no network I/O."""
-        with self._flush_lock:
-            return {
-                "backend": type(self).__name__,
-                "redis": repr(self),
-                "healthy": not self._failing,
-                "last_flush": self._last_success or None,
-                "pending_series": self._pending.series if self._pending else 0,
-                "errors": self._stats.errors.value,
-                "process": self._process,
-            }
+        # Without _flush_lock, which a flush holds across its network call: a health
+        # page must answer at once while Redis hangs. Each field is read once.
+        pending = self._pending
+        return {
+            "backend": type(self).__name__,
+            "redis": repr(self),
+            "healthy": not self._failing,
+            "last_flush": self._last_success or None,
+            "pending_series": pending.series if pending else 0,
+            "errors": self._stats.errors.value,
+            "process": self._process,
+        }
 
     # ------------------------------------------------------------------ background
 
