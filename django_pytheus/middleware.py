@@ -264,12 +264,11 @@ class PytheusMiddleware:
                 stream = _SyncStream(response.streaming_content, rec, status)
             response.streaming_content = stream
             return
-        if response.streaming:
-            size = _content_length(response.get("Content-Length"))
-        else:
-            size = _content_length(response.get("Content-Length"))
-            if size is None:
-                size = len(response.content)
+        # Content-Length when set (CommonMiddleware sets it), as it costs nothing; a file
+        # response without one (size unknown) records no response size.
+        size = _content_length(response.get("Content-Length"))
+        if size is None and not response.streaming:
+            size = len(response.content)
         rec.finish(status, size)
 
     def _record(

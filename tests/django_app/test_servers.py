@@ -105,8 +105,19 @@ def test_gunicorn_workers_share_exact_counts(redis_server: RedisServer, tmp_path
     n = 200
     with server(args, env, log) as process:
         wait_until(lambda: answers(port, "/hello/"), START_TIMEOUT, "gunicorn did not answer", log)
+        workers: set[bytes] = set()
+
+        def all_workers_answer() -> bool:
+            # Concurrent slow requests: a busy worker leaves the next one to another.
+            with ThreadPoolExecutor(8) as pool:
+                workers.update(
+                    b for _, b in pool.map(lambda _: get(port, "/warm-up/?sleep=0.05"), range(16))
+                )
+            return len(workers) == 4
+
+        wait_until(all_workers_answer, START_TIMEOUT, "not all 4 workers answered", log)
         with ThreadPoolExecutor(8) as pool:
-            results = list(pool.map(lambda _: get(port, "/pid/"), range(n)))
+            results = list(pool.map(lambda _: get(port, "/pid/?sleep=0.005"), range(n)))
         assert all(status == 200 for status, _ in results)
         pids = {body for _, body in results}
         assert len(pids) >= 2, f"all {n} requests went to one worker: {pids}"

@@ -24,5 +24,6 @@ urlpatterns = [
     path("file/", views.file),
     path("cache/", views.cache_view),
     path("pid/", views.pid),
+    path("warm-up/", views.pid),
     path("", include("django_pytheus.urls")),
 ]

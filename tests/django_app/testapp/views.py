@@ -124,6 +124,9 @@ def cache_view(request: HttpRequest) -> HttpResponse:
 
 
 def pid(request: HttpRequest) -> HttpResponseBase:
+    """This process's id, after ``?sleep=`` seconds (so that concurrent requests spread)."""
     import os
+    import time
 
+    time.sleep(float(request.GET.get("sleep", 0)))
     return HttpResponse(str(os.getpid()).encode())
