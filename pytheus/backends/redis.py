@@ -311,6 +311,9 @@ class MultiProcessRedisBackend:
         # definition (at import time) must not wait for it when Redis does not answer.
         self._flush_lock = threading.Lock()
         self._defs_lock = threading.Lock()  # taken after _flush_lock, never before
+        # Held while a flush reads the series (taking their locks), not while it waits
+        # on the network: what fork() waits for, see _before_fork.
+        self._build_lock = threading.Lock()
         self._metrics: dict[str, Any] = {}  # name -> Metric (or _Stat)
         self._defs: dict[str, str] = {}  # name -> canonical definition
         self._unsent_defs: set[str] = set()
@@ -495,7 +498,8 @@ class MultiProcessRedisBackend:
         if self._pending is None or not self._pending.series:
             self._flushing.active = True
             try:
-                self._pending = self._build_payload()
+                with self._build_lock:
+                    self._pending = self._build_payload()
             finally:
                 self._flushing.active = False
         if self._pending is None:  # nothing changed: a heartbeat
@@ -612,17 +616,21 @@ class MultiProcessRedisBackend:
                 logger.exception("pytheus flusher failed; trying again next interval.")
 
     def _before_fork(self) -> None:
-        # The child must not inherit this lock held by the flusher mid-flush.
-        self._flush_lock.acquire()
+        # The child must not inherit a series lock held by the flusher reading it. Not
+        # _flush_lock: a flush holds it across its network call, and fork() (gunicorn
+        # replacing a worker) must not wait for a Redis that hangs. The child rebuilds
+        # all the flush state below, whatever the parent's flusher was doing.
+        self._build_lock.acquire()
 
     def _after_fork(self, child: bool) -> None:
         if not child:
-            self._flush_lock.release()
+            self._build_lock.release()
             return
         # The parent sends what was pending before the fork; the child starts clean,
         # under a process id of its own, with a flusher thread of its own.
         self._flush_lock = threading.Lock()
         self._defs_lock = threading.Lock()
+        self._build_lock = threading.Lock()
         self._new_process()
         self._pending = None
         self._failing = False
