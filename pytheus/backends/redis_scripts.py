@@ -63,7 +63,14 @@ local function reap_procs(P, now, procs)
         local retired = redis.call('HGET', vkey, key .. '\0r')
         local v = tonumber(value)
         if mode == 'sum' then
-          redis.call('HINCRBYFLOAT', vkey, key .. '\0r', value)
+          local total = tonumber(retired or '0') + v
+          if total == total and total ~= math.huge and total ~= -math.huge then
+            redis.call('HINCRBYFLOAT', vkey, key .. '\0r', value)
+          else
+            -- HINCRBYFLOAT refuses infinities, and an error here would stop the
+            -- script halfway: this process never reaped, every flush failing.
+            redis.call('HSET', vkey, key .. '\0r', tostring(total))
+          end
         elseif mode == 'max' then
           if not retired or v > tonumber(retired) then
             redis.call('HSET', vkey, key .. '\0r', value)
