@@ -113,6 +113,23 @@ def test_async_methods_are_counted_once() -> None:
     assert value(p, "django_cache_misses_total", cache="default") == 1
 
 
+def test_native_async_methods_are_instrumented() -> None:
+    native = {"BACKEND": "tests.django_app.testapp.cache_backends.NativeAsyncCache"}
+    with override_settings(CACHES={"default": native}):
+
+        async def run() -> tuple[object, object]:
+            await cache.aset("x", None)
+            return await cache.aget("x", "d"), await cache.aget("y", "d")
+
+        assert async_to_sync(run)() == (None, "d")
+    p = scrape()
+    assert value(p, "django_cache_hits_total", cache="default") == 1
+    assert value(p, "django_cache_misses_total", cache="default") == 1
+    count = "django_cache_operation_duration_seconds_count"
+    assert value(p, count, cache="default", operation="set") == 1
+    assert value(p, count, cache="default", operation="get") == 2
+
+
 def test_each_alias_is_a_label_and_the_object_is_unchanged() -> None:
     other = caches["other"]
     assert type(other) is LocMemCache
@@ -204,8 +221,13 @@ def test_django_redis_errors_are_counted_and_raised() -> None:
         with pytest.raises(Exception, match=r"127\.0\.0\.1") as info:
             cache.get("k")
         error_type = type(info.value).__name__
+        with pytest.raises(type(info.value)):
+            cache.get_many(["k"])
+        with pytest.raises(type(info.value)):
+            cache.set("k", 1)
     p = scrape()
-    labels = {"cache": "default", "operation": "get", "type": error_type}
-    assert value(p, "django_cache_operation_errors_total", **labels) == 1
+    for op in ("get", "get_many", "set"):
+        labels = {"cache": "default", "operation": op, "type": error_type}
+        assert value(p, "django_cache_operation_errors_total", **labels) == 1
     assert value(p, "django_cache_hits_total", cache="default") == 0
     assert value(p, "django_cache_misses_total", cache="default") == 0

@@ -155,12 +155,41 @@ def test_exception_that_escapes_the_handler_is_counted_once() -> None:
     assert value(p, "django_http_requests_in_progress", method="GET") == 0
 
 
+def test_base_exception_escaping_the_handler() -> None:
+    with pytest.raises(views.Abort):
+        Client().get("/abort/")
+
+    async def run() -> None:
+        await AsyncClient().get("/async/abort/")
+
+    with pytest.raises(views.Abort):
+        async_to_sync(run)()
+    p = scrape()
+    for view in ("/abort/", "/async/abort/"):
+        assert value(p, "django_http_requests_total", method="GET", view=view, status="500") == 1
+        assert value(p, "django_http_exceptions_total", view=view, type="Abort") == 1
+    assert value(p, "django_http_requests_in_progress", method="GET") == 0
+
+
+@override_settings(MIDDLEWARE=["django_pytheus.middleware.PytheusMiddleware"])
+def test_response_size_without_content_length() -> None:
+    response = Client().get("/hello/")
+    assert not response.has_header("Content-Length")  # no CommonMiddleware here
+    assert value(scrape(), "django_http_response_size_bytes_sum", method="GET", view="/hello/") == 5
+
+
 def test_the_metrics_view_is_excluded_by_default() -> None:
     client = Client()
     for _ in range(3):
         scrape(client)
+
+    async def run() -> int:  # the ASGI path skips it too
+        return (await AsyncClient().get("/metrics")).status_code
+
+    assert async_to_sync(run)() == 200
     p = scrape(client)
     assert not [k for k in p.samples if k[0] == "django_http_requests_total"]
+    assert not [k for k in p.samples if k[0] == "django_http_requests_in_progress"]
 
 
 def test_excluded_views_by_name_or_label(pytheus_settings) -> None:

@@ -13,6 +13,8 @@ urlpatterns = [
     path("status/<int:code>/", views.status, name="status"),
     path("in-progress/", views.in_progress),
     path("boom/", views.boom, name="boom"),
+    path("abort/", views.abort),
+    path("async/abort/", views.async_abort),
     path("async/", views.async_hello, name="async-hello"),
     path("async/boom/", views.async_boom),
     path("async/queries/", views.async_queries),

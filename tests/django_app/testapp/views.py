@@ -50,6 +50,18 @@ def boom(request: HttpRequest) -> HttpResponse:
     raise ZeroDivisionError("boom")
 
 
+class Abort(BaseException):
+    """Not an Exception: Django's handler lets it through (as it does KeyboardInterrupt)."""
+
+
+def abort(request: HttpRequest) -> HttpResponse:
+    raise Abort
+
+
+async def async_abort(request: HttpRequest) -> HttpResponse:
+    raise Abort
+
+
 async def async_hello(request: HttpRequest) -> HttpResponse:
     SEEN["async_thread"] = threading.get_ident()
     await asyncio.sleep(0)
