@@ -7,23 +7,27 @@
 * :class:`ForkedContender` builds a row's side in a forked child and times it there,
   batch by batch on request: a process of its own per side (its own backend, its own
   key prefix), still interleaved with the other sides in the same rounds.
+* :class:`FirstInProcess` times one call in a newly forked process per batch: the first
+  scrape of a fresh process, before any cache of its own is warm.
 
 Linux (``os.fork``) and the standard library only.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from typing import IO
 
-from _harness import Case, LocalContender
+from _harness import Case, Contender, LocalContender
 
-__all__ = ["ChildError", "ForkedContender", "run_children"]
+__all__ = ["ChildError", "FirstInProcess", "ForkedContender", "run_children"]
 
 
 class ChildError(RuntimeError):
@@ -95,7 +99,7 @@ class ForkedContender:
     one line per request. It quits when asked, or when this process is gone.
     """
 
-    def __init__(self, build: Callable[[], Case], seconds: float, what: str) -> None:
+    def __init__(self, build: Callable[[], Case | Contender], seconds: float, what: str) -> None:
         self.what = what
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
@@ -149,11 +153,12 @@ class ForkedContender:
 
 
 def _serve(
-    build: Callable[[], Case], seconds: float, request_r: int, reply_w: int, parent: int
+    build: Callable[[], Case | Contender], seconds: float, request_r: int, reply_w: int, parent: int
 ) -> int:
     replies = os.fdopen(reply_w, "w", buffering=1)
     try:
-        contender = LocalContender(build(), seconds)
+        made = build()
+        contender = LocalContender(made, seconds) if isinstance(made, Case) else made
     except Exception as exc:
         traceback.print_exc()
         replies.write(json.dumps({"error": f"{type(exc).__name__}: {exc}"}) + "\n")
@@ -177,3 +182,42 @@ def _serve(
                 contender.release()
                 return 0
             replies.write(json.dumps({"seconds": contender.batch()}) + "\n")
+
+
+class FirstInProcess:
+    """Each batch is one call of ``produce`` in a process forked for it, then ``cleanup``.
+
+    The figure is that call alone, timed in the child with the garbage collector off
+    (as in every batch): what the first scrape of a fresh process costs, whatever this
+    process would have cached. This process must not have warmed anything itself.
+    """
+
+    def __init__(
+        self, produce: Callable[[], object], cleanup: Callable[[], object] | None = None
+    ) -> None:
+        self._produce = produce
+        self._cleanup = cleanup
+
+    def batch(self) -> float:
+        read_end, write_end = os.pipe()
+
+        def child() -> int:
+            os.close(read_end)
+            gc.disable()
+            start = time.perf_counter()
+            self._produce()
+            elapsed = time.perf_counter() - start
+            os.write(write_end, repr(elapsed).encode())
+            if self._cleanup is not None:
+                self._cleanup()
+            return 0
+
+        pid = _fork(child)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as reply:
+            data = reply.read()
+        _wait(pid, "a process forked for its first scrape")
+        return float(data)
+
+    def release(self) -> None:
+        pass

@@ -409,7 +409,8 @@ def format_figure(seconds: float, unit: str) -> str:
 
 
 def _ratio(value: float) -> str:
-    return f"{value:.2f}x"
+    # Two decimals, unless that would round a ratio to nothing (0.0033x, not 0.00x).
+    return f"{value:.2f}x" if value >= 0.01 else f"{value:.4f}x"
 
 
 def render_table(result: SectionResult) -> str:

@@ -23,8 +23,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from _forked import ForkedContender, run_children
-from _harness import Case
+from _forked import FirstInProcess, ForkedContender, run_children
+from _harness import Case, Contender
 from _worker import serve
 from _workload import (
     BUCKETS,
@@ -76,8 +76,11 @@ def _scrape_case(directory: Path) -> tuple[Case, bytes]:
     return case, generate_latest(registry)
 
 
-def scrape_writers(params: Mapping[str, Any], directory: Path) -> Case:
-    """``processes`` writers add to each of ``series`` counter series, then exit."""
+def scrape_writers(params: Mapping[str, Any], directory: Path) -> Case | Contender:
+    """``processes`` writers add to each of ``series`` counter series, then exit.
+
+    With ``first``, each batch is the first scrape of a newly forked process.
+    """
     _use(directory)
     series, processes = params["series"], params["processes"]
     c = Counter("bench_requests", "Requests.", ["a", "b"], registry=CollectorRegistry())
@@ -89,6 +92,9 @@ def scrape_writers(params: Mapping[str, Any], directory: Path) -> Case:
     run_children(processes, write, concurrency=processes)
     case, body = _scrape_case(directory)
     check_scrape(body, series, writer_totals(series, processes), WHO)
+    if params.get("first"):
+        registry = case.namespace["r"]
+        return FirstInProcess(lambda: generate_latest(registry))
     return case
 
 
@@ -123,7 +129,7 @@ def scrape_restarts(params: Mapping[str, Any], directory: Path) -> Case:
     return case
 
 
-CASES: dict[str, Callable[[Mapping[str, Any], Path], Case]] = {
+CASES: dict[str, Callable[[Mapping[str, Any], Path], Case | Contender]] = {
     "mp_counter_inc": counter_inc,
     "mp_histogram_observe": histogram_observe,
     "mp_scrape_writers": scrape_writers,

@@ -35,8 +35,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from _forked import ForkedContender, run_children
-from _harness import Baseline, Case, Row, Section, Settings
+from _forked import FirstInProcess, ForkedContender, run_children
+from _harness import Baseline, Case, Contender, Row, Section, Settings
 from _redis_server import RedisServer
 from _worker import Worker
 from _workload import (
@@ -111,7 +111,10 @@ def _scrape_case(registry: CollectorRegistry) -> tuple[Case, bytes]:
     return case, generate_metrics(registry).encode()
 
 
-def ours_scrape_writers(url: str, prefix: str, series: int, processes: int) -> Case:
+def ours_scrape_writers(
+    url: str, prefix: str, series: int, processes: int, first: bool = False
+) -> Case | Contender:
+    """See :func:`mmap_worker.scrape_writers`."""
     backend = _load(url, prefix)
     registry = CollectorRegistry()
     c = Counter("bench_requests", "Requests.", required_labels=["a", "b"], registry=registry)
@@ -123,6 +126,15 @@ def ours_scrape_writers(url: str, prefix: str, series: int, processes: int) -> C
         backend.close()  # the last flush, and the process leaves
 
     run_children(processes, write, concurrency=processes)
+    if first:
+        # Checked in a child of its own: this process must stay as cold as those timed.
+        def check(_: int) -> None:
+            body = generate_metrics(registry).encode()
+            check_scrape(body, series, writer_totals(series, processes), WHO)
+            backend.close()
+
+        run_children(1, check)
+        return FirstInProcess(lambda: generate_metrics(registry).encode(), backend.close)
     case, body = _scrape_case(registry)
     check_scrape(body, series, writer_totals(series, processes), WHO)
     return case
@@ -174,7 +186,9 @@ class _Sides:
     def theirs(self, key: str, **params: Any) -> Callable[[], Any]:
         return lambda: self._worker.contender(key, params, self._seconds)
 
-    def ours(self, key: str, make: Callable[..., Case], **params: Any) -> Callable[[], Any]:
+    def ours(
+        self, key: str, make: Callable[..., Case | Contender], **params: Any
+    ) -> Callable[[], Any]:
         def side() -> ForkedContender:
             # A fresh key prefix per measurement: nothing left by another one is read.
             prefix = f"bench:{os.getpid()}:{next(self._numbers)}:{key}"
@@ -204,7 +218,16 @@ def _rows(sides: _Sides, settings: Settings, server_version: str) -> Sequence[Ro
             f"{WRITERS} writer processes that then exited: ours `generate_metrics(r).encode()` "
             "(flush and read all from Redis, one round trip), theirs `generate_latest(r)` "
             "with a `MultiProcessCollector` over the writers' files; from a process that "
-            "wrote nothing, scraping again and again."),
+            "wrote nothing, scraping again and again (ours keeps decoded label sets "
+            "between scrapes)."),
+        Row("mp_scrape_writers_first",
+            f"scrape of {series:,} series written by {WRITERS} processes, first scrape of a "
+            "fresh process", "ms",
+            sides.theirs("mp_scrape_writers", series=series, processes=WRITERS, first=True),
+            sides.ours("mp_scrape_writers_first", ours_scrape_writers, series=series,
+                       processes=WRITERS, first=True), None,
+            note="First scrape: each batch forks a process from the scraping one and times "
+            "its first scrape (ours: a new connection, every label set decoded)."),
         Row("mp_scrape_restarts",
             f"scrape after {restarts:,} worker processes have come and gone", "ms",
             sides.theirs("mp_scrape_restarts", processes=restarts),
