@@ -218,3 +218,53 @@ def test_a_process_that_exits_is_reaped_at_once(
     assert not backend.client.zscore(f"{prefix}:procs", process)
     fields = backend.client.hkeys(f"{prefix}:v:g_{mode}")
     assert not [f for f in fields if process in str(f)], fields
+
+
+@pytest.mark.parametrize("how", ["exits", "is killed"])
+def test_reaping_a_process_with_infinite_gauges(
+    load_redis_backend: LoadBackend, prefix: str, how: str
+) -> None:
+    """Redis refuses to add infinities: folding such a gauge must not abort the script
+    halfway (a process never reaped, every later flush failing)."""
+    backend = load_redis_backend(flush_interval=0.05, process_timeout=0.5)
+    backend.flush()
+    assert backend.status()["errors"] == 0
+
+    def run(ctx: ChildContext) -> Any:
+        child_backend = get_backend()
+        assert isinstance(child_backend, MultiProcessRedisBackend)
+        set_registry(CollectorRegistry())
+        Gauge("up", "Summed.", multiprocess_mode="sum").set(float("inf"))
+        Gauge("down", "Summed.", multiprocess_mode="sum").set(float("-inf"))
+        Gauge("top", "Max.", multiprocess_mode="max").set(float("inf"))
+        Gauge("busy", "Live.").set(1)
+        assert child_backend.flush()
+        if how == "is killed":
+            ctx.send(child_backend.status()["process"])
+            ctx.hold()
+        child_backend.close()
+        return [child_backend.status()["process"], child_backend.status()["errors"]]
+
+    child = fork_child(run, exit_normally=how == "exits")
+    if how == "exits":
+        process, errors = child.result()
+        assert errors == 0
+        assert child.wait() == 0
+    else:
+        process = child.result()
+        child.kill()
+        child.wait()
+    wait_for(
+        lambda: not backend.client.exists(f"{prefix}:pg:{process}"),
+        timeout=5,
+        what="the process is reaped",
+    )
+    parsed = scrape()
+    assert parsed.value("up") == float("inf")
+    assert parsed.value("down") == float("-inf")
+    assert parsed.value("top") == float("inf")
+    assert parsed.get("busy") is None
+    # This process's flushes, which reaped it, kept working.
+    time.sleep(0.2)
+    assert backend.status()["errors"] == 0
+    assert backend.status()["healthy"]
