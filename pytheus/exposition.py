@@ -30,7 +30,14 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from pytheus.exceptions import BackendUnavailableError
 from pytheus.registry import REGISTRY
-from pytheus.samples import Exemplar, LabelSet, MetricFamily, format_float, replace_surrogates
+from pytheus.samples import (
+    Exemplar,
+    LabelSet,
+    MetricFamily,
+    Sample,
+    format_float,
+    replace_surrogates,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -125,6 +132,32 @@ def _exemplar_text(exemplar: Exemplar) -> str:
     return text
 
 
+def _openmetrics_valid(family: MetricFamily) -> Iterator[Sample]:
+    """Leave out the samples OpenMetrics 1.0 forbids, which the text format allows.
+
+    ``_sum`` is counter-like there, so it may not be NaN or negative (after a NaN or a
+    negative observation), nor appear when a histogram has negative buckets; ``_count``
+    goes with it; quantile values may not be negative. Both are optional in
+    OpenMetrics, so leaving them out keeps the rest of the series valid.
+    """
+    sum_name, count_name = f"{family.name}_sum", f"{family.name}_count"
+    negative_buckets = family.type == "histogram" and any(
+        s.labels.get("le", "").startswith("-") for s in family.samples
+    )
+    invalid = {
+        _labels_text(s.labels)
+        for s in family.samples
+        if s.name == sum_name and (negative_buckets or not s.value >= 0)
+    }
+    for sample in family.samples:
+        name = sample.name
+        if name == family.name and sample.value < 0:
+            continue
+        if invalid and name in (sum_name, count_name) and _labels_text(sample.labels) in invalid:
+            continue
+        yield sample
+
+
 def _render_openmetrics(families: Iterable[MetricFamily]) -> str:
     out: list[str] = []
     append = out.append
@@ -134,7 +167,10 @@ def _render_openmetrics(families: Iterable[MetricFamily]) -> str:
         if family.unit:
             append(f"# UNIT {name} {family.unit}\n")
         append(f"# HELP {name} {_escape_help_openmetrics(family.help)}\n")
-        for sample in family.samples:
+        samples: Iterable[Sample] = family.samples
+        if family.type in ("histogram", "summary"):
+            samples = _openmetrics_valid(family)
+        for sample in samples:
             labels = _labels_text(sample.labels)
             line = f"{sample.name}{{{labels}}} " if labels else f"{sample.name} "
             line += _format_value(sample.value)

@@ -10,11 +10,9 @@ from collections.abc import Callable
 import pytest
 
 from pytheus.exceptions import InvalidValueError, MetricDefinitionError
-from pytheus.exposition import generate_metrics
 from pytheus.metrics import DEFAULT_BUCKETS, Counter, Enum, Gauge, Histogram, Info, Summary
 from pytheus.registry import CollectorRegistry
-from tests.core.helpers import Parsed, parse_text, wait_for
-from tests.servers import promtool_check_metrics
+from tests.core.helpers import Parsed, wait_for
 
 Scrape = Callable[..., tuple[Parsed, Parsed]]
 
@@ -347,21 +345,39 @@ def test_histogram_infinite_observation(exposition: Scrape) -> None:
         assert parsed.value("h_sum") == INF
 
 
-def test_histogram_nan_observation_text_format(exposition: Scrape) -> None:
+def test_histogram_nan_observation(exposition: Scrape) -> None:
     """NaN is counted in the +Inf bucket and makes the sum NaN.
 
-    Only the text format is checked: OpenMetrics forbids a NaN ``_sum``, and pytheus does
-    not yet decide what to expose instead (drop the observation, or the ``_sum``).
+    The text format shows that; OpenMetrics forbids a NaN ``_sum``, so there the series
+    keeps its buckets and leaves out ``_sum`` and ``_count`` (both optional).
     """
-    h = Histogram("h", "Help.", buckets=[1])
-    h.observe(math.nan)
-    h.observe(0.5)
-    text = generate_metrics()
-    promtool_check_metrics(text)
-    parsed = parse_text(text)
-    assert _buckets(parsed, "h") == {"1.0": 1, "+Inf": 2}
-    assert parsed.value("h_count") == 2
-    assert math.isnan(parsed.value("h_sum"))
+    h = Histogram("h", "Help.", buckets=[1], required_labels=["k"])
+    h.labels(k="nan").observe(math.nan)
+    h.labels(k="nan").observe(0.5)
+    h.labels(k="ok").observe(0.5)
+    text, om = exposition()
+    assert _buckets(text, "h", {"k": "nan"}) == {"1.0": 1, "+Inf": 2}
+    assert text.value("h_count", {"k": "nan"}) == 2
+    assert math.isnan(text.value("h_sum", {"k": "nan"}))
+    assert _buckets(om, "h", {"k": "nan"}) == {"1.0": 1, "+Inf": 2}
+    assert ("h_sum", frozenset({("k", "nan")})) not in om.samples
+    assert ("h_count", frozenset({("k", "nan")})) not in om.samples
+    assert om.value("h_sum", {"k": "ok"}) == 0.5  # other series keep theirs
+    assert om.value("h_count", {"k": "ok"}) == 1
+
+
+def test_negative_observations_in_openmetrics(exposition: Scrape) -> None:
+    """Negative buckets, a negative sum and negative quantiles are valid text format but
+    not OpenMetrics: there the forbidden samples are left out, the rest stays."""
+    h = Histogram("h", "Help.", buckets=[-1, 0, 1])
+    h.observe(-3)
+    s = Summary("s", "Help.", quantiles=[0.5])
+    s.observe(-2)
+    text, om = exposition()
+    assert text.value("h_sum") == -3
+    assert text.value("s", {"quantile": "0.5"}) == -2
+    assert _buckets(om, "h") == {"-1.0": 1, "0.0": 1, "1.0": 1, "+Inf": 1}
+    assert {"h_sum", "h_count", "s", "s_sum", "s_count"}.isdisjoint(om.names())
 
 
 def test_histogram_with_labels_and_no_observations(exposition: Scrape) -> None:
