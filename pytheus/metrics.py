@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
+import logging
 import math
 import random
 import threading
@@ -62,6 +63,8 @@ if TYPE_CHECKING:
 
     from pytheus.registry import Registry
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "DEFAULT_BUCKETS",
     "GAUGE_MODES",
@@ -82,6 +85,7 @@ __all__ = [
     "Summary",
     "SummaryChild",
     "SummaryState",
+    "set_default_max_series",
 ]
 
 DEFAULT_BUCKETS: tuple[float, ...] = (
@@ -171,6 +175,51 @@ class SummaryState(NamedTuple):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+class _Limits:
+    """Process-wide defaults, changed with :func:`set_default_max_series`."""
+
+    max_series: int | None = 10_000
+
+
+_limits = _Limits()
+
+
+def set_default_max_series(limit: int | None) -> None:
+    """Set how many series a metric may have unless it says otherwise (``max_series=``).
+
+    Past the limit, new label sets are not stored: their values are dropped and counted
+    in ``pytheus_dropped_series_total{metric=...}``, and one warning names the metric,
+    so a label with unbounded values cannot exhaust memory (or Redis). The default is
+    10,000; ``None`` removes the limit.
+    """
+    if limit is not None and (type(limit) is not int or limit < 1):
+        raise MetricDefinitionError(
+            f"The default max_series must be a whole number >= 1 or None, got {limit!r}."
+        )
+    _limits.max_series = limit
+
+
+_dropped_counters: weakref.WeakKeyDictionary[Any, Counter] = weakref.WeakKeyDictionary()
+_dropped_lock = threading.Lock()
+
+
+def _dropped_series_counter(registry: Registry) -> Counter:
+    """The counter of dropped series in ``registry`` (created on first use)."""
+    target: Any = getattr(registry, "_registry", registry)  # the proxy's current registry
+    with _dropped_lock:
+        counter = _dropped_counters.get(target)
+        if counter is None:
+            counter = Counter(
+                "pytheus_dropped_series",
+                "Label sets not stored because their metric reached max_series.",
+                required_labels=["metric"],
+                registry=target,
+                max_series=100_000,
+            )
+            _dropped_counters[target] = counter
+        return counter
 
 
 def _label_value(value: object) -> str:
@@ -643,6 +692,7 @@ class Metric(Generic[ChildT]):
         default_labels: Mapping[str, object] | None = None,
         registry: Registry | None = None,
         *,
+        max_series: int | None = None,
         unit: str = "",
         _definition_extra: Mapping[str, Any] | None = None,
     ) -> None:
@@ -695,6 +745,13 @@ class Metric(Generic[ChildT]):
         self._views: weakref.WeakSet[Metric[ChildT]] = weakref.WeakSet()
         self._bound: dict[str, str] = defaults
         self._root: Metric[ChildT] = self
+        if max_series is not None and (type(max_series) is not int or max_series < 1):
+            raise MetricDefinitionError(
+                f"max_series of {name!r} must be a whole number >= 1 (or None for the "
+                f"default), got {max_series!r}."
+            )
+        self.max_series = max_series
+        self._sink: ChildT | None = None
 
         self._registry.register(self)
         try:
@@ -777,7 +834,9 @@ class Metric(Generic[ChildT]):
             result = root._child(tuple(merged[n] for n in names))
         else:
             result = self._partial(merged)
-        if all(type(v) is str for v in labels.values()):
+        # A dropped series is not cached: each use counts as dropped, and the cache of
+        # an unbounded label must not grow either.
+        if result is not root._sink and all(type(v) is str for v in labels.values()):
             self._cache[tuple(labels.items())] = result
         return cast("ChildT | Self", result)
 
@@ -796,13 +855,38 @@ class Metric(Generic[ChildT]):
             return self._children[values]
         except KeyError:
             pass
+        limit = self.max_series if self.max_series is not None else _limits.max_series
         with self._lock:
             child = self._children.get(values)
-            if child is None:
+            if child is not None:
+                return child
+            if limit is None or len(self._children) < limit:
                 labelset = LabelSet(self.definition.labelnames, values) if values else EMPTY_LABELS
                 child = cast(ChildT, self.child_class(self, labelset))
                 self._children[values] = child
-            return child
+                return child
+            sink = self._sink
+            first_drop = sink is None
+            if sink is None:
+                sink = self._sink = cast(ChildT, self.child_class(self, EMPTY_LABELS))
+        return self._dropped(sink, limit, first_drop)
+
+    def _dropped(self, sink: ChildT, limit: int, first_drop: bool) -> ChildT:
+        """A label set past the cardinality limit: counted, warned about once, and given a
+        sink series that records but is never exposed."""
+        if first_drop:
+            logger.warning(
+                "Metric %r reached its limit of %d series; new label sets are dropped and "
+                "counted in pytheus_dropped_series_total. A label with unbounded values "
+                "(user ids, raw paths) is the usual cause; raise max_series only if the "
+                "values are bounded.",
+                self.name,
+                limit,
+            )
+        counter = _dropped_series_counter(self._registry)
+        if counter is not self:
+            counter.labels(metric=self.name).inc()
+        return sink
 
     def _complete_values(self) -> tuple[str, ...] | None:
         names = self._root.definition.labelnames
@@ -968,6 +1052,7 @@ class Gauge(Metric[GaugeChild]):
         default_labels: Mapping[str, object] | None = None,
         registry: Registry | None = None,
         *,
+        max_series: int | None = None,
         unit: str = "",
         multiprocess_mode: str = "livesum",
     ) -> None:
@@ -983,6 +1068,7 @@ class Gauge(Metric[GaugeChild]):
             default_labels,
             registry,
             unit=unit,
+            max_series=max_series,
             _definition_extra={"multiprocess_mode": multiprocess_mode},
         )
 
@@ -1072,6 +1158,7 @@ class Histogram(Metric[HistogramChild]):
         default_labels: Mapping[str, object] | None = None,
         registry: Registry | None = None,
         *,
+        max_series: int | None = None,
         buckets: Iterable[float] = DEFAULT_BUCKETS,
         unit: str = "",
     ) -> None:
@@ -1082,6 +1169,7 @@ class Histogram(Metric[HistogramChild]):
             default_labels,
             registry,
             unit=unit,
+            max_series=max_series,
             _definition_extra={"buckets": _check_buckets(name, buckets)},
         )
 
@@ -1143,6 +1231,7 @@ class Summary(Metric[SummaryChild]):
         default_labels: Mapping[str, object] | None = None,
         registry: Registry | None = None,
         *,
+        max_series: int | None = None,
         quantiles: Iterable[float] = (),
         max_age_seconds: float = 600.0,
         age_buckets: int = 5,
@@ -1170,6 +1259,7 @@ class Summary(Metric[SummaryChild]):
             default_labels,
             registry,
             unit=unit,
+            max_series=max_series,
             _definition_extra={
                 "quantiles": tuple(float(q) for q in qs),
                 "options": {
@@ -1251,6 +1341,7 @@ class Enum(Metric[EnumChild]):
         default_labels: Mapping[str, object] | None = None,
         registry: Registry | None = None,
         *,
+        max_series: int | None = None,
         states: Sequence[str],
     ) -> None:
         if isinstance(states, str) or not states:
@@ -1279,6 +1370,7 @@ class Enum(Metric[EnumChild]):
             required_labels,
             default_labels,
             registry,
+            max_series=max_series,
             _definition_extra={"states": states},
         )
 
