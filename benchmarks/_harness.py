@@ -30,6 +30,11 @@ process, a worker with another environment), and a row may have a *baseline*: th
 operation in a reference state (a scrape after 1 process, where the row's is after 1,024),
 timed in the same rounds, against which the row's target is then a growth.
 
+A row may also have a *reference* (:class:`Reference`): the operation with neither
+contender, such as a request to bare Django where the sides are two metrics
+middlewares. It is timed in the same rounds, and the row's ratio is then that of the
+time each side *adds* to it, round by round: ``(ours - reference) / (theirs - reference)``.
+
 Timing is :mod:`timeit`'s, with its usual choice: the garbage collector is off inside a
 batch, for every side alike. This module uses the standard library only, because the
 worker that times the original pytheus imports it inside that other virtualenv.
@@ -52,6 +57,7 @@ __all__ = [
     "Contender",
     "External",
     "LocalContender",
+    "Reference",
     "Row",
     "RowResult",
     "Section",
@@ -169,12 +175,22 @@ class Baseline:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """The operation without either side's addition (bare Django): its own line,
+    timed in the row's rounds; the row's ratio is then of the added times."""
+
+    label: str
+    side: Side
+
+
+@dataclass(frozen=True)
 class Row:
     """One operation of a section's table.
 
     ``target`` is the largest passing ratio ours/theirs; None makes the row informational.
     With a ``baseline``, ``target`` is instead the largest passing growth of ours: our
-    figure over our baseline figure, the median of per-round ratios.
+    figure over our baseline figure, the median of per-round ratios. With a
+    ``reference``, ``target`` is the largest passing ratio of added times.
     ``params`` are handed to external columns, which build their own case from ``key``.
     """
 
@@ -187,6 +203,7 @@ class Row:
     params: Mapping[str, Any] = field(default_factory=dict)
     note: str = ""
     baseline: Baseline | None = None
+    reference: Reference | None = None
     # More rounds for a row whose figures are noisy (sub-millisecond round trips).
     rounds_factor: int = 1
 
@@ -201,11 +218,19 @@ class RowResult:
     external: dict[str, list[float]] = field(default_factory=dict)
     # The baseline's figures (theirs, ours), when the row has one.
     baseline: tuple[list[float], list[float]] | None = None
+    # The reference's figures, when the row has one.
+    reference: list[float] | None = None
 
     @property
     def ratio(self) -> float:
-        """The median of the per-round ratios ours/theirs."""
+        """The median of the per-round ratios ours/theirs (of added times, with a reference)."""
         return statistics.median(self.round_ratios)
+
+    def added(self, side: Literal["theirs", "ours"]) -> float | None:
+        """The median of a side's per-round excess over the reference, if there is one."""
+        if self.reference is None:
+            return None
+        return _excess(self.theirs if side == "theirs" else self.ours, self.reference)
 
     def growth(self, side: Literal["theirs", "ours"]) -> float | None:
         """The median of the per-round ratios of a side to its baseline, if there is one."""
@@ -217,6 +242,13 @@ class RowResult:
 
     @property
     def round_ratios(self) -> list[float]:
+        if self.reference is not None:
+            return [
+                # A round in which theirs added nothing has no ratio worth the name: it
+                # counts as the worst, never as a pass.
+                (o - r) / (t - r) if t > r else math.inf
+                for o, t, r in zip(self.ours, self.theirs, self.reference, strict=True)
+            ]
         return [o / t for o, t in zip(self.ours, self.theirs, strict=True)]
 
     @property
@@ -259,6 +291,15 @@ class RowResult:
                     "ours": [v * scale for v in base_ours],
                 },
             }
+        reference: dict[str, Any] | None = None
+        if self.reference is not None and self.row.reference is not None:
+            reference = {
+                "label": self.row.reference.label,
+                "value": statistics.median(self.reference) * scale,
+                "added_theirs": _excess(self.theirs, self.reference) * scale,
+                "added_ours": _excess(self.ours, self.reference) * scale,
+                "per_round": [v * scale for v in self.reference],
+            }
         return {
             "key": self.row.key,
             "label": self.row.label,
@@ -280,6 +321,7 @@ class RowResult:
             "rounds": len(self.ours),
             "note": self.row.note,
             "baseline": baseline,
+            "reference": reference,
             "per_round": {
                 "theirs": [v * scale for v in self.theirs],
                 "ours": [v * scale for v in self.ours],
@@ -288,9 +330,25 @@ class RowResult:
         }
 
 
+def _excess(figures: Sequence[float], reference: Sequence[float]) -> float:
+    """The median of the per-round differences figure - reference."""
+    return statistics.median(f - r for f, r in zip(figures, reference, strict=True))
+
+
 def _quartiles(ratios: Sequence[float]) -> tuple[float, float]:
     if len(ratios) < 2:
         return ratios[0], ratios[0]
+    if not all(map(math.isfinite, ratios)):
+        # statistics.quantiles would weigh an infinity by zero (NaN); interpolate by hand.
+        data = sorted(ratios)
+
+        def at(p: float) -> float:
+            j, frac = divmod(p * (len(data) - 1), 1)
+            lo = data[int(j)]
+            hi = data[min(int(j) + 1, len(data) - 1)]
+            return lo if frac == 0 or lo == hi else lo + (hi - lo) * frac
+
+        return at(0.25), at(0.75)
     q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
     return q1, q3
 
@@ -349,6 +407,8 @@ def measure_row(row: Row, settings: Settings, externals: Sequence[External]) -> 
     sides: list[Side] = [row.theirs, row.ours]
     if row.baseline is not None:
         sides += [row.baseline.theirs, row.baseline.ours]
+    if row.reference is not None:
+        sides.append(row.reference.side)
     contenders: list[Contender] = []
     names: list[str] = []
     figures: list[list[float]] = []
@@ -374,8 +434,9 @@ def measure_row(row: Row, settings: Settings, externals: Sequence[External]) -> 
         gc.collect()
     local = len(sides)
     baseline = (figures[2], figures[3]) if row.baseline is not None else None
+    reference = figures[local - 1] if row.reference is not None else None
     external = dict(zip(names, figures[local:], strict=True))
-    return RowResult(row, figures[0], figures[1], external, baseline)
+    return RowResult(row, figures[0], figures[1], external, baseline, reference)
 
 
 def run_section(
@@ -408,9 +469,19 @@ def format_figure(seconds: float, unit: str) -> str:
     return f"{value:,.2f} {unit}"
 
 
+def _signed(seconds: float, unit: Unit) -> str:
+    """An added time: ``+50.2 us``, or ``-0.31 us`` when noise made it negative."""
+    return ("-" if seconds < 0 else "+") + format_figure(abs(seconds), unit)
+
+
 def _ratio(value: float) -> str:
-    # Two decimals, unless that would round a ratio to nothing (0.0033x, not 0.00x).
-    return f"{value:.2f}x" if value >= 0.01 else f"{value:.4f}x"
+    # Two decimals, unless that would round a ratio to nothing (0.0033x, not 0.00x). A
+    # ratio of added times is negative when noise put a side below the reference.
+    return f"{value:.2f}x" if abs(value) >= 0.01 else f"{value:.4f}x"
+
+
+def _spread(q1: float, q3: float) -> str:
+    return f"{q1:.2f}-{q3:.2f}" if q1 >= 0 else f"{q1:.2f} to {q3:.2f}"
 
 
 def render_table(result: SectionResult) -> str:
@@ -422,6 +493,12 @@ def render_table(result: SectionResult) -> str:
     no_external = ["-"] * len(result.external_names)
     for r in result.rows:
         unit = r.row.unit
+        if r.reference is not None and r.row.reference is not None:
+            # The one figure both sides are compared to, in both of their columns.
+            figure = format_figure(statistics.median(r.reference), unit)
+            lines.append(
+                [r.row.reference.label, figure, *no_external, figure, "-", "-", "info", "-"]
+            )
         if r.baseline is not None and r.row.baseline is not None:
             base_theirs, base_ours = r.baseline
             base = RowResult(r.row, base_theirs, base_ours)
@@ -452,9 +529,15 @@ def render_table(result: SectionResult) -> str:
             ours += f" ({_ratio(growth_ours)})"
             if r.row.target is not None:
                 target = f"growth <= {r.row.target:g}x"
+        added_theirs, added_ours = r.added("theirs"), r.added("ours")
+        if added_theirs is not None and added_ours is not None:
+            # What each side adds to the reference line above, which the ratio is about.
+            theirs += f" ({_signed(added_theirs, unit)})"
+            ours += f" ({_signed(added_ours, unit)})"
+            if r.row.target is not None:
+                target = f"added <= {r.row.target:g}x"
         verdict = {True: "PASS", False: "FAIL", None: "info"}[r.passed]
-        q1, q3 = r.ratio_spread
-        spread = f"{q1:.2f}-{q3:.2f}"
+        spread = _spread(*r.ratio_spread)
         if (growth_spread := r.growth_spread()) is not None:
             spread = f"growth {growth_spread[0]:.2f}-{growth_spread[1]:.2f}"
         lines.append(

@@ -8,7 +8,8 @@ The sides of a row take turns, batch after batch in alternating order, so that t
 ratios hold on a busy machine even when the absolute figures drift. The in-process
 section runs them in this process (except ``--with-original``, see ``_original.py``);
 "Many processes" (``multiprocess.py``) in processes of their own, around a redis-server
-it starts. Missing a target is reported, not fatal: the exit status is 0 unless the
+it starts; "Django" (``djangobench.py``) in a worker process per configuration of a
+minimal Django project. Missing a target is reported, not fatal: the exit status is 0 unless the
 run itself failed.
 
 A new section is a module with a ``SECTION`` (see ``_harness.Section``) added to
@@ -28,13 +29,16 @@ from pathlib import Path
 from typing import Any
 
 import _original
+import djangobench
 import inprocess
 import multiprocess
 from _harness import External, Section, SectionResult, Settings, eprint, render_table, run_section
 
 import pytheus
 
-SECTIONS: dict[str, Section] = {s.key: s for s in (inprocess.SECTION, multiprocess.SECTION)}
+SECTIONS: dict[str, Section] = {
+    s.key: s for s in (inprocess.SECTION, multiprocess.SECTION, djangobench.SECTION)
+}
 
 FULL = Settings(rounds=11, batch_seconds=0.05)
 QUICK = Settings(rounds=3, batch_seconds=0.002, quick=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,69 @@ def test_quick_many_processes_section(tmp_path: Path) -> None:
         assert growth > 0, baseline
     # The verdict of this row is on our growth against the baseline, not on the ratio.
     assert restarts["passed"] == (baseline["growth_ours"] <= restarts["target"])
+
+
+# The rows of ANCHORS.md's Django table (and an informational one), each after its
+# reference line: the same operation on bare Django, which the ratio's added times are over.
+DJANGO_ROWS = {
+    "middleware overhead, per request": (
+        "per request, bare Django (trivial view, WSGI handler)",
+        0.3,
+    ),
+    "per `SELECT 1` query (its database ENGINE wrapper)": (
+        "per `SELECT 1` query, bare Django",
+        0.2,
+    ),
+    "per `SELECT 1` query on one open cursor": (
+        "per `SELECT 1` query on one open cursor, bare Django",
+        None,
+    ),
+}
+# "94.9 us (+49.3 us)": the figure, then the time it adds to bare Django.
+_ADDED_CELL = re.compile(r"[\d,.]+ us \([+-][\d,.]+ us\)")
+
+
+def test_quick_django_section(tmp_path: Path) -> None:
+    lines, data = _run_quick("django", tmp_path / "bench.json")
+    header = next(_cells(line) for line in lines if line.startswith("| operation "))
+    assert header[1:3] == ["django-prometheus", "django_pytheus (ours)"]
+    table = [_cells(line) for line in lines if line.startswith("| ")]
+    labels = [cells[0] for cells in table[1:]]
+    expected_lines = [label for row, (ref, _) in DJANGO_ROWS.items() for label in (ref, row)]
+    assert labels == expected_lines
+    for reference, row in zip(table[1::2], table[2::2], strict=True):
+        # The reference line: one figure, the same in both columns, no ratio of its own.
+        assert reference[1] == reference[2], reference
+        assert reference[3:6] == ["-", "-", "info"], reference
+        assert _ADDED_CELL.fullmatch(row[1]), row
+        assert _ADDED_CELL.fullmatch(row[2]), row
+        assert re.fullmatch(r"-?\d+\.(\d\d|\d{4})x", row[3]), row
+        target = DJANGO_ROWS[row[0]][1]
+        assert row[4] == ("-" if target is None else f"added <= {target:g}x"), row
+        assert row[5] in (("info",) if target is None else ("PASS", "FAIL")), row
+
+    (section,) = data["sections"]
+    assert section["key"] == "django"
+    assert [row["label"] for row in section["rows"]] == list(DJANGO_ROWS)
+    for row in section["rows"]:
+        reference = row["reference"]
+        assert reference["label"] == DJANGO_ROWS[row["label"]][0]
+        bare = reference["per_round"]
+        theirs, ours = row["per_round"]["theirs"], row["per_round"]["ours"]
+        assert row["rounds"] == len(bare) == len(theirs) == len(ours) > 3, row
+        for figure in (*bare, *theirs, *ours):
+            assert math.isfinite(figure), row
+            assert figure > 0, row
+        # The ratio is of the times added to bare Django, round by round.
+        ratios = [
+            (o - b) / (t - b) if t > b else math.inf
+            for o, t, b in zip(ours, theirs, bare, strict=True)
+        ]
+        assert row["ratio"] == pytest.approx(statistics.median(ratios)), row
+        assert reference["added_theirs"] == pytest.approx(
+            statistics.median(t - b for t, b in zip(theirs, bare, strict=True))
+        ), row
+        if row["target"] is None:
+            assert row["passed"] is None, row
+        else:
+            assert row["passed"] == (row["ratio"] <= row["target"]), row
