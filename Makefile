@@ -10,12 +10,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest fmt bench coverage venv system-deps clean
+.PHONY: test demo lint typecheck pytest fmt bench coverage venv system-deps clean
 
 ## test: everything CI runs: system deps, venv, ruff, mypy, then pytest (slow tests included)
 test: system-deps venv
 	@$(MAKE) lint
 	@$(MAKE) pytest
+
+## demo: the Django demo on http://127.0.0.1:8000/: migrations, demo data, an admin user with a
+## fresh random password (printed once), some traffic, then runserver. SQLite and the in-memory
+## backend; set PYTHEUS_REDIS_URL=redis://127.0.0.1:6379/0 for the Redis backend (and a Redis cache).
+DEMO_ADDR ?= 127.0.0.1:8000
+demo: venv
+	@$(BIN)/python manage.py demo_setup --url http://$(DEMO_ADDR)/
+	@# The traffic waits for the server to answer, then stops; killed with the server otherwise.
+	@$(BIN)/python manage.py generate_traffic --url http://$(DEMO_ADDR)/ --wait 60 \
+		--requests 60 --timeout 60 & traffic=$$!; \
+	trap 'kill $$traffic 2>/dev/null || true' EXIT; \
+	$(BIN)/python manage.py runserver $(DEMO_ADDR)
 
 ## system-deps: install redis-server and promtool (Debian packages) when they are missing
 system-deps:

@@ -1,0 +1,1 @@
+"""The demo: a small shop on Django, instrumented by django_pytheus (``make demo``)."""
