@@ -575,8 +575,9 @@ class MultiProcessRedisBackend:
         Never raises on a Redis failure: the changes stay pending for the next flush.
         """
         with self._flush_lock:
-            start = time.perf_counter()
             try:
+                self._resend_pending()
+                start = time.perf_counter()
                 args = self._prepare_flush(exiting)
                 reply = self._flush_script(keys=[], args=args)
             except redis.RedisError as exc:
@@ -584,6 +585,17 @@ class MultiProcessRedisBackend:
                 return False
             self._handle_flush_reply(reply, time.perf_counter() - start)
             return True
+
+    def _resend_pending(self) -> None:
+        """Send again, as it was, a payload whose reply was lost; holds _flush_lock.
+
+        Done before a flush, which then carries what changed since: a flush that only
+        resent it would leave those changes behind, for good at exit.
+        """
+        if self._pending is not None and self._pending.series:
+            start = time.perf_counter()
+            reply = self._flush_script(keys=[], args=self._prepare_flush())
+            self._handle_flush_reply(reply, time.perf_counter() - start)
 
     def status(self) -> dict[str, Any]:
         """Health figures for dashboards: no secrets, no network I/O."""
@@ -676,8 +688,9 @@ class MultiProcessRedisBackend:
     ) -> Iterator[MetricFamily]:
         """Flush this process and read every metric, in one round trip."""
         with self._flush_lock:
-            start = time.perf_counter()
             try:
+                self._resend_pending()
+                start = time.perf_counter()
                 flush_reply, read_reply = self._flush_and_read(self._prepare_flush())
             except redis.RedisError as exc:
                 self._record_failure(exc)
