@@ -1,0 +1,201 @@
+"""The demo project: what ``make demo`` runs before the server, and what its views record.
+
+Each test runs manage.py in processes of its own with the demo's settings and a
+temporary SQLite database, without starting a server.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import ROOT, demo_env, django_shell, manage
+from tests.servers import free_port
+
+CLEAN = "System check identified no issues (0 silenced)."
+PASSWORD = re.compile(r"user 'admin', password '([^']+)' \(generated now, shown only this once\)")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return demo_env(tmp_path / "demo.sqlite3")
+
+
+@pytest.fixture
+def ready(env: dict[str, str]) -> dict[str, str]:
+    """The environment of a demo whose database ``demo_setup`` has prepared."""
+    manage(env, "demo_setup")
+    return env
+
+
+def test_check_is_clean(env: dict[str, str]) -> None:
+    result = manage(env, "check")
+    assert CLEAN in result.stdout
+    assert result.stderr == ""
+
+
+def test_check_is_clean_with_redis_configured(env: dict[str, str]) -> None:
+    # Start-up does no network I/O: a Redis that is not there does not matter to check.
+    result = manage({**env, "PYTHEUS_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, "check")
+    assert CLEAN in result.stdout
+
+
+def test_make_demo_runs_these_commands() -> None:
+    result = subprocess.run(
+        ["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    commands = result.stdout
+    setup = commands.index("manage.py demo_setup --url http://127.0.0.1:8000/")
+    traffic = commands.index("manage.py generate_traffic --url http://127.0.0.1:8000/")
+    server = commands.index("manage.py runserver 127.0.0.1:8000")
+    assert setup < traffic < server
+
+
+def test_demo_setup_migrates_seeds_and_creates_an_admin_once(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    first = manage(env, "demo_setup")
+    match = PASSWORD.search(first.stdout)
+    assert match, first.stdout
+    password = match.group(1)
+    assert len(password) >= 16
+    for where in ("http://127.0.0.1:8000/ ", "/metrics", "/admin/"):
+        assert where in first.stdout
+    again = manage(env, "demo_setup")
+    assert PASSWORD.search(again.stdout) is None  # never printed twice
+    assert "python manage.py changepassword admin" in again.stdout
+
+    state = django_shell(
+        env,
+        f"""
+import json
+from django.contrib.auth import authenticate
+from demo_project.shop.models import Category, Order, Product
+user = authenticate(username="admin", password={password!r})
+print(json.dumps({{
+    "superuser": bool(user and user.is_superuser),
+    "categories": Category.objects.count(),
+    "products": Product.objects.count(),
+    "orders": Order.objects.count(),
+}}))
+""",
+    )
+    assert state == {"superuser": True, "categories": 3, "products": 12, "orders": 30}
+
+    # Another fresh database gets another password: none is shipped.
+    other = manage(demo_env(tmp_path / "other.sqlite3"), "demo_setup")
+    other_match = PASSWORD.search(other.stdout)
+    assert other_match
+    assert other_match.group(1) != password
+
+
+def test_generate_traffic_in_process(ready: dict[str, str]) -> None:
+    result = manage(ready, "generate_traffic", "--requests", "150", "--seed", "7")
+    assert "150 requests to this process (test client)" in result.stdout
+    counted = sum(int(n) for n in re.findall(r"(\d+) x \d{3}", result.stdout))
+    assert counted == 150
+    for path in ("/fast/", "/slow/", "/products/", "/async/", "/cached/", "/checkout/"):
+        assert path in result.stdout
+    assert "x 500" in result.stdout  # the failing view is part of the mix
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://example.invalid:8000/", "http://192.0.2.1:8000/", "https://127.0.0.1:8000/"],
+)
+def test_generate_traffic_sends_only_to_loopback(env: dict[str, str], url: str) -> None:
+    result = manage(env, "generate_traffic", "--url", url, check=False)
+    assert result.returncode != 0
+    assert "CommandError" in result.stderr
+    assert "requests to" not in result.stdout
+
+
+def test_generate_traffic_waits_for_a_server_within_a_deadline(env: dict[str, str]) -> None:
+    url = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
+    result = manage(env, "generate_traffic", "--url", url, "--wait", "0.5", check=False)
+    assert result.returncode != 0
+    assert "No server answered" in result.stderr
+
+
+VIEWS_PROBE = """
+import json
+from django.test import Client
+from django_pytheus.metrics import get_metrics
+from pytheus.registry import REGISTRY
+from demo_project.shop.models import Product
+
+c = Client(raise_request_exception=False, HTTP_HOST="127.0.0.1")
+statuses = {path: c.get(path).status_code for path in (
+    "/", "/fast/", "/slow/?max=0.05", "/products/", "/products/?fixed=1", "/products/1/",
+    "/boom/", "/async/", "/cached/", "/cached/", "/admin/login/", "/metrics", "/nope/",
+)}
+order = c.post("/checkout/", {"product": "1", "quantity": "2", "payment": "card"})
+statuses["checkout"] = order.status_code
+statuses["checkout-too-many"] = c.post(
+    "/checkout/", {"product": "1", "quantity": "999", "payment": "card"}
+).status_code
+Product.objects.filter(pk=2).update(stock=0)
+statuses["checkout-out-of-stock"] = c.post(
+    "/checkout/", {"product": "2", "quantity": "1", "payment": "card"}
+).status_code
+
+def v(name, **labels):
+    return REGISTRY.get_sample_value(name, labels)
+
+print(json.dumps({
+    "statuses": statuses,
+    "n_plus_one": v("django_db_queries_per_request_sum", view="/products/"),
+    "products": Product.objects.count(),
+    "exceptions": v("django_http_exceptions_total", view="/boom/", type="DemoError"),
+    "hits": v("django_cache_hits_total", cache="default"),
+    "misses": v("django_cache_misses_total", cache="default"),
+    "async": v("django_http_requests_total", method="GET", view="/async/", status="200"),
+    "orders": v("shop_orders_total", category="Books", payment="card")
+        or v("shop_orders_total", category="Coffee", payment="card")
+        or v("shop_orders_total", category="Hardware", payment="card"),
+    "failures": {r: v("shop_checkout_failures_total", reason=r)
+                 for r in ("invalid", "out_of_stock")},
+    "summary_count": v("shop_checkout_duration_seconds_count"),
+    "median": v("shop_checkout_duration_seconds", quantile="0.5"),
+    "unmatched": v("django_http_requests_total", method="GET", view="<unmatched>", status="404"),
+}))
+"""
+
+
+def test_views_record_what_they_are_there_to_show(ready: dict[str, str]) -> None:
+    seen = django_shell(ready, VIEWS_PROBE)
+    statuses = seen.pop("statuses")
+    assert statuses == {
+        "/": 200,
+        "/fast/": 200,
+        "/slow/?max=0.05": 200,
+        "/products/": 200,
+        "/products/?fixed=1": 200,
+        "/products/1/": 200,
+        "/boom/": 500,
+        "/async/": 200,
+        "/cached/": 200,
+        "/admin/login/": 200,
+        "/metrics": 200,
+        "/nope/": 404,
+        "checkout": 302,
+        "checkout-too-many": 400,
+        "checkout-out-of-stock": 409,
+    }
+    products = seen.pop("products")
+    # N+1: one query for the list, one per product; ?fixed=1 adds one query.
+    assert seen.pop("n_plus_one") == (1 + products) + 1
+    assert seen.pop("median") is not None  # quantiles with the in-memory backend
+    assert seen == {
+        "exceptions": 1.0,
+        "hits": 1.0,
+        "misses": 1.0,
+        "async": 1.0,
+        "orders": 1.0,
+        "failures": {"invalid": 1.0, "out_of_stock": 1.0},
+        "summary_count": 3.0,
+        "unmatched": 1.0,
+    }
