@@ -14,9 +14,13 @@ ROOT_URLCONF = "tests.django_app.testapp.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "django.contrib.messages",
+    # The live server of the admin's browser tests serves the admin's and our static files.
+    "django.contrib.staticfiles",
     "django_pytheus",
     "tests.django_app.testapp",
 ]
@@ -26,6 +30,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "tests.django_app.testapp.middleware.FailingMiddleware",
 ]
 
@@ -42,7 +47,21 @@ CACHES = {
 # Quick hashing: tests log users in.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-TEMPLATES: list[dict[str, object]] = []
+# For the admin dashboard (tests/django_app/test_admin_*.py).
+TEMPLATES: list[dict[str, object]] = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+STATIC_URL = "/static/"
 
 # The tests assert on exact values; an AUTH-less /metrics is what most of them scrape.
 PYTHEUS: dict[str, object] = {}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.contrib import admin
 from django.urls import include, path, re_path
 
 from tests.django_app.testapp import views
@@ -27,5 +28,6 @@ urlpatterns = [
     path("cache/", views.cache_view),
     path("pid/", views.pid),
     path("warm-up/", views.pid),
+    path("admin/", admin.site.urls),
     path("", include("django_pytheus.urls")),
 ]
