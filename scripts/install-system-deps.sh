@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs the system programs the test suite runs for real: redis-server (the Redis backend's
-# tests start their own servers on free loopback ports), promtool (from Debian's `prometheus`
-# package; it checks our exposition output) and Debian's headless-capable Chromium at
+# tests start their own servers on free loopback ports), promtool and the Prometheus server (both
+# from Debian's `prometheus` package; promtool checks our exposition output, the server scrapes the
+# demo in tests/e2e) and Debian's headless-capable Chromium at
 # /usr/bin/chromium (Playwright drives it in the admin page's browser tests; `playwright install`
-# would download a browser build of its own, which we never do). Does nothing when all three are
+# would download a browser build of its own, which we never do). Does nothing when all are
 # already there.
 set -euo pipefail
 
 packages=()
 command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
-command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || packages+=(prometheus)
 [ -x /usr/bin/chromium ] || packages+=(chromium)
 [ ${#packages[@]} -eq 0 ] && exit 0
 
@@ -56,7 +57,7 @@ if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     done
 fi
 
-for tool in redis-server promtool /usr/bin/chromium; do
+for tool in redis-server promtool prometheus /usr/bin/chromium; do
     command -v "$tool" >/dev/null 2>&1 || {
         echo "install-system-deps: $tool is still missing after the install." >&2
         exit 1
