@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import Count, F, Sum
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
 from demo_project.shop import metrics
@@ -50,6 +51,14 @@ def _update_stock_gauge() -> dict[str, int]:
     return {name: units or 0 for name, units in stock.items()}
 
 
+def dashboard_url() -> str | None:
+    """The django_pytheus metrics dashboard in the admin, if this version has one."""
+    try:
+        return reverse("admin:django_pytheus_metric_changelist")
+    except NoReverseMatch:
+        return None
+
+
 def index(request: HttpRequest) -> HttpResponse:
     """Links to everything, the checkout form and what the backend says about itself."""
     backend = get_backend()
@@ -62,6 +71,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "payments": Order.Payment.choices,
         "recent_orders": Order.objects.select_related("product")[:5],
         "quantiles": metrics.summary_quantiles(),
+        "dashboard": dashboard_url(),
     }
     return render(request, "shop/index.html", context)
 
@@ -175,6 +185,7 @@ __all__ = [
     "boom",
     "cached",
     "checkout",
+    "dashboard_url",
     "fast",
     "index",
     "product",

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from demo_project.shop.views import dashboard_url
 from pytheus.backends import MemoryBackend, get_backend
 
 
@@ -35,6 +36,9 @@ class Command(BaseCommand):
         call_command("seed_demo", verbosity=verbosity, stdout=self.stdout)
         login = self._admin_user(options["admin_username"])
         base = options["url"].rstrip("/")
+        dashboard = ""
+        if (path := dashboard_url()) is not None:
+            dashboard = f"  {base}{path}    the metrics dashboard (same login)\n"
         backend = get_backend()
         if isinstance(backend, MemoryBackend):
             where = (
@@ -49,6 +53,7 @@ class Command(BaseCommand):
             f"  {base}/          the shop, with a link to every view\n"
             f"  {base}/metrics   what Prometheus scrapes\n"
             f"  {base}/admin/    the Django admin: {login}\n"
+            f"{dashboard}"
             f"Metrics: {where}.\n"
             f"Database: {settings.DATABASES['default']['NAME']}\n"
             "More traffic: python manage.py generate_traffic "
