@@ -135,21 +135,24 @@ MASK = "********"
 _SECRET_KEY = re.compile(r"pass|secret|token|credential|auth|(^|_)key$", re.IGNORECASE)
 
 
+_QUERY_SECRET = re.compile(r"(?i)([?&;](?:[a-z_]*pass(?:word)?|secret|token|auth)=)[^&;#]*")
+
+
 def _mask_url(value: str) -> str:
     try:
         parts = urlsplit(value)
     except ValueError:
         return value
-    if not parts.scheme or "@" not in parts.netloc:
+    if not parts.scheme or not parts.netloc:
         return value
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user, sep, _ = userinfo.partition(":")
-    # A lone user part may be a token (https://token@host): masked too.
-    userinfo = f"{user}:{MASK}" if sep else MASK
-    netloc = f"{userinfo}@{hostport}"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, sep, _ = userinfo.partition(":")
+        # A lone user part may be a token (https://token@host): masked too.
+        netloc = f"{user}:{MASK}@{hostport}" if sep else f"{MASK}@{hostport}"
     masked = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    # A password in the query string (?password=...) is masked too.
-    return re.sub(r"(?i)((?:pass|password|secret|token)=)[^&#]*", rf"\g<1>{MASK}", masked)
+    return _QUERY_SECRET.sub(rf"\g<1>{MASK}", masked)
 
 
 def mask_secrets(value: Any) -> Any:
@@ -673,6 +676,10 @@ class Selection:
     type_counts: dict[str, int]  # families per type, after the search
     total_families: int
     total_series: int
+
+    @property
+    def total_series_text(self) -> str:
+        return format_value(self.total_series)
 
 
 def _matches(s: Series, needle: str) -> bool:

@@ -130,3 +130,48 @@ def bucket_counts(parsed: Parsed, name: str, **labels: str) -> dict[str, float]:
         ):
             out[d["le"]] = v
     return out
+
+
+# --------------------------------------------------------------------------- admin
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-django's live_server binds "localhost" unless told otherwise, which may
+    # resolve to ::1 or to another address; the browser tests talk to 127.0.0.1 only.
+    if not config.getoption("liveserver", default=None):
+        config.option.liveserver = "127.0.0.1"
+
+
+@pytest.fixture
+def make_user(django_user_model: Any) -> Callable[..., Any]:
+    """``make_user(staff=True, active=True, view_metric=False, superuser=False)``: a
+    user with the password ``pw``, allowed to see the metrics dashboard or not."""
+    from django.contrib.auth.models import Permission
+
+    made = 0
+
+    def make(
+        *,
+        staff: bool = True,
+        active: bool = True,
+        view_metric: bool = False,
+        superuser: bool = False,
+    ) -> Any:
+        nonlocal made
+        made += 1
+        user = django_user_model.objects.create_user(
+            username=f"user{made}",
+            password="pw",
+            is_staff=staff,
+            is_active=active,
+            is_superuser=superuser,
+        )
+        if view_metric:
+            user.user_permissions.add(
+                Permission.objects.get(
+                    content_type__app_label="django_pytheus", codename="view_metric"
+                )
+            )
+        return user
+
+    return make
