@@ -199,3 +199,9 @@ def test_views_record_what_they_are_there_to_show(ready: dict[str, str]) -> None
         "summary_count": 3.0,
         "unmatched": 1.0,
     }
+
+
+def test_generate_traffic_stops_at_its_deadline(ready: dict[str, str]) -> None:
+    result = manage(ready, "generate_traffic", "--requests", "5", "--timeout", "0")
+    assert "0 requests to this process" in result.stdout
+    assert "not sent (--timeout)" in result.stdout
