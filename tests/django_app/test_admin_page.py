@@ -61,7 +61,7 @@ def data(client: Client, query: str = "") -> dict[str, Any]:
 def article(html: str, family: str) -> str:
     """The HTML of one family on the page."""
     match = re.search(
-        rf'<article class="pytheus-family" id="metric-{family}".*?</article>', html, re.S
+        rf'<article class="pytheus-family[^"]*" id="metric-{family}".*?</article>', html, re.S
     )
     assert match, f"{family} is not on the page"
     return match.group(0)
@@ -161,9 +161,11 @@ def test_summary_info_and_state_set(client: Client) -> None:
 
 def test_a_family_without_series_says_so(client: Client) -> None:
     Counter("never", "Never incremented.", ["kind"])
-    html = article(page(client), "never")
-    assert "No series yet." in html
+    html = article(page(client, "?q=never"), "never")
+    assert "pytheus-family-empty" in html
+    assert "<span data-pytheus-count>0</span> series" in html
     assert "<code>kind</code>" in html  # label names from the definition
+    assert "No series yet." in family_page(client, "never")
 
 
 def test_help_text_and_label_values_are_escaped(client: Client) -> None:
@@ -228,7 +230,7 @@ def test_pagination_and_show_all(client: Client) -> None:
     for i in range(SERIES_PER_PAGE + 20):
         many.labels(n=f"{i:04d}").inc()
     html = page(client)
-    assert html.count('class="pytheus-family"') == FAMILIES_PER_PAGE
+    assert html.count("<article ") == FAMILIES_PER_PAGE
     assert '<span class="this-page">1</span>' in html
     assert '<a href="?p=2">2</a>' in html
     second = page(client, "?p=2")
