@@ -14,5 +14,7 @@ Modules: :mod:`~django_pytheus.conf` (settings), :mod:`~django_pytheus.apps` (st
 :mod:`~django_pytheus.metrics` (what is recorded), :mod:`~django_pytheus.middleware`,
 :mod:`~django_pytheus.db`, :mod:`~django_pytheus.cache`, :mod:`~django_pytheus.views`
 and :mod:`~django_pytheus.access` (the /metrics view and who may read it),
-:mod:`~django_pytheus.checks` (system checks).
+:mod:`~django_pytheus.checks` (system checks), :mod:`~django_pytheus.admin` (the metrics
+dashboard in the Django admin; :mod:`~django_pytheus.dashboard` computes what it shows,
+:mod:`~django_pytheus.models` gives it its permission).
 """
