@@ -190,6 +190,12 @@ def test_search_and_live_values_without_a_reload(
         "1,018", timeout=DEADLINE_MS
     )  # the toggle was remembered across the navigation
     expect(xss_rows.first.locator("td").first).to_have_text(XSS)
+    # A series that appears later is announced, not slipped into the table.
+    notice = page.locator('[data-pytheus-family="jobs_processed"] [data-pytheus-new]')
+    expect(notice).to_be_hidden()
+    jobs.labels(queue="alerts", outcome="ok").inc()
+    expect(notice).to_be_visible(timeout=DEADLINE_MS)
+    expect(xss_rows).to_have_count(2)
     assert page.locator("script", has_text="alert(1)").count() == 0
     assert page.dialogs == []  # type: ignore[attr-defined]
     assert page.outside == []  # type: ignore[attr-defined]

@@ -78,6 +78,16 @@
         if (count) {
             setText(count, String(family.series));
         }
+        const shown = new Set();
+        article.querySelectorAll("[data-pytheus-series]").forEach(function (row) {
+            shown.add(row.getAttribute("data-pytheus-series"));
+        });
+        // Rows are not added in place (the page's order and paging would shift under the
+        // reader); a note says that a reload shows them.
+        const notice = article.querySelector("[data-pytheus-new]");
+        if (notice && Object.keys(family.rows).some(function (key) { return !shown.has(key); })) {
+            notice.hidden = false;
+        }
         article.querySelectorAll("[data-pytheus-series]").forEach(function (row) {
             const values = family.rows[row.getAttribute("data-pytheus-series")];
             if (!values) {
