@@ -103,6 +103,7 @@ _PROCESS_LABEL = "pid"
 # How long a reaped process's last sequence number is kept, so that a flush it retries
 # after a lost reply is still recognised as a duplicate.
 _SEQ_RETENTION = 24 * 3600.0
+_RLOCK = type(threading.RLock())
 # Label sets decoded from series keys are kept between scrapes, up to this many.
 _LABELSET_CACHE_MAX = 200_000
 
@@ -314,6 +315,7 @@ class MultiProcessRedisBackend:
         # Held while a flush reads the series (taking their locks), not while it waits
         # on the network: what fork() waits for, see _before_fork.
         self._build_lock = threading.Lock()
+        self._pool_lock: Any = None  # redis-py's, held by the forking thread across fork()
         self._metrics: dict[str, Any] = {}  # name -> Metric (or _Stat)
         self._defs: dict[str, str] = {}  # name -> canonical definition
         self._unsent_defs: set[str] = set()
@@ -633,8 +635,21 @@ class MultiProcessRedisBackend:
         # replacing a worker) must not wait for a Redis that hangs. The child rebuilds
         # all the flush state below, whatever the parent's flusher was doing.
         self._build_lock.acquire()
+        # Nor the lock of redis-py's connection pool, which a flush (or an application
+        # sharing the pool) holds for a moment around each call: the child's first
+        # call, resetting the pool, would wait for it for ever.
+        # (An RLock, as redis-py makes it: re-entrant for backends sharing a pool, and
+        # owned by this thread in the child too.)
+        lock = getattr(self.client.connection_pool, "_lock", None)
+        if isinstance(lock, _RLOCK):
+            lock.acquire()
+            self._pool_lock = lock
 
     def _after_fork(self, child: bool) -> None:
+        # Released in the child too: the thread that forked owns it there as well.
+        if self._pool_lock is not None:
+            self._pool_lock.release()
+            self._pool_lock = None
         if not child:
             self._build_lock.release()
             return
