@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
@@ -253,9 +253,16 @@ class MetricAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def _status(self) -> dict[str, Any]:
         try:
             config = get_settings().backend_config
-        except Exception:  # a settings error is reported by the system checks
+        except ImproperlyConfigured:  # reported by the system checks and at start-up
             config = None
         return backend_status(get_backend(), config)
+
+    def _reverse(self, view: str) -> str:
+        """This admin's URL of ``view`` (on a custom AdminSite too)."""
+        opts = self.opts
+        return reverse(
+            f"admin:{opts.app_label}_{opts.model_name}_{view}", current_app=self.admin_site.name
+        )
 
     def _render(
         self,
@@ -276,7 +283,7 @@ class MetricAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 "label": "All",
                 "query": _query(params, type="", p="1"),
                 "selected": not params["type"],
-                "count": len(selection.families) if selection and not params["type"] else None,
+                "count": sum(selection.type_counts.values()) if selection else None,
             }
         ]
         for kind, label in TYPES.items():
@@ -325,8 +332,8 @@ class MetricAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "type_links": type_links,
             "sort_links": sort_links,
             "page_links": page_links,
-            "data_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_data") + data_query,
-            "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+            "data_url": self._reverse("data") + data_query,
+            "changelist_url": self._reverse("changelist"),
             "exposition_url": exposition_url,
             "series_preview": SERIES_PREVIEW,
             **(extra_context or {}),

@@ -7,6 +7,7 @@ login; staff without the permission get 403. Nothing can be added, changed or de
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -14,11 +15,12 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
+from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import NoReverseMatch, reverse
 
 from django_pytheus.admin import MetricAdmin
 from django_pytheus.models import Metric
+from pytheus.metrics import Counter
 
 pytestmark = pytest.mark.django_db
 
@@ -161,3 +163,17 @@ def test_the_dashboard_reads_no_metric_data_from_the_database(
             assert client.get(url).status_code == 200
         for query in queries.captured_queries:
             assert "django_pytheus" not in query["sql"], query["sql"]
+
+
+@override_settings(ROOT_URLCONF="tests.django_app.testapp.urls_custom_admin")
+def test_on_a_custom_admin_site_links_stay_on_that_site(make_user: Callable[..., Any]) -> None:
+    client = logged_in(make_user(view_metric=True))
+    url = reverse("admin:django_pytheus_metric_changelist", current_app="ops")
+    assert url == "/ops/django_pytheus/metric/"
+    Counter("ops_jobs", "Jobs.").inc()
+    html = client.get(url + "?q=ops_jobs").content.decode()
+    assert 'data-pytheus-data-url="/ops/django_pytheus/metric/data/?q=ops_jobs"' in html
+    assert 'href="/ops/django_pytheus/metric/family/ops_jobs/"' in html
+    assert 'href="/ops/"' in html  # the breadcrumbs' Home
+    assert not re.search(r"(?<!/static)/admin/", html)
+    assert client.get("/ops/django_pytheus/metric/data/").status_code == 200
