@@ -283,6 +283,10 @@ def test_json_view_returns_what_the_page_shows(client: Client) -> None:
         "1 s to 2 s: 0 observations",
         "> 2 s: 0 observations",
     ]
+    # A poll names the families on screen: only those are read and returned.
+    polled = data(client, "?q=o&name=jobs&name=work_seconds&name=no_such_family")
+    assert set(polled["families"]) == {"jobs", "work_seconds"}
+    assert polled["families"]["jobs"]["rows"]['queue="a"'] == {"value": "42"}
     # The same query on a family's page.
     family = data(client, "?family=jobs&p=1")
     assert set(family["families"]["jobs"]["rows"]) == {'queue="a"', 'queue="b"'}
@@ -417,6 +421,12 @@ def test_families_defined_only_by_other_processes_appear(
     assert "<code>worker</code>" in remote  # label names learnt from the samples
     assert cells(remote) == ["7"]
     assert data(client, "?q=remote")["families"]["remote_only"]["rows"] == {
+        'worker="w1"': {"value": "7"}
+    }
+    # A family's page reads only that family, remote ones included.
+    own = family_page(client, "remote_only")
+    assert cells(article(own, "remote_only")) == ["7"]
+    assert data(client, "?family=remote_only_total")["families"]["remote_only"]["rows"] == {
         'worker="w1"': {"value": "7"}
     }
 

@@ -131,12 +131,23 @@
         showTime(new Date());
     }
 
+    function pollUrl() {
+        // Only the families on screen are read again (see MetricAdmin.data_view).
+        const names = Array.from(root.querySelectorAll("[data-pytheus-family]"), function (a) {
+            return "name=" + encodeURIComponent(a.getAttribute("data-pytheus-family"));
+        });
+        if (!names.length) {
+            return url;
+        }
+        return url + (url.indexOf("?") === -1 ? "?" : "&") + names.join("&");
+    }
+
     function refresh() {
         if (inFlight) {
             return Promise.resolve();
         }
         inFlight = true;
-        return fetch(url, {
+        return fetch(pollUrl(), {
             credentials: "same-origin",
             headers: {Accept: "application/json"},
             cache: "no-store",
