@@ -114,8 +114,9 @@ def get(live_server: Any, path: str) -> None:
 def some_metrics(*, xss: bool = False) -> Counter:
     """What a small site might measure, with fixed values (screenshots stay alike);
     returns the jobs counter, which has a queue named like a script with ``xss``."""
-    jobs = Counter("jobs_processed", "Background jobs processed, by queue and outcome.",
-                   ["queue", "outcome"])  # fmt: skip
+    jobs = Counter(
+        "jobs_processed", "Background jobs processed, by queue and outcome.", ["queue", "outcome"]
+    )
     for i, queue in enumerate(["default", "emails", "reports", *([XSS] if xss else [])]):
         jobs.labels(queue=queue, outcome="ok").inc(1200 + 317 * i)
         jobs.labels(queue=queue, outcome="failed").inc(3 + 5 * i)
@@ -130,8 +131,10 @@ def some_metrics(*, xss: bool = False) -> Counter:
     Info("build", "Version of the running code.").info(
         {"version": "2.3.1", "commit": "9f1c2ab", "python": "3.11.7"}
     )
-    Enum("maintenance_mode", "Whether the site is in maintenance.",
-         states=["off", "read_only", "on"]).state("off")  # fmt: skip
+    maintenance = Enum(
+        "maintenance_mode", "Whether the site is in maintenance.", states=["off", "read_only", "on"]
+    )
+    maintenance.state("off")
     Gauge("queue_depth", "Jobs waiting, by queue.", ["queue"]).labels(queue="emails").set(17)
     return jobs
 
