@@ -33,6 +33,7 @@ The key layout is described in :mod:`pytheus.backends.redis_scripts`.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import json
 import logging
@@ -75,6 +76,13 @@ if TYPE_CHECKING:
     from redis.commands.core import Script
 
 __all__ = ["MultiProcessRedisBackend"]
+
+# socket.getaddrinfo() imports the idna codec on first use. Imported here, not by the
+# flusher's first connection: a fork() in the middle of that import (gunicorn --preload
+# forking workers just as the master's flusher first connects) leaves the module's
+# import lock held in the child for ever, and the child can never connect to Redis
+# ("LookupError: unknown encoding: idna" on every flush and scrape).
+codecs.lookup("idna")
 
 logger = logging.getLogger(__name__)
 
