@@ -38,6 +38,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 SampleKey = tuple[str, frozenset[tuple[str, str]]]
 
+#: Seconds after which a forked child is killed (SIGALRM), whatever it is doing.
+CHILD_LIFETIME = 60
+
 
 def key(name: str, labels: Mapping[str, str] | None = None) -> SampleKey:
     return name, frozenset((labels or {}).items())
@@ -247,6 +250,9 @@ def fork_child(func: Callable[[ChildContext], Any], *, exit_normally: bool = Tru
     if pid == 0:  # the child
         code = 0
         try:
+            # Bounded: a child that hangs (a deadlock after fork) dies by itself.
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.alarm(CHILD_LIFETIME)
             os.close(result_r)
             os.close(control_w)
             ctx = ChildContext(result_w, control_r)

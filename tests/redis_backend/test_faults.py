@@ -253,3 +253,26 @@ def test_a_definition_made_during_an_outage_reaches_redis(
     server.start()
     assert backend.flush()
     assert backend.client.hexists(f"{prefix}:defs", "later")
+
+
+@pytest.mark.parametrize("then", ["close", "scrape"])
+def test_changes_made_after_a_failed_flush_are_not_left_behind(
+    load_redis_backend: LoadBackend, redis_server_factory: Factory, prefix: str, then: str
+) -> None:
+    """A failed flush is sent again as it was; the flush that does so must also carry
+    what changed since, above all the last one, at exit."""
+    server = redis_server_factory(appendonly=True, extra_args=["--appendfsync", "always"])
+    backend = load_redis_backend(server=server, flush_interval=60, socket_timeout=SOCKET_TIMEOUT)
+    hits = Counter("hits", "Hits.")
+    hits.inc(1)
+    assert backend.flush()
+    server.kill()
+    hits.inc(10)
+    assert not backend.flush()  # pending now: the 10, to be sent again as it was
+    server.start()
+    hits.inc(100)
+    if then == "close":
+        backend.close()
+        assert float(backend.client.hget(f"{prefix}:v:hits", "[]") or 0) == 111
+    else:
+        assert scrape().value("hits_total") == 111

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -87,15 +88,21 @@ def gunicorn(
 def test_gunicorn_workers_count_exactly(
     gunicorn: Gunicorn, redis_server: RedisServer, prefix: str
 ) -> None:
-    served_by: set[str] = set()
-    for i in range(REQUESTS):
-        status, headers, _ = get(gunicorn.port, f"/page/{i % 3}")
-        assert status == 200
-        served_by.add(headers["X-Worker"])
+    def client(first: int) -> set[str]:
+        workers = set()
+        for i in range(first, REQUESTS, WORKERS):
+            status, headers, _ = get(gunicorn.port, f"/page/{i % 3}")
+            assert status == 200
+            workers.add(headers["X-Worker"])
+        return workers
+
+    # As many clients at once as workers: sync workers serve one request each at a time.
+    with ThreadPoolExecutor(WORKERS) as pool:
+        served_by = set().union(*pool.map(client, range(WORKERS)))
 
     def exact() -> str | None:
         status, _, body = get(gunicorn.port, "/metrics")
-        assert status == 200, body
+        assert status == 200, f"{body}\n{gunicorn.log_text()}"
         parsed = parse_text(body)
         counts = [parsed.get("app_requests_total", {"path": f"/page/{p}"}) for p in range(3)]
         return body if counts == [REQUESTS / 3] * 3 else None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
 import time
 from typing import Any
 
@@ -268,3 +271,54 @@ def test_reaping_a_process_with_infinite_gauges(
     time.sleep(0.2)
     assert backend.status()["errors"] == 0
     assert backend.status()["healthy"]
+
+
+def test_forks_while_the_flusher_is_busy_never_deadlock(load_redis_backend: LoadBackend) -> None:
+    """fork() does not wait for a flush in flight; the child must still never inherit a
+    lock held by the flusher (its own, or one of redis-py's connection pool)."""
+    backend = load_redis_backend(flush_interval=0.0005)  # the flusher is always at work
+    Counter("forked", "Forked.").inc()
+    stop = threading.Event()
+
+    def use_the_pool() -> None:
+        # Another thread inside the client's connection pool, as the flusher (or an
+        # application sharing the pool) is for a moment around every call; here the
+        # moment is stretched, so that forks land in it.
+        pool_lock = backend.client.connection_pool._lock
+        while not stop.is_set():
+            with pool_lock:
+                time.sleep(0.002)
+            time.sleep(0.0005)
+
+    def child_flush(_ctx: ChildContext) -> bool:
+        child_backend = get_backend()
+        assert isinstance(child_backend, MultiProcessRedisBackend)
+        return child_backend.flush()
+
+    threads = [threading.Thread(target=use_the_pool)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(30):
+            child = fork_child(child_flush, exit_normally=False)
+            try:
+                assert child.result(timeout=10) is True
+            finally:
+                child.kill()
+                child.wait()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(5)
+    assert backend.status()["healthy"]
+
+
+def test_the_flusher_imports_nothing_a_fork_could_interrupt() -> None:
+    """A module the flusher imports on first use (the idna codec, for getaddrinfo) is
+    imported by the backend's own import: a fork() in the middle of that import, in the
+    flusher thread, would leave the child unable to import it ever."""
+    code = "import sys, pytheus.backends.redis; print('encodings.idna' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "True"

@@ -11,11 +11,13 @@ import pytest
 from pytheus.backends.redis import MultiProcessRedisBackend
 from pytheus.exceptions import MetricDefinitionError
 from pytheus.metrics import Counter, Histogram, Summary
-from pytheus.registry import CollectorRegistry, get_registry
+from pytheus.registry import CollectorRegistry, get_registry, set_registry
 from tests.redis_backend import workers
 from tests.redis_backend.conftest import LoadBackend
 from tests.redis_backend.helpers import (
+    ChildContext,
     Parsed,
+    fork_child,
     quiet_fork,
     run_script,
     scrape,
@@ -187,3 +189,26 @@ def test_conflict_known_from_a_scrape_fails_at_definition(
     # The same definition is fine.
     Histogram("shared_hist", "Shared.", buckets=[1, 2]).observe(1)
     wait_for(lambda: scrape().value("shared_hist_count") == 2.0)
+
+
+def test_write_through_is_visible_at_once(load_redis_backend: LoadBackend) -> None:
+    """flush_interval=0: when inc() returns, every process can read the change, even a
+    process that then dies without any goodbye."""
+    load_redis_backend(flush_interval=0)
+
+    def run(_ctx: ChildContext) -> None:
+        set_registry(CollectorRegistry())
+        counter = Counter("written", "Written through.", ["n"])
+        for i in range(50):
+            counter.labels(n=str(i % 2)).inc()
+        Histogram("wt_hist", "H.", buckets=[1]).observe(0.5)
+
+    child = fork_child(run, exit_normally=False)  # os._exit: no atexit, no last flush
+    child.result()
+    assert child.wait() == 0
+    parsed = scrape()
+    assert parsed.series("written_total") == {
+        frozenset({("n", "0")}): 25.0,
+        frozenset({("n", "1")}): 25.0,
+    }
+    assert parsed.value("wt_hist_count") == 1
