@@ -55,6 +55,7 @@ from pytheus.samples import (
     MetricFamily,
     Sample,
     format_float,
+    replace_surrogates,
     series_names,
 )
 
@@ -223,7 +224,11 @@ def _dropped_series_counter(registry: Registry) -> Counter:
 
 
 def _label_value(value: object) -> str:
-    return value if type(value) is str else str(value)
+    # Lone surrogates (os.fsdecode() of undecodable bytes) are replaced here, where the
+    # series is keyed, not only when exposed: two values differing only in them would
+    # otherwise be two series exposed under one label set, and a multi-process backend
+    # could not encode them (UTF-8) to send at all.
+    return replace_surrogates(value if type(value) is str else str(value))
 
 
 def _check_exemplar(exemplar: Mapping[str, str]) -> dict[str, str]:
@@ -703,6 +708,7 @@ class Metric(Generic[ChildT]):
             raise MetricDefinitionError(
                 f"The description of {name!r} must be a str, not {type(description).__name__}."
             )
+        description = replace_surrogates(description)  # as label values, see _label_value
         labelnames = validate_label_names(required_labels, reserved=self.reserved_labels)
         defaults: dict[str, str] = {}
         for k, v in (default_labels or {}).items():
