@@ -37,6 +37,7 @@ import itertools
 import logging
 import math
 import random
+import reprlib
 import threading
 import time
 import weakref
@@ -231,6 +232,25 @@ def _label_value(value: object) -> str:
     return replace_surrogates(value if type(value) is str else str(value))
 
 
+def _number(value: object) -> float:
+    """``value`` as a float, for the recording methods, when it is not a float already.
+
+    Recording does arithmetic on floats only: an int past the float range would raise
+    OverflowError halfway through a histogram's update, and a complex number (or an array)
+    would be added in and break every later scrape.
+    """
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        if isinstance(value, int):
+            what = f"an int of {value.bit_length()} bits, too large for a float"
+        else:
+            what = f"{type(value).__name__} {reprlib.repr(value)}, not a number"
+        raise InvalidValueError(
+            f"Metrics record numbers that fit a float; got {what}. Convert it first."
+        ) from None
+
+
 def _check_exemplar(exemplar: Mapping[str, str]) -> dict[str, str]:
     labels = {validate_label_name(k): _label_value(v) for k, v in exemplar.items()}
     size = sum(len(k) + len(v) for k, v in labels.items())
@@ -332,6 +352,8 @@ class CounterChild(_Child):
 
     def inc(self, amount: float = 1.0, exemplar: Mapping[str, str] | None = None) -> None:
         """Add ``amount`` (>= 0); optionally attach an OpenMetrics exemplar."""
+        if type(amount) is not float:
+            amount = _number(amount)
         if not amount >= 0:
             raise InvalidValueError(
                 f"Counters only go up: inc({amount!r}) is not allowed. Use a Gauge for "
@@ -349,7 +371,7 @@ class CounterChild(_Child):
 
     def _inc_with_exemplar(self, amount: float, exemplar: Mapping[str, str]) -> None:
         # Checked before recording: a refused exemplar must not leave the increment behind.
-        ex = Exemplar(_check_exemplar(exemplar), float(amount), time.time())
+        ex = Exemplar(_check_exemplar(exemplar), amount, time.time())
         lock = self._lock
         lock.acquire()
         try:
@@ -385,6 +407,8 @@ class GaugeChild(_Child):
 
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount`` (which may be negative)."""
+        if type(amount) is not float:
+            amount = _number(amount)
         lock = self._lock
         lock.acquire()
         try:
@@ -394,6 +418,8 @@ class GaugeChild(_Child):
 
     def dec(self, amount: float = 1.0) -> None:
         """Subtract ``amount``."""
+        if type(amount) is not float:
+            amount = _number(amount)
         lock = self._lock
         lock.acquire()
         try:
@@ -403,7 +429,8 @@ class GaugeChild(_Child):
 
     def set(self, value: float) -> None:
         """Set the gauge to ``value``."""
-        value = float(value)
+        if type(value) is not float:
+            value = _number(value)
         lock = self._lock
         lock.acquire()
         try:
@@ -447,6 +474,8 @@ class HistogramChild(_Child):
 
     def observe(self, value: float, exemplar: Mapping[str, str] | None = None) -> None:
         """Record one observation; optionally attach an exemplar to its bucket."""
+        if type(value) is not float:
+            value = _number(value)
         # bisect_left finds the first bound >= value, i.e. the bucket `le` means.
         # NaN compares false with everything and would land in the first bucket.
         i = bisect_left(self._bounds, value) if value == value else len(self._bounds) - 1
@@ -463,7 +492,7 @@ class HistogramChild(_Child):
 
     def _observe_with_exemplar(self, i: int, value: float, exemplar: Mapping[str, str]) -> None:
         # Checked before recording: a refused exemplar must not leave the observation behind.
-        ex = Exemplar(_check_exemplar(exemplar), float(value), time.time())
+        ex = Exemplar(_check_exemplar(exemplar), value, time.time())
         lock = self._lock
         lock.acquire()
         try:
@@ -580,6 +609,8 @@ class SummaryChild(_Child):
 
     def observe(self, value: float) -> None:
         """Record one observation."""
+        if type(value) is not float:
+            value = _number(value)
         lock = self._lock
         lock.acquire()
         try:
