@@ -129,6 +129,8 @@ _sample = tuple.__new__
 # Exemplar label names and values together may not exceed this many characters
 # (OpenMetrics 1.0, "Exemplars").
 _EXEMPLAR_MAX_CHARS = 128
+# A summary's age buckets each keep up to _Window's capacity of observations per series.
+_MAX_AGE_BUCKETS = 1000
 _INF = math.inf
 _NAN = math.nan
 
@@ -1284,10 +1286,18 @@ class Summary(Metric[SummaryChild]):
             raise MetricDefinitionError(
                 f"Quantiles of summary {name!r} must be sorted without repeats, got {list(qs)}."
             )
-        if not max_age_seconds > 0 or not age_buckets > 0 or age_buckets != int(age_buckets):
+        # Each age bucket keeps up to 1,024 observations per series: the limit bounds
+        # memory (a mistyped 10**12 would allocate until the process is killed).
+        max_age: object = max_age_seconds  # checked as it comes, whatever the annotation
+        if (
+            not isinstance(max_age, int | float)
+            or not max_age > 0
+            or type(age_buckets) is not int
+            or not 0 < age_buckets <= _MAX_AGE_BUCKETS
+        ):
             raise MetricDefinitionError(
-                f"Summary {name!r} needs max_age_seconds > 0 and a whole age_buckets > 0, "
-                f"got {max_age_seconds!r} and {age_buckets!r}."
+                f"Summary {name!r} needs a number max_age_seconds > 0 and a whole age_buckets "
+                f"from 1 to {_MAX_AGE_BUCKETS}, got {max_age_seconds!r} and {age_buckets!r}."
             )
         super().__init__(
             name,
