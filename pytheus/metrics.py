@@ -254,6 +254,11 @@ def _number(value: object) -> float:
 
 
 def _check_exemplar(exemplar: Mapping[str, str]) -> dict[str, str]:
+    if not isinstance(exemplar, Mapping):
+        raise InvalidValueError(
+            f"An exemplar is a dict of labels such as {{'trace_id': '...'}}, "
+            f"got {reprlib.repr(exemplar)}."
+        )
     labels = {validate_label_name(k): _label_value(v) for k, v in exemplar.items()}
     size = sum(len(k) + len(v) for k, v in labels.items())
     if size > _EXEMPLAR_MAX_CHARS:
@@ -652,6 +657,10 @@ class InfoChild(_Child):
 
     def info(self, value: Mapping[str, object]) -> None:
         """Replace the info with ``value``, e.g. ``{"version": "1.2.3"}``."""
+        if not isinstance(value, Mapping):
+            raise InvalidValueError(
+                f"info() takes a dict such as {{'version': '1.2.3'}}, got {reprlib.repr(value)}."
+            )
         info = {}
         for k, v in value.items():
             try:
@@ -743,6 +752,11 @@ class Metric(Generic[ChildT]):
             )
         description = replace_surrogates(description)  # as label values, see _label_value
         labelnames = validate_label_names(required_labels, reserved=self.reserved_labels)
+        if default_labels is not None and not isinstance(default_labels, Mapping):
+            raise MetricDefinitionError(
+                f"default_labels of {name!r} must be a dict of label values, "
+                f"got {reprlib.repr(default_labels)}."
+            )
         defaults: dict[str, str] = {}
         for k, v in (default_labels or {}).items():
             if k not in labelnames:
@@ -852,10 +866,15 @@ class Metric(Generic[ChildT]):
             labels = {**labels, **kwargs}
         try:
             return self._cache[tuple(labels.items())]  # type: ignore[no-any-return]
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, AttributeError):
             return self._labels_slow(labels)
 
     def _labels_slow(self, labels: Mapping[str, object]) -> ChildT | Self:
+        if not isinstance(labels, Mapping):
+            raise LabelError(
+                f"labels() takes a dict or keywords, got {reprlib.repr(labels)}; "
+                f"write labels(name=value) or labels({{'name': value}})."
+            )
         root = self._root
         names = root.definition.labelnames
         merged = dict(self._bound)
@@ -1095,7 +1114,8 @@ class Gauge(Metric[GaugeChild]):
         unit: str = "",
         multiprocess_mode: str = "livesum",
     ) -> None:
-        if multiprocess_mode not in GAUGE_MODES:
+        mode: object = multiprocess_mode  # checked as it comes, whatever the annotation
+        if not isinstance(mode, str) or mode not in GAUGE_MODES:
             raise MetricDefinitionError(
                 f"Unknown multiprocess_mode {multiprocess_mode!r} for gauge {name!r}; "
                 f"use one of {sorted(GAUGE_MODES)}."
@@ -1157,13 +1177,19 @@ class Gauge(Metric[GaugeChild]):
         )
 
 
-def _check_buckets(name: str, buckets: Iterable[float]) -> tuple[float, ...]:
+def _definition_numbers(name: str, what: str, numbers: Iterable[float]) -> tuple[float, ...]:
+    if isinstance(numbers, str | bytes):
+        raise MetricDefinitionError(f"{what} of {name!r} must be a list of numbers, not a str.")
     try:
-        bounds = [float(b) for b in buckets]
-    except (TypeError, ValueError):
+        return tuple(float(n) for n in numbers)
+    except (TypeError, ValueError, OverflowError):
         raise MetricDefinitionError(
-            f"Buckets of {name!r} must be numbers, got {buckets!r}."
+            f"{what} of {name!r} must be numbers that fit a float, got {reprlib.repr(numbers)}."
         ) from None
+
+
+def _check_buckets(name: str, buckets: Iterable[float]) -> tuple[float, ...]:
+    bounds = list(_definition_numbers(name, "Buckets", buckets))
     if any(b != b for b in bounds):
         raise MetricDefinitionError(f"Buckets of {name!r} must not contain NaN: {bounds}.")
     for lower, upper in itertools.pairwise(bounds):
@@ -1276,7 +1302,7 @@ class Summary(Metric[SummaryChild]):
         age_buckets: int = 5,
         unit: str = "",
     ) -> None:
-        qs = tuple(quantiles)
+        qs = _definition_numbers(name, "Quantiles", quantiles)
         for q in qs:
             if not 0.0 <= q <= 1.0:
                 raise MetricDefinitionError(
@@ -1308,7 +1334,7 @@ class Summary(Metric[SummaryChild]):
             unit=unit,
             max_series=max_series,
             _definition_extra={
-                "quantiles": tuple(float(q) for q in qs),
+                "quantiles": qs,
                 "options": {
                     "max_age_seconds": float(max_age_seconds),
                     "age_buckets": age_buckets,
@@ -1391,7 +1417,8 @@ class Enum(Metric[EnumChild]):
         max_series: int | None = None,
         states: Sequence[str],
     ) -> None:
-        if isinstance(states, str) or not states:
+        given: object = states  # checked as it comes, whatever the annotation
+        if isinstance(given, str) or not isinstance(given, Iterable) or not states:
             raise MetricDefinitionError(
                 f"Enum {name!r} needs a non-empty list of states, got {states!r}."
             )

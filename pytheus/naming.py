@@ -78,6 +78,10 @@ def validate_label_names(
             f"Label names must be a list of str, got the single str {names!r}; "
             f"write [{names!r}] instead."
         )
+    if not isinstance(names, Iterable):
+        raise MetricDefinitionError(
+            f"Label names must be a list of str, got {type(names).__name__} {names!r}."
+        )
     result = tuple(validate_label_name(n, reserved=reserved) for n in names)
     seen: set[str] = set()
     for n in result:
