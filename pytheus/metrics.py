@@ -775,6 +775,14 @@ class Metric(Generic[ChildT]):
             validate_label_name(unit)
             if not name.endswith(f"_{unit}"):
                 name = f"{name}_{unit}"
+            if self.metric_type == "counter" and name.endswith("_total"):
+                # The exposition takes _total off a counter's family name, and the unit
+                # with it: OpenMetrics then refuses the family (its name lacks the unit).
+                raise MetricDefinitionError(
+                    f"Counter {name!r} cannot have unit {unit!r}: a counter's name ends "
+                    "in its unit, and _total is added to its samples; choose a base unit "
+                    "such as 'seconds' or 'bytes'."
+                )
 
         self._registry: Registry = registry if registry is not None else REGISTRY
         prefix = self._registry.prefix
