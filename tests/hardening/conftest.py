@@ -1,0 +1,67 @@
+"""Fixtures of the hardening tests: hypothesis profiles, a fresh registry, the Redis backend.
+
+Hypothesis runs derandomized when ``CI`` is set (the same examples on every run, so a red
+build is reproducible); locally it explores new examples each run. Either way the number of
+examples is bounded, and there is no deadline (promtool and Redis calls vary in speed).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from pytheus.backends import ENV_CLASS, ENV_CONFIG, MemoryBackend, load_backend
+from pytheus.backends.redis import MultiProcessRedisBackend
+from pytheus.registry import CollectorRegistry, get_registry, set_registry
+from tests.servers import RedisServer
+
+settings.register_profile(
+    "hardening",
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize=bool(os.environ.get("CI")),
+    print_blob=True,
+)
+
+LoadRedis = Callable[..., MultiProcessRedisBackend]
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[CollectorRegistry]:
+    """An empty global registry and the in-memory backend, both put back afterwards."""
+    monkeypatch.delenv(ENV_CLASS, raising=False)
+    monkeypatch.delenv(ENV_CONFIG, raising=False)
+    previous = get_registry()
+    fresh = CollectorRegistry()
+    set_registry(fresh)
+    load_backend(MemoryBackend)
+    try:
+        yield fresh
+    finally:
+        set_registry(previous)
+        load_backend(MemoryBackend)
+
+
+@pytest.fixture
+def load_redis(redis_server: RedisServer, fresh_registry: CollectorRegistry) -> LoadRedis:
+    """``load_redis(**config)``: the Redis backend on the shared server, under a key
+    prefix of this test's own (the in-memory backend comes back afterwards)."""
+    # Metrics of earlier tests may live on in reference cycles; the new backend must not
+    # learn of them.
+    gc.collect()
+
+    def load(**config: Any) -> MultiProcessRedisBackend:
+        config.setdefault("prefix", f"h{uuid.uuid4().hex[:12]}")
+        config.setdefault("port", redis_server.port)
+        backend = load_backend(MultiProcessRedisBackend, config)
+        assert isinstance(backend, MultiProcessRedisBackend)
+        return backend
+
+    return load

@@ -1,0 +1,168 @@
+"""One test per bug the hardening work found, on both backends where it matters.
+
+Each was found by the property tests in ``test_bad_input.py`` (or while writing them); these
+pin the exact case so that a regression names itself.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import pytest
+
+from pytheus.backends.redis import MultiProcessRedisBackend
+from pytheus.exceptions import InvalidValueError, LabelError, MetricDefinitionError
+from pytheus.exposition import generate_metrics, generate_openmetrics
+from pytheus.metrics import Counter, Enum, Gauge, Histogram, Info, Summary
+from pytheus.registry import CollectorRegistry
+from tests.core.helpers import parse_openmetrics, parse_text
+from tests.hardening.conftest import LoadRedis
+from tests.servers import promtool_check_metrics
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    """Run the test on the in-memory backend and on the Redis backend."""
+    if request.param == "redis":
+        load: LoadRedis = request.getfixturevalue("load_redis")
+        load(flush_interval=60)
+    else:
+        request.getfixturevalue("fresh_registry")
+    return str(request.param)
+
+
+def scrape_both(registry: CollectorRegistry) -> str:
+    text = generate_metrics(registry)
+    promtool_check_metrics(text)
+    parse_openmetrics(generate_openmetrics(registry))
+    return text
+
+
+@pytest.mark.usefixtures("backend_kind")
+def test_lone_surrogates_in_label_values_and_help() -> None:
+    """Bug: a lone surrogate (what os.fsdecode() makes of undecodable bytes) in a label
+    value or help text could not be encoded to UTF-8, so every flush to Redis raised
+    UnicodeEncodeError (not a Redis error: the flusher logged it and retried the same
+    payload forever, and no metric reached Redis again); in memory, two values differing
+    only in their surrogates were exposed as one label set twice."""
+    registry = CollectorRegistry()
+    c = Counter("files", "Files named \ud800.", ["name"], registry=registry)
+    c.labels(name="a\ud800").inc()
+    c.labels(name="a\udfff").inc(2)  # the same series once exposed: the same series
+    Info("build", "B.", registry=registry).info({"path": "/tmp/\udcff"})
+    Enum("phase", "P.", states=["x\ud800", "y"], registry=registry).state("y")
+    parsed = parse_text(scrape_both(registry))
+    assert parsed.value("files_total", {"name": "a\ufffd"}) == 3
+    assert parsed.helps["files"] == "Files named \ufffd."
+    assert parsed.value("build_info", {"path": "/tmp/\ufffd"}) == 1
+    assert parsed.value("phase", {"phase": "x\ufffd"}) == 0
+
+
+def test_a_lone_surrogate_does_not_stop_the_redis_flusher(load_redis: LoadRedis) -> None:
+    backend = load_redis(flush_interval=60)
+    registry = CollectorRegistry()
+    g = Gauge("g", "G.", ["v"], registry=registry)
+    g.labels(v="\ud83d").set(1)
+    assert backend.flush()
+    g.labels(v="ok").set(2)
+    assert backend.flush()
+    assert backend.status()["healthy"]
+    reader = MultiProcessRedisBackend({**_config(backend), "flush_interval": 60})
+    try:
+        families = {f.name: f for f in reader.collect([], include_remote=True)}
+    finally:
+        reader.close()
+    assert {s.labels["v"]: s.value for s in families["g"].samples} == {"\ufffd": 1, "ok": 2}
+
+
+def _config(backend: MultiProcessRedisBackend) -> dict[str, object]:
+    kwargs = backend.client.connection_pool.connection_kwargs
+    return {"port": kwargs["port"], "prefix": backend.config.prefix}
+
+
+NOT_FLOATS = [10**400, -(10**400), 1j, [1.0], None, "many", b"\xff"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    NOT_FLOATS,
+    ids=["huge-int", "huge-negative-int", "complex", "list", "None", "str", "bytes"],
+)
+@pytest.mark.usefixtures("backend_kind")
+def test_values_that_are_not_floats_are_refused_and_leave_no_trace(value: object) -> None:
+    """Bug: an int past the float range raised OverflowError halfway through a histogram
+    or summary (the count went up, the sum did not); a complex number was added into a
+    gauge or a summary, and every later scrape raised TypeError; other non-numbers raised
+    TypeError from deep inside. Now: InvalidValueError, and nothing recorded."""
+    registry = CollectorRegistry()
+    c = Counter("c", "C.", registry=registry)
+    g = Gauge("g", "G.", registry=registry)
+    h = Histogram("h", "H.", buckets=[1.0], registry=registry)
+    s = Summary("s", "S.", registry=registry)
+    for record in (c.inc, g.inc, g.dec, g.set, h.observe, s.observe):
+        with pytest.raises(InvalidValueError, match="numbers that fit a float"):
+            record(value)  # type: ignore[operator]
+    parsed = parse_text(scrape_both(registry))
+    assert parsed.value("c_total") == 0
+    assert parsed.value("g") == 0
+    assert parsed.value("h_count") == parsed.value("h_sum") == 0
+    assert parsed.value("s_count") == parsed.value("s_sum") == 0
+
+
+def test_numbers_float_accepts_still_record() -> None:
+    registry = CollectorRegistry()
+    g = Gauge("g", "G.", registry=registry)
+    h = Histogram("h", "H.", buckets=[1.0], registry=registry)
+    for value in (Decimal("0.25"), Fraction(1, 4), True, 2**1000):
+        g.set(value)  # type: ignore[arg-type]
+        h.observe(value)  # type: ignore[arg-type]
+    assert registry.get_sample_value("g") == float(2**1000)
+    assert registry.get_sample_value("h_count") == 4
+
+
+def test_summary_age_buckets_are_bounded() -> None:
+    """Bug: Summary(age_buckets=10**12) allocated a list of 10**12 slices when its first
+    series was made, until the kernel killed the process; age_buckets=2.0 passed the
+    check and failed later with TypeError."""
+    registry = CollectorRegistry()
+    for bad in (10**12, 1001, 2.0, "5", 0):
+        with pytest.raises(MetricDefinitionError, match="age_buckets"):
+            Summary("s", "S.", quantiles=[0.5], age_buckets=bad, registry=registry)  # type: ignore[arg-type]
+    for bad_age in ("600", None, float("nan")):
+        with pytest.raises(MetricDefinitionError, match="max_age_seconds"):
+            Summary("s", "S.", quantiles=[0.5], max_age_seconds=bad_age, registry=registry)  # type: ignore[arg-type]
+    Summary("s", "S.", quantiles=[0.5], age_buckets=1000, registry=registry).observe(1)
+
+
+@pytest.mark.parametrize(
+    ("define", "error"),
+    [
+        (lambda r: Counter("c", "C.", 5, registry=r), MetricDefinitionError),
+        (lambda r: Counter("c", "C.", ["a"], ["a"], registry=r), MetricDefinitionError),
+        (lambda r: Histogram("h", "H.", buckets=[10**400], registry=r), MetricDefinitionError),
+        (lambda r: Histogram("h", "H.", buckets="123", registry=r), MetricDefinitionError),
+        (lambda r: Summary("s", "S.", quantiles=[0.5j], registry=r), MetricDefinitionError),
+        (lambda r: Summary("s", "S.", quantiles=None, registry=r), MetricDefinitionError),
+        (lambda r: Enum("e", "E.", states=5, registry=r), MetricDefinitionError),
+        (lambda r: Gauge("g", "G.", multiprocess_mode=["sum"], registry=r), MetricDefinitionError),
+        (lambda r: Counter("c", "C.", unit="total", registry=r), MetricDefinitionError),
+        (lambda r: Counter("c", "C.", unit="_total", registry=r), MetricDefinitionError),
+        (lambda r: Counter("c", "C.", ["a"], registry=r).labels(["a"]), LabelError),
+        (lambda r: Counter("c", "C.", ["a"], registry=r).labels("a"), LabelError),
+        (lambda r: Counter("c", "C.", registry=r).inc(1, exemplar=["id"]), InvalidValueError),
+        (lambda r: Histogram("h", "H.", registry=r).observe(1, exemplar="id"), InvalidValueError),
+        (lambda r: Info("i", "I.", registry=r).info([("k", "v")]), InvalidValueError),
+    ],
+)
+def test_wrong_types_get_a_pytheus_error(
+    fresh_registry: CollectorRegistry, define: Any, error: type[Exception]
+) -> None:
+    """Bug: these raised TypeError, AttributeError or OverflowError from deep inside (and a
+    counter with unit "total" was accepted, then refused by OpenMetrics parsers: the
+    exposition takes _total off its family name, and the unit with it)."""
+    registry = CollectorRegistry()
+    with pytest.raises(error) as info:
+        define(registry)
+    assert len(str(info.value)) > 30
