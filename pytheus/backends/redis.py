@@ -303,7 +303,8 @@ class MultiProcessRedisBackend:
     and tests rather than web workers), ``process_timeout`` is how long a silent
     process counts as alive, ``series_ttl`` (off by default) deletes a series that no
     process has written for that many seconds (its counters restart from zero if it is
-    written again, which Prometheus reads as a counter reset), ``socket_timeout`` and
+    written again, which Prometheus reads as a counter reset; a gauge loses only what
+    dead processes left, since a live process's value is current), ``socket_timeout`` and
     ``socket_connect_timeout`` bound every call, ``connection_options`` go to
     ``redis.Redis``.
     """

@@ -107,7 +107,8 @@ end
 """
 
 # Idle-series expiry (``series_ttl``): every write records when its series was last
-# written in P:touched; series idle for longer than the ttl lose all their fields.
+# written in P:touched; series idle for longer than the ttl lose their fields (for
+# gauges, only the values folded from dead processes: live ones are current).
 _EXPIRE = r"""
 local function series_of(field)
   local sep = string.find(field, '\0', 1, true)
@@ -119,22 +120,24 @@ local function expire(P, now, ttl, limit)
   local idle = redis.call('ZRANGEBYSCORE', P .. ':touched', '-inf', now - ttl,
                           'LIMIT', 0, limit)
   if #idle == 0 then return end
-  local procs = redis.call('ZRANGE', P .. ':procs', 0, -1)
   for _, entry in ipairs(idle) do
     local sep = string.find(entry, '\0', 1, true)
     local name, key = string.sub(entry, 1, sep - 1), string.sub(entry, sep + 1)
     local vkey = P .. ':v:' .. name
-    local fields = {key, key .. '\0s', key .. '\0c', key .. '\0r', key .. '\0rt'}
     local def = redis.call('HGET', P .. ':defs', name)
-    if def then
-      for i = 0, #cjson.decode(def)['buckets'] - 1 do
-        fields[#fields + 1] = key .. '\0' .. i
+    local decoded = def and cjson.decode(def)
+    -- A gauge's value in a live process is its current value, however long ago it was
+    -- set: only what dead processes left behind (folded by mode) can be idle.
+    local fields = {key .. '\0r', key .. '\0rt'}
+    if not decoded or decoded['type'] ~= 'gauge' then
+      fields[#fields + 1] = key
+      fields[#fields + 1] = key .. '\0s'
+      fields[#fields + 1] = key .. '\0c'
+      if decoded then
+        for i = 0, #decoded['buckets'] - 1 do
+          fields[#fields + 1] = key .. '\0' .. i
+        end
       end
-    end
-    for _, proc in ipairs(procs) do
-      fields[#fields + 1] = key .. '\0p\0' .. proc
-      fields[#fields + 1] = key .. '\0t\0' .. proc
-      redis.call('SREM', P .. ':pg:' .. proc, entry)
     end
     redis.call('HDEL', vkey, unpack(fields))
     redis.call('ZREM', P .. ':touched', entry)
