@@ -205,7 +205,11 @@ def set_default_max_series(limit: int | None) -> None:
     _limits.max_series = limit
 
 
-_dropped_counters: weakref.WeakKeyDictionary[Any, Counter] = weakref.WeakKeyDictionary()
+# By id of the registry, holding the counters weakly: each counter is registered in (so
+# kept alive by) its registry, and goes with it. Keyed weakly by the registry instead,
+# the counter (which references its registry) would keep its key, and so the registry
+# with all its metrics, alive for ever.
+_dropped_counters: weakref.WeakValueDictionary[int, Counter] = weakref.WeakValueDictionary()
 _dropped_lock = threading.Lock()
 
 
@@ -213,8 +217,8 @@ def _dropped_series_counter(registry: Registry) -> Counter:
     """The counter of dropped series in ``registry`` (created on first use)."""
     target: Any = getattr(registry, "_registry", registry)  # the proxy's current registry
     with _dropped_lock:
-        counter = _dropped_counters.get(target)
-        if counter is None:
+        counter = _dropped_counters.get(id(target))
+        if counter is None or counter._registry is not target:
             counter = Counter(
                 "pytheus_dropped_series",
                 "Label sets not stored because their metric reached max_series.",
@@ -222,7 +226,7 @@ def _dropped_series_counter(registry: Registry) -> Counter:
                 registry=target,
                 max_series=100_000,
             )
-            _dropped_counters[target] = counter
+            _dropped_counters[id(target)] = counter
         return counter
 
 

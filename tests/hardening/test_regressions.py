@@ -6,6 +6,8 @@ pin the exact case so that a regression names itself.
 
 from __future__ import annotations
 
+import gc
+import weakref
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -120,6 +122,26 @@ def test_numbers_float_accepts_still_record() -> None:
         h.observe(value)  # type: ignore[arg-type]
     assert registry.get_sample_value("g") == float(2**1000)
     assert registry.get_sample_value("h_count") == 4
+
+
+def test_a_registry_that_dropped_series_is_not_kept_alive() -> None:
+    """Bug: the counter of dropped series was kept in a WeakKeyDictionary keyed by its
+    registry, and the counter references its registry: the key never died, so every
+    registry whose metric ever reached max_series leaked, with all its metrics."""
+    registry = CollectorRegistry()
+    c = Counter("c", "C.", ["k"], registry=registry, max_series=1)
+    for k in "abc":
+        c.labels(k=k).inc()
+    assert registry.get_sample_value("pytheus_dropped_series_total", {"metric": "c"}) == 2
+    gone = weakref.ref(registry)
+    del registry, c
+    gc.collect()
+    assert gone() is None
+    other = CollectorRegistry()  # a new registry gets a counter of its own
+    d = Counter("c", "C.", ["k"], registry=other, max_series=1)
+    d.labels(k="a").inc()
+    d.labels(k="b").inc()
+    assert other.get_sample_value("pytheus_dropped_series_total", {"metric": "c"}) == 1
 
 
 def test_summary_age_buckets_are_bounded() -> None:
