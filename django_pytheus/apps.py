@@ -2,7 +2,8 @@
 
 ``ready()`` (see :func:`setup`):
 
-1. validates ``PYTHEUS`` (:mod:`django_pytheus.conf`);
+1. validates ``PYTHEUS`` (:mod:`django_pytheus.conf`) and sets the core's default
+   series limit per metric from ``MAX_SERIES``;
 2. loads the configured backend, before the app's metrics are defined; metrics that
    other apps defined at import time follow it (the core re-registers them). With
    ``BACKEND_CONFIG = {"CACHE": alias}`` the backend gets that django-redis cache's
@@ -28,6 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django_pytheus.conf import PytheusSettings, get_settings
 from pytheus.backends import Backend, load_backend
 from pytheus.exceptions import PytheusError
+from pytheus.metrics import set_default_max_series
 
 __all__ = [
     "BackendLoadError",
@@ -101,6 +103,7 @@ def setup() -> None:
     from django_pytheus import cache, db, metrics
 
     settings = get_settings()
+    set_default_max_series(settings.max_series)
     load_configured_backend(settings)
     metrics.reset_metrics()
     if settings.db_metrics:

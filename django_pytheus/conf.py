@@ -19,6 +19,10 @@ Every key is optional::
         "QUERY_COUNT_BUCKETS": [...],  # queries per request
         "DB_METRICS": True,
         "CACHE_METRICS": True,
+        # Series per metric, for every metric without max_series= of its own (pytheus'
+        # cardinality guard, set with set_default_max_series() when the app is set up);
+        # None removes the limit.
+        "MAX_SERIES": 10_000,
         "AUTH": {  # who may read /metrics; see django_pytheus.access
             "TOKENS": ["..."],
             "BASIC": {"prometheus": "..."},
@@ -109,6 +113,8 @@ DEFAULTS: dict[str, Any] = {
     "QUERY_COUNT_BUCKETS": (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500),
     "DB_METRICS": True,
     "CACHE_METRICS": True,
+    # The core's default: a label with unbounded values stops growing there.
+    "MAX_SERIES": 10_000,
     "AUTH": None,
 }
 
@@ -170,6 +176,7 @@ class PytheusSettings:
     db_metrics: bool
     cache_metrics: bool
     auth: AuthSettings = field(default_factory=AuthSettings)
+    max_series: int | None = 10_000
 
     def metric_name(self, name: str) -> str:
         """``name`` with the namespace in front: ``http_requests`` -> ``django_http_requests``."""
@@ -228,6 +235,14 @@ def _buckets(where: str, value: object) -> tuple[float, ...]:
                 f"before {upper:g} in {list(value)!r}. Use sorted(set(...))."
             )
     return tuple(bounds)
+
+
+def _max_series(where: str, value: object) -> int | None:
+    if value is not None and (type(value) is not int or value < 1):
+        raise _type_error(
+            where, "a whole number >= 1 (series per metric), or None for no limit", value
+        )
+    return value
 
 
 def _networks(where: str, value: object) -> tuple[IPNetwork, ...]:
@@ -372,6 +387,7 @@ def parse_settings(raw: object, caches: Mapping[str, Any] | None = None) -> Pyth
         db_metrics=_bool("PYTHEUS['DB_METRICS']", values["DB_METRICS"]),
         cache_metrics=_bool("PYTHEUS['CACHE_METRICS']", values["CACHE_METRICS"]),
         auth=_parse_auth(values["AUTH"]),
+        max_series=_max_series("PYTHEUS['MAX_SERIES']", values["MAX_SERIES"]),
     )
 
 
