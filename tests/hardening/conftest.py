@@ -8,9 +8,11 @@ examples is bounded, and there is no deadline (promtool and Redis calls vary in 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +33,19 @@ settings.register_profile(
 )
 
 LoadRedis = Callable[..., MultiProcessRedisBackend]
+
+#: Where the tests write what they measured (latencies, medians, memory), one JSON file
+#: per test, for docs/reliability.md and for people; git ignores the directory.
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "hardening"
+
+
+def report(name: str, figures: dict[str, Any]) -> None:
+    """Keep ``figures`` in ``test-artifacts/hardening/<name>.json`` and print them (shown
+    with ``-s``, or with the output of a failing test)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(figures, indent=2, sort_keys=True)
+    (ARTIFACTS / f"{name}.json").write_text(text + "\n")
+    print(f"--- {name}:\n{text}")
 
 
 @pytest.fixture
