@@ -15,6 +15,9 @@ environment:
 ``DEMO_METRICS_TOKEN``     also require ``Authorization: Bearer <token>`` on /metrics
 ``DEMO_SERVE_STATIC``      ``1``: serve the collected static files with DEBUG off (the container)
 =========================  ===================================================================
+
+``PYTHEUS_DEMO_NO_METRICS=1`` leaves ``PytheusMiddleware`` out: the same demo without request
+metrics, the baseline against which tests/hardening measures the latency the middleware adds.
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+if _flag("PYTHEUS_DEMO_NO_METRICS", False):
+    MIDDLEWARE.remove("django_pytheus.middleware.PytheusMiddleware")
 
 ROOT_URLCONF = "demo_project.urls"
 WSGI_APPLICATION = "demo_project.wsgi.application"
