@@ -330,6 +330,8 @@ class MultiProcessRedisBackend:
         self._unsent_defs: set[str] = set()
         # Per series (child): its key in Redis and the values already flushed.
         self._shadow: weakref.WeakKeyDictionary[Any, tuple[str, Any]] = weakref.WeakKeyDictionary()
+        # Series to write at the next flush even if unchanged: see _write_all_again.
+        self._announce: weakref.WeakSet[Any] = weakref.WeakSet()
         self._pending: _Payload | None = None
         self._conflicts: dict[str, str] = {}  # name -> the differing definition in Redis
         self._stored_defs: dict[str, str] = {}  # name -> definition, as the last scrape read
@@ -430,6 +432,8 @@ class MultiProcessRedisBackend:
         self._seq = 0
         # When the last successful flush started (perf_counter): see _handle_flush_reply.
         self._last_ok_start = time.perf_counter()
+        # Whether Redis applied a flush of this process: only then can it lose them.
+        self._known = False
 
     @staticmethod
     def _series_key(metric: Any, labelset: LabelSet) -> str:
@@ -445,6 +449,7 @@ class MultiProcessRedisBackend:
         sets: list[list[Any]] = []  # replaced (info, state sets)
         changed: set[str] = set()
         shadow = self._shadow
+        announced, self._announce = self._announce, weakref.WeakSet()
         with self._defs_lock:
             metrics = list(self._metrics.items())
         for name, metric in metrics:
@@ -457,11 +462,12 @@ class MultiProcessRedisBackend:
                 else:
                     key, previous = entry
                 current = _shadow_value(kind, child.snapshot())
-                if current == previous:
+                announce = bool(announced) and child in announced
+                if current == previous and not announce:
                     continue
                 # A series seen for the first time is written even at zero, so that it
                 # shows in scrapes as soon as it exists (as it would in one process).
-                new = previous is None
+                new = previous is None or announce
                 if kind == "counter":
                     _add_delta(counts, name, key, current - (previous or 0.0), new)
                 elif kind == "histogram":
@@ -529,7 +535,7 @@ class MultiProcessRedisBackend:
         ]
 
     def _handle_flush_reply(self, reply: Sequence[Any], duration: float) -> None:
-        _applied, reaped, conflicts = reply
+        _applied, reaped, conflicts, lost = reply
         self._pending = None
         now = time.perf_counter()
         # Silent for process_timeout or more (an outage, a stall): this process may have
@@ -537,7 +543,9 @@ class MultiProcessRedisBackend:
         # the client gave up on it), and the reply to its resend says nothing of it.
         silent = now - self._last_ok_start >= self.config.process_timeout
         self._last_ok_start = now - duration
-        if reaped or silent:
+        if lost and self._known:  # not when only failed heartbeats came before
+            self._write_all_again()
+        elif reaped or silent:
             # Our gauge values were folded away while we were silent: write them again.
             self._forget_gauges()
         for i in range(0, len(conflicts), 2):
@@ -554,6 +562,7 @@ class MultiProcessRedisBackend:
                     stored,
                     self._defs.get(name),
                 )
+        self._known = True
         if self._failing:
             self._failing = False
             logger.warning("pytheus reaches Redis again; pending metrics were sent.")
@@ -569,6 +578,31 @@ class MultiProcessRedisBackend:
                 "sent when it is back.",
                 exc,
             )
+
+    def _write_all_again(self) -> None:
+        """Redis lost what this process wrote: send every series and definition again.
+
+        Without it, what does not change (a gauge set at start-up, an Info, a rarely
+        used counter) would be missing from every scrape until it did.
+        """
+        logger.warning(
+            "Redis no longer holds this process's metrics (restarted without persistence, "
+            "flushed or failed over?); writing them again: gauges, info and state sets as "
+            "they are, counters from what was counted since the last flush (a reset)."
+        )
+        with self._defs_lock:
+            metrics = list(self._metrics.values())
+            self._unsent_defs.update(self._defs)
+        for metric in metrics:
+            resend = metric.definition.type in ("gauge", "info", "stateset")
+            for child in metric.children():
+                entry = self._shadow.get(child)
+                if entry is None:
+                    continue
+                if resend:
+                    self._shadow[child] = (entry[0], None)
+                else:  # a delta of zero, written as for a new series: it shows again
+                    self._announce.add(child)
 
     def _forget_gauges(self) -> None:
         with self._defs_lock:
@@ -669,6 +703,7 @@ class MultiProcessRedisBackend:
         self._build_lock = threading.Lock()
         self._new_process()
         self._pending = None
+        self._announce = weakref.WeakSet()
         self._failing = False
         for metric in self._metrics.values():
             kind = metric.definition.type

@@ -149,10 +149,12 @@ end
 #: exiting ("1" to reap this process right away), series ttl (0: never), payload JSON
 #: ``{"d": {name: definition}, "h": {name: help}, "c": [[name, field, delta]],
 #: "g": [[name, series key, value]], "s": [[name, field, value]]}``.
-#: Returns ``{applied, reaped, conflicts}``: applied is 0 for a duplicate (already applied)
-#: flush, reaped is 1 when this process had been reaped (it must write its gauges again),
-#: conflicts alternates metric names whose definition differs from the stored one (their
-#: values were not written) with the stored definition.
+#: Returns ``{applied, reaped, conflicts, lost}``: applied is 0 for a duplicate (already
+#: applied) flush, reaped is 1 when this process had been reaped (it must write its gauges
+#: again), conflicts alternates metric names whose definition differs from the stored one
+#: (their values were not written) with the stored definition, lost is 1 when Redis no
+#: longer knows this process although it flushed before (Redis restarted empty, was
+#: flushed or failed over to an empty replica): it must write everything again.
 FLUSH = (
     _OUTAGE
     + _REAP
@@ -181,8 +183,12 @@ if redis.call('ZSCORE', P .. ':dead', proc) then
 end
 local last = redis.call('HGET', P .. ':seq', proc)
 if last and tonumber(last) >= seq then
-  return {0, was_reaped, {}}
+  return {0, was_reaped, {}, 0}
 end
+-- A sequence number is kept for a day after a process is reaped: one that flushed before
+-- and is unknown now finds a Redis that lost what it held.
+local lost = 0
+if not last and seq > 1 then lost = 1 end
 
 -- Check every definition before writing anything: a script that fails halfway would
 -- leave half a flush behind, since Redis does not roll scripts back.
@@ -237,7 +243,7 @@ else
   redis.call('ZADD', P .. ':procs', now, proc)
 end
 reap(P, now, timeout, retention, 100)
-return {1, was_reaped, conflicts}
+return {1, was_reaped, conflicts, lost}
 """
 )
 

@@ -188,3 +188,51 @@ def test_wrong_types_get_a_pytheus_error(
     with pytest.raises(error) as info:
         define(registry)
     assert len(str(info.value)) > 30
+
+
+def test_after_redis_restarts_empty_every_series_is_written_again(
+    load_redis: LoadRedis, redis_server_factory: Any
+) -> None:
+    """Bug: after Redis restarted without persistence (or was flushed), a process sent only
+    what changed from then on: a gauge set at start-up, an Info, an Enum and every counter
+    that did not change were missing from every scrape (until they changed, for ever for
+    most), and their definitions with them. Now the first flush finds Redis does not know
+    the process, and the next writes everything again: gauges, info and state sets as they
+    are, counters from what was counted since the last flush (Prometheus reads a reset)."""
+    server = redis_server_factory()
+    backend = load_redis(port=server.port, flush_interval=60)
+    registry = CollectorRegistry()
+    hits = Counter("hits", "H.", registry=registry)
+    rare = Counter("rare", "R.", ["k"], registry=registry)
+    temperature = Gauge("temperature", "T.", multiprocess_mode="mostrecent", registry=registry)
+    build = Info("build", "B.", registry=registry)
+    phase = Enum("phase", "P.", states=["idle", "busy"], registry=registry)
+    latency = Histogram("latency", "L.", buckets=[1.0], registry=registry)
+    hits.inc(5)
+    rare.labels(k="a").inc(3)
+    temperature.set(21.5)
+    build.info({"version": "1.2"})
+    phase.state("busy")
+    latency.observe(0.5)
+    assert backend.flush()
+    server.kill()  # no persistence: it comes back empty
+    server.start()
+    hits.inc()
+    assert backend.flush()  # finds Redis empty
+    assert backend.flush()  # writes everything again
+    reader = MultiProcessRedisBackend({**_config(backend), "flush_interval": 60})
+    try:
+        families = {f.name: f for f in reader.collect([], include_remote=True)}
+    finally:
+        reader.close()
+    values = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for name in ("hits", "rare", "temperature", "build", "phase", "latency")
+        for s in families[name].samples
+    }
+    assert values[("hits_total", ())] == 1  # counted since the restart
+    assert values[("rare_total", (("k", "a"),))] == 0  # there again, from zero
+    assert values[("temperature", ())] == 21.5
+    assert values[("build_info", (("version", "1.2"),))] == 1
+    assert values[("phase", (("phase", "busy"),))] == 1
+    assert values[("latency_count", ())] == 0
