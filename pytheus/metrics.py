@@ -36,6 +36,7 @@ import inspect
 import itertools
 import logging
 import math
+import os
 import random
 import reprlib
 import threading
@@ -1471,6 +1472,26 @@ class Enum(Metric[EnumChild]):
             for s in states:
                 value = 1.0 if s == current else 0.0
                 out.append(_sample(Sample, (name, labels.with_label(name, s), value, None, None)))
+
+
+def _fresh_locks_after_fork() -> None:
+    """Give every metric and series a new lock in a forked child.
+
+    Only the thread that called fork() lives on in the child: a lock another thread held
+    at that moment (recording, or a flusher reading a series) would stay held for ever,
+    and the first use of that series in the child would hang.
+    """
+    from pytheus.backends import _metrics
+
+    for metric in list(_metrics):
+        metric._lock = threading.Lock()
+        for child in list(metric._children.values()):
+            child._lock = metric.lock_factory()
+        if metric._sink is not None:
+            metric._sink._lock = metric.lock_factory()
+
+
+os.register_at_fork(after_in_child=_fresh_locks_after_fork)
 
 
 #: The metric class for each ``MetricDefinition.type``.

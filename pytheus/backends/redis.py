@@ -325,6 +325,7 @@ class MultiProcessRedisBackend:
         # on the network: what fork() waits for, see _before_fork.
         self._build_lock = threading.Lock()
         self._pool_lock: Any = None  # redis-py's, held by the forking thread across fork()
+        self._pid = os.getpid()  # the process whose flush state this is
         self._metrics: dict[str, Any] = {}  # name -> Metric (or _Stat)
         self._defs: dict[str, str] = {}  # name -> canonical definition
         self._unsent_defs: set[str] = set()
@@ -424,8 +425,13 @@ class MultiProcessRedisBackend:
         While Redis is failing, changes wait for the background thread instead: the
         application must not wait for a timeout on every operation.
         """
-        if not (self._closed or self._failing or getattr(self._flushing, "active", False)):
-            self.flush()
+        if self._closed or self._failing or getattr(self._flushing, "active", False):
+            return
+        # In a child, before this backend's after-fork hook has run (another hook reading
+        # series, or this one): its flush state is still the parent's, so wait for it.
+        if self._pid != os.getpid():
+            return
+        self.flush()
 
     def _new_process(self) -> None:
         self._process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -723,6 +729,7 @@ class MultiProcessRedisBackend:
             self._shadow[stat] = (self._series_key(stat, stat.labelset), None)
         self._wakeup = threading.Event()
         self._thread = None
+        self._pid = os.getpid()
         if not self._closed:
             self._start_flusher()
 

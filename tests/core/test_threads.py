@@ -6,8 +6,12 @@ would need luck at the default 5 ms show up in every run.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
+import time
+import warnings
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -134,3 +138,44 @@ def test_scrapes_during_writes_stay_valid(registry: CollectorRegistry) -> None:
     race(work, threads=8)
     assert len(scrapes) == 20
     assert registry.get_sample_value("latency_seconds_count", {"route": "1"}) == 7
+
+
+def test_a_series_lock_held_by_another_thread_at_fork_is_fresh_in_the_child(
+    registry: CollectorRegistry,
+) -> None:
+    """Only the forking thread survives fork(): a series lock another thread held then
+    would hang the child's first use of that series, were it not replaced."""
+    series = Counter("c", "Help.", required_labels=["k"]).labels(k="a")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        series._lock.acquire()
+        held.set()
+        release.wait(10)
+        series._lock.release()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads, 3.12+
+        pid = os.fork()
+    if pid == 0:  # the child: inc() must not wait for a thread that does not exist here
+        try:
+            series.inc()
+            os._exit(0 if series.snapshot()[0] == 1.0 else 2)
+        except BaseException:
+            os._exit(3)
+    release.set()
+    holder.join()
+    deadline = time.monotonic() + 10
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the child hung on a series lock inherited from another thread")
+        time.sleep(0.01)
+    assert os.waitstatus_to_exitcode(status) == 0
