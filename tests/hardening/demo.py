@@ -157,6 +157,25 @@ class Demo:
         finally:
             client.close()
 
+    def redis_time(self) -> float:
+        """Redis's clock, which stamps every flush."""
+        client = self.redis()
+        try:
+            seconds, micros = client.time()
+            return float(seconds) + micros / 1e6
+        finally:
+            client.close()
+
+    def flushed_since(self, since: float, pids: Iterable[int]) -> bool:
+        """Whether each of ``pids`` has flushed after ``since`` (Redis's clock)."""
+        client = self.redis()
+        try:
+            procs = client.zrange(f"{self.prefix}:metrics:procs", 0, -1, withscores=True)
+        finally:
+            client.close()
+        last = {int(proc.split(":")[-2]): score for proc, score in procs}
+        return all(last.get(pid, 0.0) > since for pid in pids)
+
     def get(self, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
         return http_get(self.port, path, timeout=timeout)
 
