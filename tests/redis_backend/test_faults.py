@@ -24,6 +24,8 @@ from tests.redis_backend.conftest import LoadBackend
 from tests.redis_backend.helpers import ChildContext, fork_child, scrape, wait_for
 from tests.servers import RedisServer
 
+pytestmark = pytest.mark.faults  # `-m faults` runs them with tests/hardening's
+
 Factory = Callable[..., RedisServer]
 
 # Small, so that a scrape during an outage fails fast, and a call that did wait on the
