@@ -177,6 +177,9 @@ class _Config:
             )
         self.series_ttl = self._number(config, "series_ttl", 0.0)
         self.client = self._make_client(config)
+        # A client or pool handed in belongs to the caller (a django-redis cache's pool is
+        # shared): only one made here is closed with the backend.
+        self.owns_client = config.get("client") is None and config.get("connection_pool") is None
         timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
         # How long a flush can take at worst: what close() waits for the flusher.
         self.socket_timeout_total = float(timeout or 5.0) + 1.0
@@ -742,6 +745,10 @@ class MultiProcessRedisBackend:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=self.config.socket_timeout_total)
         self.flush(exiting=True)
+        if self.config.owns_client:
+            # Its sockets would otherwise stay open until the garbage collector found
+            # the backend (replaced by load_backend(), say). A later call reconnects.
+            self.client.close()
 
     # ------------------------------------------------------------------ scraping
 

@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
+import redis
 
 from pytheus.backends.redis import MultiProcessRedisBackend
 from pytheus.exceptions import InvalidValueError, LabelError, MetricDefinitionError
@@ -21,7 +22,7 @@ from pytheus.metrics import Counter, Enum, Gauge, Histogram, Info, Summary
 from pytheus.registry import CollectorRegistry
 from tests.core.helpers import parse_openmetrics, parse_text
 from tests.hardening.conftest import LoadRedis
-from tests.servers import promtool_check_metrics
+from tests.servers import RedisServer, promtool_check_metrics
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -236,3 +237,28 @@ def test_after_redis_restarts_empty_every_series_is_written_again(
     assert values[("build_info", (("version", "1.2"),))] == 1
     assert values[("phase", (("phase", "busy"),))] == 1
     assert values[("latency_count", ())] == 0
+
+
+def test_a_closed_redis_backend_leaves_no_socket_open(redis_server: RedisServer) -> None:
+    """Bug: close() flushed and stopped the flusher but left the connection pool's sockets
+    open until the garbage collector found the backend: a leak in the application, and
+    a ResourceWarning (an error under this suite's settings) in whichever later test ran
+    the collector. A pool handed in by the caller stays theirs, open."""
+    registry = CollectorRegistry()
+    backend = MultiProcessRedisBackend({"port": redis_server.port, "prefix": "closing"})
+    Counter("c", "C.", registry=registry)
+    assert backend.flush()
+    pool = backend.client.connection_pool
+    backend.close()
+    assert all(c._sock is None for c in pool._available_connections)  # type: ignore[attr-defined]
+    assert backend.client.ping()  # a later call reconnects
+    backend.client.close()
+
+    shared = redis.ConnectionPool(port=redis_server.port)
+    try:
+        other = MultiProcessRedisBackend({"connection_pool": shared, "prefix": "closing"})
+        assert other.flush()
+        other.close()
+        assert any(c._sock is not None for c in shared._available_connections)  # type: ignore[attr-defined]
+    finally:
+        shared.disconnect()
