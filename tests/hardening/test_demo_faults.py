@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -274,14 +275,14 @@ def test_workers_recycled_for_a_thousand_lifetimes(
                 demo.log,
             )
             times = []
-            for _ in range(9):
+            for _ in range(15):
                 status, seconds, _ = demo.scrape()
                 assert status == 200
                 times.append(seconds)
             return {
                 "lifetimes": lifetimes(),
                 "redis_used_memory": redis_memory(server),
-                "scrape_ms": round(sorted(times)[4] * 1e3, 2),
+                "scrape_ms": round(statistics.median(times) * 1e3, 2),
             }
 
         def recycle(until: int, out: Path) -> list[Request]:
@@ -329,5 +330,6 @@ def test_workers_recycled_for_a_thousand_lifetimes(
         assert end["lifetimes"] >= LIFETIMES
         assert end["redis_used_memory"] < 1.5 * start["redis_used_memory"], figures
         assert per_lifetime < 512, figures  # a sequence number and a dead-set entry
-        assert end["scrape_ms"] < 1.5 * start["scrape_ms"] + 5, figures
+        # A fresh worker's first request varies by tens of ms on a busy machine.
+        assert end["scrape_ms"] < 1.5 * start["scrape_ms"] + 10, figures
         assert live <= 4 + 1  # the workers and the preloading master: no one left behind
