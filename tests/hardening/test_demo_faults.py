@@ -242,8 +242,12 @@ def test_a_worker_killed(tmp_path: Path, redis_server_factory: Factory) -> None:
 LIFETIMES = 1000
 MAX_REQUESTS = 1  # per worker lifetime: recycling as fast as gunicorn can
 WARM_UP = 20  # lifetimes before the first measurement
+RECYCLING_DEADLINE = 450.0  # seconds; about 115 on an idle machine
 
 
+# gunicorn forks about 9 workers a second on an idle two-core machine (its arbiter sleeps up
+# to 0.1 s after each), so 1,000 lifetimes take about two minutes, and more on a busy one.
+@pytest.mark.timeout(600)
 def test_workers_recycled_for_a_thousand_lifetimes(
     tmp_path: Path, redis_server_factory: Factory
 ) -> None:
@@ -291,11 +295,16 @@ def test_workers_recycled_for_a_thousand_lifetimes(
                 out,
                 rate=1000,  # as fast as the workers go: each thread waits for its answer
                 threads=4,
-                duration=200,
+                duration=RECYCLING_DEADLINE + 20,
                 max_requests=MAX_REQUESTS * (until + 100),
             )
             try:
-                wait_for(lambda: lifetimes() >= until, 200, f"{until} lifetimes", demo.log)
+                wait_for(
+                    lambda: lifetimes() >= until,
+                    RECYCLING_DEADLINE,
+                    f"{until} lifetimes",
+                    demo.log,
+                )
             finally:
                 requests = load.stop()
             return requests
