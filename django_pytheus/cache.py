@@ -57,6 +57,17 @@ def _record(alias: str, operation: str, start: float) -> None:
     _metrics.get_metrics().cache_duration_series(alias, operation).observe(perf_counter() - start)
 
 
+def _count_get(alias: str, value: Any, default: Any) -> Any:
+    """Count a get() as a hit or a miss (a cached falsy value is a hit) and return what
+    the caller gets: the value, or its default on a miss."""
+    series = _metrics.get_metrics().cache_series(alias)
+    if value is _MISSING:
+        series.misses.inc()
+        return default
+    series.hits.inc()
+    return value
+
+
 def _error(alias: str, operation: str, exc: BaseException) -> None:
     _metrics.get_metrics().cache_errors_total.labels(
         cache=alias, operation=operation, type=type(exc).__name__
@@ -78,12 +89,7 @@ def _wrap_get(alias: str, original: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             _inside.reset(token)
             _record(alias, "get", start)
-        series = _metrics.get_metrics().cache_series(alias)
-        if value is _MISSING:
-            series.misses.inc()
-            return default
-        series.hits.inc()
-        return value
+        return _count_get(alias, value, default)
 
     return get
 
@@ -170,12 +176,7 @@ def _wrap_async_get(alias: str, original: Callable[..., Any]) -> Callable[..., A
         finally:
             _inside.reset(token)
             _record(alias, "get", start)
-        series = _metrics.get_metrics().cache_series(alias)
-        if value is _MISSING:
-            series.misses.inc()
-            return default
-        series.hits.inc()
-        return value
+        return _count_get(alias, value, default)
 
     return aget
 

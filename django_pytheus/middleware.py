@@ -102,20 +102,29 @@ class _Recording:
         self.middleware._record(self, status, duration, response_size)
 
 
-class _SyncStream:
+class _Stream:
+    """What both stream wrappers share: the bytes passed so far and the closing record."""
+
+    __slots__ = ("_chunks", "_recording", "_status", "size")
+
+    def __init__(self, chunks: Any, recording: _Recording, status: str) -> None:
+        self._chunks = chunks
+        self._recording = recording
+        self._status = status
+        self.size = 0
+
+    def close(self) -> None:
+        self._recording.finish(self._status, self.size)
+
+
+class _SyncStream(_Stream):
     """Passes a streaming response's chunks through, counting their bytes.
 
     Its ``close()`` (called by the server through ``response.close()``) records the
     request. Queries made while the stream is read count for the request.
     """
 
-    __slots__ = ("_chunks", "_recording", "_status", "size")
-
-    def __init__(self, chunks: Iterator[bytes], recording: _Recording, status: str) -> None:
-        self._chunks = chunks
-        self._recording = recording
-        self._status = status
-        self.size = 0
+    __slots__ = ()
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -129,20 +138,11 @@ class _SyncStream:
         self.size += len(chunk)
         return chunk
 
-    def close(self) -> None:
-        self._recording.finish(self._status, self.size)
 
-
-class _AsyncStream:
+class _AsyncStream(_Stream):
     """The asynchronous counterpart of :class:`_SyncStream`."""
 
-    __slots__ = ("_chunks", "_recording", "_status", "size")
-
-    def __init__(self, chunks: AsyncIterator[bytes], recording: _Recording, status: str) -> None:
-        self._chunks = chunks
-        self._recording = recording
-        self._status = status
-        self.size = 0
+    __slots__ = ()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
@@ -155,9 +155,6 @@ class _AsyncStream:
             current_request.reset(token)
         self.size += len(chunk)
         return chunk
-
-    def close(self) -> None:
-        self._recording.finish(self._status, self.size)
 
 
 class PytheusMiddleware:
