@@ -48,7 +48,14 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar, cast
 
-from pytheus.exceptions import InvalidValueError, LabelError, MetricDefinitionError
+from pytheus.exceptions import (
+    BucketException,
+    InvalidValueError,
+    LabelDefinitionError,
+    LabelError,
+    MetricDefinitionError,
+    UnobservableMetricException,
+)
 from pytheus.naming import validate_label_name, validate_label_names, validate_metric_name
 from pytheus.samples import (
     EMPTY_LABELS,
@@ -727,7 +734,9 @@ class Metric(Generic[ChildT]):
     """
 
     metric_type: ClassVar[str]
-    child_class: ClassVar[type[_Child]]
+    #: The class of this type's series; a backend may replace it on one metric with
+    #: :meth:`use_child_class`.
+    child_class: type[_Child]
     hot_methods: ClassVar[tuple[str, ...]] = ()
     reserved_labels: ClassVar[frozenset[str]] = frozenset()
     #: Makes each child's lock; a backend may replace it on a metric (the Redis
@@ -765,7 +774,7 @@ class Metric(Generic[ChildT]):
         defaults: dict[str, str] = {}
         for k, v in (default_labels or {}).items():
             if k not in labelnames:
-                raise MetricDefinitionError(
+                raise LabelDefinitionError(
                     f"Default label {k!r} of {name!r} is not one of its required labels "
                     f"{list(labelnames)}; add it to required_labels or remove the default."
                 )
@@ -883,6 +892,8 @@ class Metric(Generic[ChildT]):
             return self._labels_slow(labels)
 
     def _labels_slow(self, labels: Mapping[str, object]) -> ChildT | Self:
+        if not labels and isinstance(labels, Mapping):
+            return self  # as in pytheus 0.6.1: labels({}) adds nothing
         if not isinstance(labels, Mapping):
             raise LabelError(
                 f"labels() takes a dict or keywords, got {reprlib.repr(labels)}; "
@@ -980,7 +991,7 @@ class Metric(Generic[ChildT]):
         if values is None:
             names = self._root.definition.labelnames
             missing = [n for n in names if n not in self._bound]
-            raise LabelError(
+            raise UnobservableMetricException(
                 f"{self.name!r} needs values for the labels {missing} before it can record; "
                 f"call .labels({', '.join(f'{n}=...' for n in missing)}) first."
             )
@@ -1014,6 +1025,39 @@ class Metric(Generic[ChildT]):
         root._bind_hot_methods()
         if self is not root:
             self._bind_hot_methods()
+
+    def use_child_class(
+        self,
+        child_class: type[_Child] | None,
+        carry: Callable[[Any, Any], None] = lambda old, new: None,
+    ) -> None:
+        """Keep this metric's series in ``child_class`` instances from now on (``None``: the
+        type's own class), for a backend that stores values outside the metric.
+
+        Existing series are replaced by new ones with the same labels; ``carry(old, new)``
+        moves each one's values over. Call it from ``register_metric()`` (or ``close()``),
+        before values are recorded: a reference to an old series taken earlier still records
+        into the old one.
+        """
+        root = self._root
+        with root._lock:
+            if child_class is None:
+                root.__dict__.pop("child_class", None)
+            else:
+                root.child_class = child_class
+            cls = root.child_class
+            for values, old in list(root._children.items()):
+                new = cast(ChildT, cls(root, old.labelset))
+                carry(old, new)
+                root._children[values] = new
+            root._sink = None
+            root._cache.clear()
+            views = list(root._views)
+            for view in views:
+                view._cache.clear()
+        root._bind_hot_methods()
+        for view in views:
+            view._bind_hot_methods()
 
     # ---- reading
 
@@ -1204,10 +1248,10 @@ def _definition_numbers(name: str, what: str, numbers: Iterable[float]) -> tuple
 def _check_buckets(name: str, buckets: Iterable[float]) -> tuple[float, ...]:
     bounds = list(_definition_numbers(name, "Buckets", buckets))
     if any(b != b for b in bounds):
-        raise MetricDefinitionError(f"Buckets of {name!r} must not contain NaN: {bounds}.")
+        raise BucketException(f"Buckets of {name!r} must not contain NaN: {bounds}.")
     for lower, upper in itertools.pairwise(bounds):
         if not lower < upper:
-            raise MetricDefinitionError(
+            raise BucketException(
                 f"Buckets of {name!r} must be sorted in increasing order without repeats; "
                 f"{format_float(lower)} comes before {format_float(upper)} in {bounds}. "
                 f"Use sorted(set(buckets))."
