@@ -49,6 +49,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytheus.backends import redis_scripts
+from pytheus.backends.redis_options import map_pytheus_options
 from pytheus.exceptions import (
     BackendUnavailableError,
     ConfigurationError,
@@ -154,7 +155,7 @@ class _Config:
     """The validated backend configuration."""
 
     def __init__(self, config: Mapping[str, Any] | None) -> None:
-        config = dict(config or {})
+        config = map_pytheus_options(config or {}, _CONFIG_KEYS)
         for key in config:
             if key not in _CONFIG_KEYS:
                 close = difflib.get_close_matches(key, _CONFIG_KEYS, n=1)
