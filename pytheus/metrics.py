@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar, cast
 
+from pytheus.collectors import CustomCollector
 from pytheus.exceptions import (
     BucketException,
     InvalidValueError,
@@ -57,6 +58,7 @@ from pytheus.exceptions import (
     UnobservableMetricException,
 )
 from pytheus.naming import validate_label_name, validate_label_names, validate_metric_name
+from pytheus.registry import REGISTRY
 from pytheus.samples import (
     EMPTY_LABELS,
     Exemplar,
@@ -81,6 +83,7 @@ __all__ = [
     "METRIC_CLASSES",
     "Counter",
     "CounterChild",
+    "CustomCollector",
     "Enum",
     "EnumChild",
     "Gauge",
@@ -164,6 +167,16 @@ class MetricDefinition:
     states: tuple[str, ...] = ()
     multiprocess_mode: str = ""
     options: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: The name as the metric was defined (prefix and unit included): for a counter,
+    #: with or without ``_total``. The text format shows it when counter names are
+    #: "as_given" (see :func:`pytheus.exposition.set_counter_names`). By default the
+    #: conventional name: ``<name>_total`` for a counter.
+    given_name: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.given_name:
+            given = f"{self.name}_total" if self.type == "counter" else self.name
+            object.__setattr__(self, "given_name", given)
 
     def series_names(self) -> tuple[str, ...]:
         """Every sample name this metric can produce, for clash detection."""
@@ -228,7 +241,7 @@ def _dropped_series_counter(registry: Registry) -> Counter:
         counter = _dropped_counters.get(id(target))
         if counter is None or counter._registry is not target:
             counter = Counter(
-                "pytheus_dropped_series",
+                "pytheus_dropped_series_total",
                 "Label sets not stored because their metric reached max_series.",
                 required_labels=["metric"],
                 registry=target,
@@ -339,6 +352,44 @@ class _Instrument:
         return cast(F, wrapper)
 
 
+class _CountsExceptionsWhenCalled:
+    """``@counter`` counts the exceptions a function raises (and re-raises them), and
+    ``@counter(exceptions=(KeyError, ValueError))`` only those: pytheus 0.6.1's shortcut
+    for ``count_exceptions()``, on a counter and on its children."""
+
+    __slots__ = ()
+
+    def __call__(
+        self: Any,
+        func: F | None = None,
+        exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    ) -> Any:
+        instrument = self.count_exceptions(Exception if exceptions is None else exceptions)
+        return instrument if func is None else instrument(func)
+
+
+class _TimesWhenCalled:
+    """``@histogram`` (or a summary, or a gauge) records the duration of each call of the
+    function it decorates: pytheus 0.6.1's shortcut for ``time()``."""
+
+    __slots__ = ()
+
+    def __call__(self: Any, func: F | None = None) -> Any:
+        instrument = self.time()
+        return instrument if func is None else instrument(func)
+
+
+class _GaugeWhenCalled:
+    """``@gauge`` sets the gauge to the duration of each call; ``@gauge(track_inprogress=True)``
+    counts the calls in progress instead (pytheus 0.6.1's shortcuts)."""
+
+    __slots__ = ()
+
+    def __call__(self: Any, func: F | None = None, track_inprogress: bool = False) -> Any:
+        instrument = self.track_inprogress() if track_inprogress else self.time()
+        return instrument if func is None else instrument(func)
+
+
 # --------------------------------------------------------------------------- children
 
 
@@ -359,7 +410,7 @@ class _Child:
         raise NotImplementedError
 
 
-class CounterChild(_Child):
+class CounterChild(_CountsExceptionsWhenCalled, _Child):
     """One counter series."""
 
     __slots__ = ("_value", "_exemplar")
@@ -415,7 +466,7 @@ class CounterChild(_Child):
         return self._value, self._exemplar
 
 
-class GaugeChild(_Child):
+class GaugeChild(_GaugeWhenCalled, _Child):
     """One gauge series."""
 
     __slots__ = ("_value",)
@@ -479,7 +530,7 @@ class GaugeChild(_Child):
         return self._value
 
 
-class HistogramChild(_Child):
+class HistogramChild(_TimesWhenCalled, _Child):
     """One histogram series: a count per bucket and the sum of observations."""
 
     __slots__ = ("_bounds", "_counts", "_sum", "_exemplars")
@@ -611,7 +662,7 @@ class _Window:
         return tuple(result)
 
 
-class SummaryChild(_Child):
+class SummaryChild(_TimesWhenCalled, _Child):
     """One summary series: count, sum and, optionally, windowed quantiles."""
 
     __slots__ = ("_count", "_sum", "_window", "_quantiles")
@@ -751,14 +802,12 @@ class Metric(Generic[ChildT]):
         description: str,
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, object] | None = None,
-        registry: Registry | None = None,
+        registry: Registry | None = REGISTRY,
         *,
         max_series: int | None = None,
         unit: str = "",
         _definition_extra: Mapping[str, Any] | None = None,
     ) -> None:
-        from pytheus.registry import REGISTRY
-
         validate_metric_name(name)
         if not isinstance(description, str):
             raise MetricDefinitionError(
@@ -779,6 +828,7 @@ class Metric(Generic[ChildT]):
                     f"{list(labelnames)}; add it to required_labels or remove the default."
                 )
             defaults[k] = _label_value(v)
+        given_total = self.metric_type == "counter" and name.endswith("_total")
         name = self._family_name(name)
         if unit:
             if self.metric_type in ("info", "stateset"):
@@ -798,8 +848,8 @@ class Metric(Generic[ChildT]):
                     "such as 'seconds' or 'bytes'."
                 )
 
-        self._registry: Registry = registry if registry is not None else REGISTRY
-        prefix = self._registry.prefix
+        self._registry: Registry | None = registry
+        prefix = registry.prefix if registry is not None else ""
         if prefix:
             name = f"{prefix}_{name}"
         self.definition = MetricDefinition(
@@ -808,6 +858,7 @@ class Metric(Generic[ChildT]):
             help=description,
             labelnames=labelnames,
             unit=unit,
+            given_name=f"{name}_total" if given_total else name,
             **(_definition_extra or {}),
         )
         self._lock = threading.Lock()
@@ -827,16 +878,30 @@ class Metric(Generic[ChildT]):
             )
         self.max_series = max_series
         self._sink: ChildT | None = None
+        self._attached = False
 
-        self._registry.register(self)
-        try:
-            from pytheus.backends import attach_metric
-
-            attach_metric(self)
-        except BaseException:
-            self._registry.unregister(self)
-            raise
+        # registry=None (as in pytheus 0.6.1): registered nowhere, so that a custom
+        # collector can make its metrics afresh at every collect(). Such a metric keeps
+        # its values in this process until a registry.register() attaches it to the
+        # backend.
+        if registry is not None:
+            registry.register(self)
+            try:
+                self.attach_to_backend()
+            except BaseException:
+                registry.unregister(self)
+                raise
         self._bind_hot_methods()
+
+    def attach_to_backend(self) -> None:
+        """Hand the metric to the active backend (once); registries call it when a metric
+        defined with ``registry=None`` is registered."""
+        if self._attached:
+            return
+        from pytheus.backends import attach_metric
+
+        attach_metric(self)
+        self._attached = True
 
     @staticmethod
     def detached(definition: MetricDefinition) -> Metric[Any]:
@@ -965,7 +1030,7 @@ class Metric(Generic[ChildT]):
                 self.name,
                 limit,
             )
-        counter = _dropped_series_counter(self._registry)
+        counter = _dropped_series_counter(self._registry or REGISTRY)
         if counter is not self:
             counter.labels(metric=self.name).inc()
         return sink
@@ -1082,7 +1147,7 @@ class Metric(Generic[ChildT]):
         a snapshot has the shape that this type's ``child.snapshot()`` returns.
         """
         d = self.definition
-        family = MetricFamily(d.name, d.type, d.help, unit=d.unit)
+        family = MetricFamily(d.name, d.type, d.help, unit=d.unit, given_name=d.given_name)
         self._add_samples(family.samples, series)
         return family
 
@@ -1092,7 +1157,7 @@ class Metric(Generic[ChildT]):
             out.append(_sample(Sample, (name, labels, value, None, None)))
 
 
-class Counter(Metric[CounterChild]):
+class Counter(_CountsExceptionsWhenCalled, Metric[CounterChild]):
     """A value that only goes up, such as requests served or errors seen.
 
     Samples are named ``<name>_total``: ``Counter("hits", ...)`` and
@@ -1139,7 +1204,7 @@ class Counter(Metric[CounterChild]):
             _sample(Sample, (name, c.labelset, c._value, None, c._exemplar))
             for c in self.children()
         ]
-        return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit)
+        return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit, given_name=d.given_name)
 
     def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
         name = f"{self.definition.name}_total"
@@ -1147,7 +1212,7 @@ class Counter(Metric[CounterChild]):
             out.append(_sample(Sample, (name, labels, value, None, exemplar)))
 
 
-class Gauge(Metric[GaugeChild]):
+class Gauge(_GaugeWhenCalled, Metric[GaugeChild]):
     """A value that goes up and down, such as requests in progress or queue length.
 
     ``multiprocess_mode`` says how a multi-process backend combines the values of many
@@ -1165,7 +1230,7 @@ class Gauge(Metric[GaugeChild]):
         description: str,
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, object] | None = None,
-        registry: Registry | None = None,
+        registry: Registry | None = REGISTRY,
         *,
         max_series: int | None = None,
         unit: str = "",
@@ -1194,7 +1259,7 @@ class Gauge(Metric[GaugeChild]):
         samples = [
             _sample(Sample, (d.name, c.labelset, c._value, None, None)) for c in self.children()
         ]
-        return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit)
+        return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit, given_name=d.given_name)
 
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount``."""
@@ -1261,7 +1326,7 @@ def _check_buckets(name: str, buckets: Iterable[float]) -> tuple[float, ...]:
     return tuple(bounds)
 
 
-class Histogram(Metric[HistogramChild]):
+class Histogram(_TimesWhenCalled, Metric[HistogramChild]):
     """Observations counted in buckets, such as request durations or response sizes.
 
     ``buckets`` are upper bounds in increasing order; ``+Inf`` is added for you.
@@ -1278,7 +1343,7 @@ class Histogram(Metric[HistogramChild]):
         description: str,
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, object] | None = None,
-        registry: Registry | None = None,
+        registry: Registry | None = REGISTRY,
         *,
         max_series: int | None = None,
         buckets: Iterable[float] = DEFAULT_BUCKETS,
@@ -1331,7 +1396,7 @@ class Histogram(Metric[HistogramChild]):
             out.append(_sample(Sample, (total, labels, sum_, None, None)))
 
 
-class Summary(Metric[SummaryChild]):
+class Summary(_TimesWhenCalled, Metric[SummaryChild]):
     """Observations summarised by count and sum, and optionally by quantiles.
 
     With ``quantiles=(0.5, 0.9, 0.99)`` the summary also reports those quantiles of the
@@ -1351,7 +1416,7 @@ class Summary(Metric[SummaryChild]):
         description: str,
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, object] | None = None,
-        registry: Registry | None = None,
+        registry: Registry | None = REGISTRY,
         *,
         max_series: int | None = None,
         quantiles: Iterable[float] = (),
@@ -1469,7 +1534,7 @@ class Enum(Metric[EnumChild]):
         description: str,
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, object] | None = None,
-        registry: Registry | None = None,
+        registry: Registry | None = REGISTRY,
         *,
         max_series: int | None = None,
         states: Sequence[str],
