@@ -23,7 +23,6 @@ Every key is optional::
         # cardinality guard, set with set_default_max_series() when the app is set up);
         # None removes the limit.
         "MAX_SERIES": 10_000,
-        "COUNTER_NAMES": None,
         # Counter names in the text format: "total" (name_total, the convention) or
         # "as_given" (exactly as defined, as pytheus 0.6.1 exposed them). None: the
         # PYTHEUS_COUNTER_NAMES environment variable, else "total".
@@ -122,6 +121,7 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_METRICS": True,
     # The core's default: a label with unbounded values stops growing there.
     "MAX_SERIES": 10_000,
+    "COUNTER_NAMES": None,
     "AUTH": None,
 }
 
