@@ -36,16 +36,17 @@ def test_counter_refuses_a_negative_increment(backend_name: str) -> None:
 
 def test_count_exceptions_counts_any_exception_and_reraises(backend_name: str) -> None:
     counter = Counter("errors_total", "Errors.")
-    with pytest.raises(ValueError), counter.count_exceptions():
-        raise ValueError
+    with pytest.raises(ValueError, match="boom"), counter.count_exceptions():
+        raise ValueError("boom")
     assert _value("errors_total") == 1.0
 
 
 def test_count_exceptions_with_a_tuple_counts_only_those(backend_name: str) -> None:
     counter = Counter("errors_total", "Errors.")
-    with pytest.raises(ValueError), counter.count_exceptions((IndexError, ValueError)):
-        raise ValueError
-    with pytest.raises(KeyError), counter.count_exceptions((IndexError, ValueError)):
+    watched = (IndexError, ValueError)
+    with pytest.raises(ValueError, match="boom"), counter.count_exceptions(watched):
+        raise ValueError("boom")
+    with pytest.raises(KeyError), counter.count_exceptions(watched):
         raise KeyError
     assert _value("errors_total") == 1.0
 
@@ -55,13 +56,13 @@ def test_counter_as_decorator_counts_exceptions(backend_name: str) -> None:
 
     @counter
     def test() -> None:
-        raise ValueError
+        raise ValueError("boom")
 
     @counter
     def fine() -> int:
         return 3
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="boom"):
         test()
     assert fine() == 3
     assert _value("errors_total") == 1.0
@@ -72,13 +73,13 @@ def test_counter_as_decorator_with_exceptions(backend_name: str) -> None:
 
     @counter(exceptions=(IndexError, ValueError))
     def value_error() -> None:
-        raise ValueError
+        raise ValueError("boom")
 
     @counter(exceptions=(IndexError, ValueError))
     def key_error() -> None:
         raise KeyError
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="boom"):
         value_error()
     with pytest.raises(KeyError):
         key_error()
@@ -91,15 +92,15 @@ def test_counter_decorator_on_async_functions(backend_name: str) -> None:
     @counter
     async def fails() -> None:
         await asyncio.sleep(0)
-        raise ValueError
+        raise ValueError("boom")
 
     @counter(exceptions=IndexError)
     async def other() -> None:
-        raise ValueError
+        raise ValueError("boom")
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="boom"):
         asyncio.run(fails())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="boom"):
         asyncio.run(other())
     assert _value("errors_total") == 1.0
 
@@ -229,9 +230,9 @@ def test_histogram_observes_also_when_the_decorated_function_raises(backend_name
 
     @histogram
     def fails() -> None:
-        raise ValueError
+        raise ValueError("boom")
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="boom"):
         fails()
     assert _value("duration_seconds_count") == 1.0
 
