@@ -469,7 +469,11 @@ def _carry_in(old: Any, new: Any) -> None:
 
 def _carry_out(old: Any, new: Any) -> None:
     """Keep, in a series of the process, the values read last from the per-value backend."""
-    state = old.snapshot()
+    try:
+        state = old.snapshot()
+    except Exception:  # the backend is unreachable: the series starts again from zero
+        logger.warning("Could not read %r back from its per-value backend.", old.labelset)
+        return
     if isinstance(new, CounterChild):
         new._value = state[0]
     elif isinstance(new, GaugeChild):
