@@ -19,7 +19,10 @@ class DictBackend:
     def __init__(self, config: dict[str, Any], metric: Any, histogram_bucket: str | None = None):
         self.config = config
         name = metric._collector.name
-        self.key = (f"{name}:{histogram_bucket}" if histogram_bucket else name, repr(metric._labels))
+        self.key = (
+            f"{name}:{histogram_bucket}" if histogram_bucket else name,
+            repr(metric._labels),
+        )
 
     @classmethod
     def _initialize(cls, config: dict[str, Any]) -> None:
