@@ -116,6 +116,8 @@ class PytheusCollectorView:
         self._default_labels: dict[str, str] | None = None
         self._default_labels_count = 0
         self._metric = PytheusMetricView(self, None)
+        # Read by backends that rebuild the bucket keys when reading (pytheus-backend-rs).
+        self._metric._upper_bounds = list(d.buckets)
 
     def __repr__(self) -> str:
         return f"<PytheusCollectorView {self.name!r}>"
