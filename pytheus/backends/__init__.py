@@ -81,7 +81,7 @@ def import_backend_class(path: str) -> type[Backend]:
     except ImportError as exc:
         hint = ""
         if "redis" in str(exc):
-            hint = " Install the Redis extra: pip install 'pytheus[redis]'."
+            hint = " Install the Redis client: pip install redis hiredis."
         raise InvalidBackendClassException(
             f"Cannot import backend module {module_name!r}: {exc}.{hint}"
         ) from exc
