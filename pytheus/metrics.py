@@ -294,6 +294,18 @@ def _check_exemplar(exemplar: Mapping[str, str]) -> dict[str, str]:
     return labels
 
 
+def _exception_types(value: object) -> type[BaseException] | tuple[type[BaseException], ...]:
+    """``value`` if it is an exception class or a tuple of them; checked when the counting
+    is set up, not when an exception is already on its way."""
+    types = value if isinstance(value, tuple) else (value,)
+    if not types or not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
+        raise TypeError(
+            f"count_exceptions() takes an exception class or a tuple of them, such as "
+            f"(KeyError, ValueError); got {reprlib.repr(value)}."
+        )
+    return value  # type: ignore[return-value]
+
+
 class _Instrument:
     """A context manager that is also a decorator for sync and async functions.
 
@@ -451,12 +463,17 @@ class CounterChild(_CountsExceptionsWhenCalled, _Child):
             lock.release()
 
     def count_exceptions(
-        self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
+        self,
+        exception: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        *,
+        exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
     ) -> _Instrument:
-        """Count exceptions of the given type(s) raised in a block or decorated function."""
+        """Count exceptions of the given type(s) raised in a block or decorated function
+        (``exceptions=`` is pytheus 0.6.1's name for the argument)."""
+        watched = _exception_types(exception if exceptions is None else exceptions)
 
         def stop(_token: object, exc: BaseException | None) -> None:
-            if exc is not None and isinstance(exc, exception):
+            if exc is not None and isinstance(exc, watched):
                 self.inc()
 
         return _Instrument(lambda: None, stop)
@@ -1183,15 +1200,20 @@ class Counter(_CountsExceptionsWhenCalled, Metric[CounterChild]):
         self._default_child().inc(amount, exemplar)
 
     def count_exceptions(
-        self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
+        self,
+        exception: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        *,
+        exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
     ) -> _Instrument:
-        """Count exceptions raised in a ``with`` block or a decorated function."""
+        """Count exceptions raised in a ``with`` block or a decorated function
+        (``exceptions=`` is pytheus 0.6.1's name for the argument)."""
+        watched = _exception_types(exception if exceptions is None else exceptions)
         # The child is looked up at each use, not here: clear() replaces it, and a
         # decorator applied at import time must follow. Missing labels still fail here.
         self._default_child()
 
         def stop(_token: object, exc: BaseException | None) -> None:
-            if exc is not None and isinstance(exc, exception):
+            if exc is not None and isinstance(exc, watched):
                 self._default_child().inc()
 
         return _Instrument(lambda: None, stop)

@@ -254,3 +254,15 @@ def test_summary_observe_time_and_decorator(backend_name: str) -> None:
     parsed: Parsed = text_scrape()
     assert parsed.value("my_summary_count") == 3.0
     assert parsed.value("my_summary_sum") >= 0.4
+
+
+def test_count_exceptions_keyword_and_a_mistake_in_it() -> None:
+    counter = Counter("errors_total", "Errors.")
+    with pytest.raises(KeyError), counter.count_exceptions(exceptions=(KeyError,)):
+        raise KeyError("k")
+    # A mistake in the argument fails where it is written, not when an exception happens.
+    with pytest.raises(TypeError, match="exception class"):
+        counter.count_exceptions("KeyError")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="exception class"):
+        counter(exceptions=(KeyError, "ValueError"))  # type: ignore[arg-type]
+    assert _value("errors_total") == 1.0
