@@ -27,7 +27,7 @@ from django.apps import AppConfig
 from django.core.exceptions import ImproperlyConfigured
 
 from django_pytheus.conf import PytheusSettings, get_settings
-from pytheus.backends import Backend, load_backend
+from pytheus.backends import Backend, load_backend, set_exit_timeout
 from pytheus.exceptions import PytheusError
 from pytheus.exposition import set_counter_names
 from pytheus.metrics import set_default_max_series
@@ -101,14 +101,21 @@ def setup() -> None:
     Called by ``ready()``; tests call it again after changing ``PYTHEUS``. Raises
     :class:`~django.core.exceptions.ImproperlyConfigured`.
     """
-    from django_pytheus import cache, db, metrics
+    from django_pytheus import cache, celery, db, metrics
 
     settings = get_settings()
     set_default_max_series(settings.max_series)
     if settings.counter_names is not None:
         set_counter_names(settings.counter_names)
+    if settings.exit_timeout is not None:
+        set_exit_timeout(settings.exit_timeout)
     load_configured_backend(settings)
     metrics.reset_metrics()
+    if settings.celery:
+        celery.install()
+    else:
+        celery.uninstall()
+    prometheus_client_bridge(settings.prometheus_client)
     if settings.db_metrics:
         db.install()
     else:
@@ -117,6 +124,18 @@ def setup() -> None:
         cache.install()
     else:
         cache.uninstall()
+
+
+def prometheus_client_bridge(on: bool) -> None:
+    """``PROMETHEUS_CLIENT``: show prometheus_client's registry in /metrics, or stop."""
+    import sys
+
+    if on:
+        from pytheus.bridges import prometheus_client
+
+        prometheus_client.register()
+    elif (bridge := sys.modules.get("pytheus.bridges.prometheus_client")) is not None:
+        bridge.unregister()
 
 
 class PytheusConfig(AppConfig):

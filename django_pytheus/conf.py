@@ -27,6 +27,15 @@ Every key is optional::
         # "as_given" (exactly as defined, as pytheus 0.6.1 exposed them). None: the
         # PYTHEUS_COUNTER_NAMES environment variable, else "total".
         "COUNTER_NAMES": None,
+        # Celery task and worker metrics (pytheus.contrib.celery), in every process
+        # that sets the app up: web workers (tasks published) and Celery workers.
+        "CELERY": False,
+        # The families of prometheus_client's global registry in /metrics too
+        # (pytheus.bridges.prometheus_client), for libraries instrumented with it.
+        "PROMETHEUS_CLIENT": False,
+        # Seconds a process waits at exit for its last metrics to reach the backend
+        # (pytheus.backends.set_exit_timeout); None: PYTHEUS_EXIT_TIMEOUT, else 3.
+        "EXIT_TIMEOUT": None,
         "AUTH": {  # who may read /metrics; see django_pytheus.access
             "TOKENS": ["..."],
             "BASIC": {"prometheus": "..."},
@@ -46,6 +55,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib.util
 import ipaddress
 import itertools
 import math
@@ -122,6 +132,9 @@ DEFAULTS: dict[str, Any] = {
     # The core's default: a label with unbounded values stops growing there.
     "MAX_SERIES": 10_000,
     "COUNTER_NAMES": None,
+    "CELERY": False,
+    "PROMETHEUS_CLIENT": False,
+    "EXIT_TIMEOUT": None,
     "AUTH": None,
 }
 
@@ -185,6 +198,9 @@ class PytheusSettings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     max_series: int | None = 10_000
     counter_names: str | None = None
+    celery: bool = False
+    prometheus_client: bool = False
+    exit_timeout: float | None = None
 
     def metric_name(self, name: str) -> str:
         """``name`` with the namespace in front: ``http_requests`` -> ``django_http_requests``."""
@@ -251,6 +267,24 @@ def _max_series(where: str, value: object) -> int | None:
             where, "a whole number >= 1 (series per metric), or None for no limit", value
         )
     return value
+
+
+def _exit_timeout(where: str, value: object) -> float | None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0
+    ):
+        raise _type_error(where, "a number of seconds >= 0, or None", value)
+    return None if value is None else float(value)
+
+
+def _optional_package(where: str, value: object, package: str, install: str) -> bool:
+    """A switch that needs an optional package: refused at settings load without it."""
+    on = _bool(where, value)
+    if on and importlib.util.find_spec(package) is None:
+        raise ImproperlyConfigured(
+            f"{where} is True, but {package} is not installed: {install}, or set it to False."
+        )
+    return on
 
 
 def _networks(where: str, value: object) -> tuple[IPNetwork, ...]:
@@ -400,6 +434,19 @@ def parse_settings(raw: object, caches: Mapping[str, Any] | None = None) -> Pyth
         auth=_parse_auth(values["AUTH"]),
         max_series=_max_series("PYTHEUS['MAX_SERIES']", values["MAX_SERIES"]),
         counter_names=counter_names,
+        celery=_optional_package(
+            "PYTHEUS['CELERY']",
+            values["CELERY"],
+            "celery",
+            "pip install celery (the 'celery' extra of pytheus)",
+        ),
+        prometheus_client=_optional_package(
+            "PYTHEUS['PROMETHEUS_CLIENT']",
+            values["PROMETHEUS_CLIENT"],
+            "prometheus_client",
+            "pip install prometheus-client",
+        ),
+        exit_timeout=_exit_timeout("PYTHEUS['EXIT_TIMEOUT']", values["EXIT_TIMEOUT"]),
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import importlib
 import json
+import logging
 import os
 import threading
 import weakref
@@ -52,13 +53,19 @@ __all__ = [
     "PerValueBackendAdapter",
     "SingleProcessBackend",
     "attach_metric",
+    "close_backend",
+    "flush",
     "get_backend",
     "import_backend_class",
     "load_backend",
+    "set_exit_timeout",
 ]
 
 ENV_CLASS = "PYTHEUS_BACKEND_CLASS"
 ENV_CONFIG = "PYTHEUS_BACKEND_CONFIG"
+ENV_EXIT_TIMEOUT = "PYTHEUS_EXIT_TIMEOUT"
+
+logger = logging.getLogger(__name__)
 
 # Reentrant: a backend's register_metric may define self-metrics of its own.
 _lock = threading.RLock()
@@ -215,8 +222,123 @@ def attach_metric(metric: Metric[Any]) -> None:
         _metrics.add(metric)
 
 
+# ---------------------------------------------------------------------------- exit
+
+
+class _Exit:
+    """How long a process may wait at exit for its last metrics to be sent."""
+
+    timeout = 3.0
+
+
+_exit = _Exit()
+
+
+def _check_timeout(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigurationError(
+            f"{where} must be a number of seconds >= 0, got {value!r}; for example 3."
+        )
+    return float(value)
+
+
+def set_exit_timeout(seconds: float) -> None:
+    """Wait at most ``seconds`` at interpreter exit for the last flush (3 by default).
+
+    A short-lived process (a management command, a cron job) sends what it recorded
+    when it exits, whether it returns, raises or calls ``sys.exit()``; if Redis does not
+    take it in time, the process exits anyway and logs what was not sent. Also set by
+    the ``PYTHEUS_EXIT_TIMEOUT`` environment variable.
+    """
+    _exit.timeout = _check_timeout(seconds, "The exit timeout")
+
+
+def _exit_timeout_from_env(raw: str) -> float:
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"{ENV_EXIT_TIMEOUT}={raw!r} is not a number of seconds."
+        ) from None
+    return _check_timeout(seconds, f"{ENV_EXIT_TIMEOUT}={raw!r}")
+
+
+if os.environ.get(ENV_EXIT_TIMEOUT):
+    _exit.timeout = _exit_timeout_from_env(os.environ[ENV_EXIT_TIMEOUT])
+
+
+def _bounded(action: str, call: Any, backend: Backend, timeout: float | None) -> bool:
+    """Run ``call()`` (which returns whether the backend took the data) for at most
+    ``timeout`` seconds; on a timeout or a refusal, log what was not sent."""
+    limit = _exit.timeout if timeout is None else _check_timeout(timeout, "timeout")
+    outcome: list[bool] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call() is not False)
+        except Exception:
+            logger.exception("pytheus: %s failed.", action)
+            outcome.append(False)
+
+    # In a thread of its own, so that a Redis that accepts the connection and never
+    # answers cannot keep the process from exiting (a daemon: left behind at exit).
+    thread = threading.Thread(target=run, name=f"pytheus-{action}", daemon=True)
+    thread.start()
+    thread.join(limit)
+    if outcome and outcome[0]:
+        return True
+    unsent = getattr(backend, "unsent", None)
+    detail = ""
+    if callable(unsent):
+        try:
+            by_metric: Mapping[str, int] = unsent()
+        except Exception:  # a log line must not fail over a figure
+            by_metric = {}
+        if by_metric:
+            names = sorted(by_metric)
+            shown = ", ".join(f"{n} ({by_metric[n]})" for n in names[:10])
+            more = f" and {len(names) - 10} more metrics" if len(names) > 10 else ""
+            detail = f" {sum(by_metric.values())} changed series were not sent: {shown}{more}."
+    why = f"did not finish within {limit:g} s" if not outcome else "could not reach the backend"
+    logger.error(
+        "pytheus: %s %s (%r);%s Raise the wait with PYTHEUS_EXIT_TIMEOUT or "
+        "pytheus.backends.set_exit_timeout().",
+        action,
+        why,
+        backend,
+        detail or " what this process recorded since its last flush may be lost.",
+    )
+    return False
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Send what this process recorded to the backend now; return whether it was taken.
+
+    Waits at most ``timeout`` seconds (default: the exit timeout, see
+    :func:`set_exit_timeout`); never raises. Nothing to do for the in-memory backend.
+    A long-running command can call it after each batch, so that its progress shows in
+    scrapes before it ends; at exit it happens by itself.
+    """
+    backend = get_backend()
+    send = getattr(backend, "flush", None)
+    if not callable(send):
+        return True
+    return _bounded("flush", send, backend, timeout)
+
+
+def close_backend(timeout: float | None = None) -> bool:
+    """Close the active backend with a bounded wait: its last flush, then goodbye.
+
+    What interpreter exit does (:func:`set_exit_timeout`); call it yourself where a
+    process ends without running ``atexit`` handlers (``os._exit()``, a Celery pool
+    process), or before a long sleep. Returns whether the last flush was taken.
+    """
+    backend = _backend
+    if backend is None:
+        return True
+    return _bounded("last flush at exit", backend.close, backend, timeout)
+
+
 @atexit.register
 def _close_at_exit() -> None:
-    backend = _backend
-    if backend is not None:
-        backend.close()
+    close_backend()

@@ -668,6 +668,33 @@ class MultiProcessRedisBackend:
             "process": self._process,
         }
 
+    def unsent(self) -> dict[str, int]:
+        """Series whose latest changes Redis has not confirmed, by metric name.
+
+        For the log line of a process that exits before its last flush went through:
+        takes no lock (a flush may hold them while Redis hangs) and does no I/O, so the
+        figure is a close estimate, not a guarantee.
+        """
+        # The backend's own statistics change with every flush: not the application's.
+        own = {stat.definition.name for stat in self._stats.all()}
+        out: dict[str, int] = {}
+        pending = self._pending
+        if pending is not None and pending.series:
+            body = json.loads(pending.json)
+            keys = {(op[0], op[1].partition("\0")[0]) for g in "cgs" for op in body[g]}
+            for name, _ in keys - {(n, k) for n, k in keys if n in own}:
+                out[name] = out.get(name, 0) + 1
+        for name, metric in list(self._metrics.items()):
+            if name in own:
+                continue
+            kind = metric.definition.type
+            for child in metric.children():
+                entry = self._shadow.get(child)
+                current = _shadow_value(kind, child.snapshot())
+                if entry is None or entry[1] != current:
+                    out[name] = out.get(name, 0) + 1
+        return out
+
     # ------------------------------------------------------------------ background
 
     def _start_flusher(self) -> None:
@@ -738,19 +765,23 @@ class MultiProcessRedisBackend:
         if not self._closed:
             self._start_flusher()
 
-    def close(self) -> None:
-        """Flush one last time and tell Redis this process is gone; idempotent."""
+    def close(self) -> bool:
+        """Flush one last time and tell Redis this process is gone; idempotent.
+
+        Returns whether Redis took that last flush (True if already closed).
+        """
         if self._closed:
-            return
+            return True
         self._closed = True
         self._wakeup.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=self.config.socket_timeout_total)
-        self.flush(exiting=True)
+        took = self.flush(exiting=True)
         if self.config.owns_client:
             # Its sockets would otherwise stay open until the garbage collector found
             # the backend (replaced by load_backend(), say). A later call reconnects.
             self.client.close()
+        return took
 
     # ------------------------------------------------------------------ scraping
 
