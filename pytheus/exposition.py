@@ -152,7 +152,16 @@ def _render_text(families: Iterable[MetricFamily]) -> str:
         elif family.type == "info":
             name += "_info"
         kind = _TEXT_TYPES.get(family.type, family.type)
-        append(f"# HELP {name} {_escape_help_text(family.help)}\n# TYPE {name} {kind}\n")
+        help_text = _escape_help_text(family.help)
+        append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+        created: list[Sample] = []
+        last = family.samples[-1] if family.samples else None
+        if last is not None and last.name == f"{family.name}_created":
+            # Families bridged from prometheus_client carry _created samples (always as
+            # the last one): the text format shows them as a gauge family of their own,
+            # after the family, as prometheus_client does.
+            created = [s for s in samples if s.name == last.name]
+            samples = [s for s in samples if s.name != last.name]
         for sample_name, labels, value, timestamp, _ in samples:
             # Inlined label and value formatting: this loop runs once per series.
             text = labels.text if type(labels) is LabelSet else _labels_text(labels)
@@ -167,6 +176,14 @@ def _render_text(families: Iterable[MetricFamily]) -> str:
                 append(f"{sample_name}{{{text}}} {number}\n")
             else:
                 append(f"{sample_name} {number}\n")
+        if created:
+            append(f"# HELP {last.name} {help_text}\n# TYPE {last.name} gauge\n")  # type: ignore[union-attr]
+            for sample_name, labels, value, _, _ in created:
+                text = _labels_text(labels)
+                number = _format_value(value)
+                append(
+                    f"{sample_name}{{{text}}} {number}\n" if text else f"{sample_name} {number}\n"
+                )
     return "".join(out)
 
 

@@ -88,7 +88,14 @@ class Process:
 class Site:
     """A web server (gunicorn, 2 workers) of ``tests.celery_app``, and its workers."""
 
-    def __init__(self, redis: RedisServer, tmp_path: Path, stack: ExitStack, **env: str) -> None:
+    def __init__(
+        self,
+        redis: RedisServer,
+        tmp_path: Path,
+        stack: ExitStack,
+        web_workers: int = 2,
+        **env: str,
+    ) -> None:
         self.redis = redis
         self.tmp_path = tmp_path
         self.stack = stack
@@ -104,7 +111,7 @@ class Site:
         self.web = self._start(
             [
                 sys.executable, "-m", "gunicorn",
-                "--workers", "2",
+                "--workers", str(web_workers),
                 "--bind", f"{LOOPBACK}:{self.port}",
                 "--graceful-timeout", "5",
                 "django.core.wsgi:get_wsgi_application()",
@@ -180,9 +187,9 @@ class Site:
 
 
 @contextmanager
-def site(redis: RedisServer, tmp_path: Path, **env: str) -> Iterator[Site]:
+def site(redis: RedisServer, tmp_path: Path, web_workers: int = 2, **env: str) -> Iterator[Site]:
     with ExitStack() as stack:
-        yield Site(redis, tmp_path, stack, **env)
+        yield Site(redis, tmp_path, stack, web_workers, **env)
 
 
 def get(parsed: Parsed, name: str, **labels: str) -> float | None:

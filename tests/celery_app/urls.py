@@ -6,5 +6,6 @@ from tests.celery_app import views
 
 urlpatterns = [
     path("enqueue/", views.enqueue),
+    path("job/", views.job),
     path("", include("django_pytheus.urls")),
 ]

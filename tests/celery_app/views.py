@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
-from tests.celery_app import tasks
+from tests.celery_app import tasks, thirdparty
 
 # As a project's package does (proj/__init__.py): the app is loaded with the site, so
 # that delay() publishes to its broker.
@@ -30,3 +30,8 @@ def enqueue(request: HttpRequest) -> HttpResponse:
         for _ in range(n):
             KINDS[kind]()
     return HttpResponse(f"{n}\n")
+
+
+def job(request: HttpRequest) -> HttpResponse:
+    """``?kind=a``: one job of the third-party library; answers with this process's pid."""
+    return HttpResponse(str(thirdparty.do_job(request.GET.get("kind", "a"), 100)))
