@@ -326,14 +326,15 @@ def flush(timeout: float | None = None) -> bool:
     return _bounded("flush", send, backend, timeout)
 
 
-def close_backend(timeout: float | None = None) -> bool:
-    """Close the active backend with a bounded wait: its last flush, then goodbye.
+def close_backend(timeout: float | None = None, backend: Backend | None = None) -> bool:
+    """Close the active backend (or ``backend``) with a bounded wait: its last flush,
+    then goodbye.
 
     What interpreter exit does (:func:`set_exit_timeout`); call it yourself where a
     process ends without running ``atexit`` handlers (``os._exit()``, a Celery pool
     process), or before a long sleep. Returns whether the last flush was taken.
     """
-    backend = _backend
+    backend = backend if backend is not None else _backend
     if backend is None:
         return True
     return _bounded("last flush at exit", backend.close, backend, timeout)

@@ -71,6 +71,7 @@ class Backend(Protocol):
         """
         ...
 
-    def close(self) -> None:
+    def close(self) -> bool | None:
         """Release resources (flush pending data); called when another backend is loaded
-        and at interpreter exit. Must be idempotent."""
+        and at interpreter exit. Must be idempotent. May return whether the pending data
+        was taken (False: it is lost), for the exit log line."""

@@ -668,6 +668,25 @@ class MultiProcessRedisBackend:
             "process": self._process,
         }
 
+    def processes(self) -> list[tuple[str, float]]:
+        """The processes reporting to this prefix and the seconds since each one's last
+        flush (by Redis's clock), most recent first; for operators (``pytheus_status``).
+
+        Raises :class:`~pytheus.exceptions.BackendUnavailableError` when Redis cannot be
+        read. Processes silent for ``process_timeout`` are no longer reporting, even
+        before they are reaped.
+        """
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.time()
+            pipe.zrange(f"{self.config.prefix}:procs", 0, -1, withscores=True)
+            (seconds, micros), procs = pipe.execute()
+        except redis.RedisError as exc:
+            raise BackendUnavailableError(f"cannot read processes from Redis: {exc}") from exc
+        now = seconds + micros / 1e6
+        ages = [(_text(p), max(0.0, now - float(at))) for p, at in procs]
+        return sorted((p for p in ages if p[1] < self.config.process_timeout), key=lambda p: p[1])
+
     def unsent(self) -> dict[str, int]:
         """Series whose latest changes Redis has not confirmed, by metric name.
 
@@ -934,7 +953,11 @@ def _close_at_multiprocessing_exit(backend: MultiProcessRedisBackend) -> None:
 
     def close() -> None:
         if (alive := ref()) is not None:
-            alive.close()
+            # Bounded, as at interpreter exit (multiprocessing's exit handler runs
+            # before pytheus's own atexit one).
+            from pytheus.backends import close_backend
+
+            close_backend(backend=alive)
 
     # Tied to the backend: dropped, without closing anything, if the backend goes away.
     multiprocessing.util.Finalize(backend, close, exitpriority=0)

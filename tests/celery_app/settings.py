@@ -16,14 +16,16 @@ PYTHEUS = {
     "BACKEND_CONFIG": {
         "url": os.environ["TEST_REDIS_URL"],
         "prefix": os.environ["TEST_REDIS_PREFIX"],
-        "flush_interval": 0.2,
+        "flush_interval": float(os.environ.get("TEST_FLUSH_INTERVAL", "0.2")),
         "process_timeout": float(os.environ.get("TEST_PROCESS_TIMEOUT", "10")),
+        "socket_timeout": float(os.environ.get("TEST_SOCKET_TIMEOUT", "5")),
     },
     "CELERY": True,
     "PROMETHEUS_CLIENT": os.environ.get("TEST_PROMETHEUS_CLIENT") == "1",
+    "EXIT_TIMEOUT": float(os.environ.get("TEST_EXIT_TIMEOUT", "3")),
 }
 
-CELERY_BROKER_URL = os.environ["TEST_BROKER_URL"]
+CELERY_BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:1/1")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # The tests count every message: none may be prefetched by a worker that is then killed.

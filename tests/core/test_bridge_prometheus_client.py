@@ -155,7 +155,7 @@ def test_a_name_in_both_registries_is_reported_once(
     with caplog.at_level(logging.WARNING, logger="pytheus.bridges.prometheus_client"):
         bridge.register(source, registry)
         for _ in range(3):
-            text, om = both(exposition)
+            text, _ = both(exposition)
     warnings = [r.getMessage() for r in caplog.records if "'jobs'" in r.getMessage()]
     assert len(warnings) == 1, warnings
     assert "prometheus_client" in warnings[0]
