@@ -13,7 +13,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY pytheus ./pytheus
 COPY django_pytheus ./django_pytheus
-RUN pip install '.[redis,django]' gunicorn
+RUN pip install '.[redis,django,celery]' gunicorn
 
 COPY manage.py ./
 COPY demo_project ./demo_project

@@ -9,5 +9,9 @@ if [ -z "${DEMO_SECRET_KEY:-}" ]; then
     export DEMO_SECRET_KEY
 fi
 
-python manage.py demo_setup --url http://127.0.0.1:8000/
+# The web container prepares its database; a Celery worker (the compose file's "worker")
+# has none to prepare: its tasks get what they need in their arguments.
+if [ "${1:-}" != "celery" ]; then
+    python manage.py demo_setup --url http://127.0.0.1:8000/
+fi
 exec "$@"

@@ -5,7 +5,8 @@ environment:
 
 =========================  ===================================================================
 ``PYTHEUS_REDIS_URL``      ``redis://host:6379/0``: the Redis backend (every worker process of
-                           gunicorn reports the same numbers) and a django-redis cache
+                           gunicorn reports the same numbers), a django-redis cache, and
+                           Celery's broker (tasks run in a worker; without it, eagerly)
 ``PYTHEUS_REDIS_PREFIX``   key namespace in Redis for both (default ``demo``)
 ``DEMO_DEBUG``             ``1`` (default) or ``0``
 ``DEMO_SECRET_KEY``        required when ``DEMO_DEBUG=0``; the default is for development only
@@ -161,11 +162,27 @@ _auth: dict[str, Any] = {
 if os.environ.get("DEMO_METRICS_TOKEN"):
     _auth["TOKENS"] = [os.environ["DEMO_METRICS_TOKEN"]]
 
-PYTHEUS: dict[str, Any] = {"AUTH": _auth}
+PYTHEUS: dict[str, Any] = {"AUTH": _auth, "CELERY": True}
 if REDIS_URL:
     PYTHEUS["BACKEND"] = "pytheus.backends.redis.MultiProcessRedisBackend"
     # One connection pool for the cache and the metrics: the django-redis cache's.
     PYTHEUS["BACKEND_CONFIG"] = {"CACHE": "default", "prefix": f"{REDIS_PREFIX}:metrics"}
+
+# --------------------------------------------------------------------------- Celery
+
+# The checkout's confirmation e-mail is a Celery task. With Redis, Redis is the broker and
+# a worker runs it (docker compose's "worker" service; or `celery -A demo_project worker`);
+# without, it runs in the web process as it is called, so `make demo` needs nothing more.
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_IGNORE_RESULT = True
+# A checkout must not wait for a broker that is down: one try, then the e-mail is lost
+# (logged), not the order.
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 LOGGING = {
     "version": 1,

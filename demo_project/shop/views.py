@@ -9,13 +9,15 @@
 ``/boom/``          raises: a 500 and ``django_http_exceptions_total``
 ``/async/``         an ``async def`` view with an async ORM query
 ``/cached/``        the best sellers, from the cache for 10 s: cache hits and misses
-``/checkout/``      POST: places an order and records the business metrics
+``/checkout/``      POST: places an order, records the business metrics, and has a Celery
+                    task send the confirmation e-mail (celery_* metrics)
 ==================  ==========================================================================
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from typing import Any
@@ -29,9 +31,11 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
-from demo_project.shop import metrics
+from demo_project.shop import metrics, tasks
 from demo_project.shop.models import Category, Order, Product
 from pytheus.backends import get_backend
+
+logger = logging.getLogger(__name__)
 
 SLOW_DEFAULT = 0.5
 SLOW_MAX = 2.0  # a demo view must never hold a worker for long
@@ -172,11 +176,20 @@ def checkout(request: HttpRequest) -> HttpResponse:
             order = Order.objects.create(product=p, quantity=quantity, payment=payment, total=total)
         category = p.category.name
         metrics.ORDERS.labels(category=category, payment=payment).inc()
+        _confirm(order.pk, p.name, quantity, str(total))
         metrics.ORDER_VALUE.labels(category=category).observe(float(total))
         units = Product.objects.filter(category=p.category).aggregate(s=Sum("stock"))["s"]
         metrics.STOCK.labels(category=category).set(units or 0)
     messages.success(request, f"Order {order.pk}: {order}.")
     return redirect("shop:index")
+
+
+def _confirm(order: int, product: str, quantity: int, total: str) -> None:
+    """Queue the confirmation e-mail; a broker that cannot take it costs the e-mail only."""
+    try:
+        tasks.send_order_confirmation.delay(order, product, quantity, total)
+    except Exception as exc:  # kombu's OperationalError, and whatever a broker raises
+        logger.error("Order %s: its confirmation e-mail could not be queued: %s", order, exc)
 
 
 __all__ = [

@@ -31,12 +31,13 @@ celery_worker_processes             gauge     worker, role (livesum)
 =================================== ========= ==========================================
 
 Label values are bounded: ``task`` is a task name registered with the Celery app (any
-other is ``<other>``), ``queue`` one of the app's queues (else ``<other>``),
-``exception`` the class name of the exception, ``worker`` the worker's node name
-(``celery@host``), ``role`` ``main`` (the process that consumes messages) or ``pool``
-(a prefork pool process), ``reason`` ``revoked``, ``terminated`` or ``expired`` for
-revocations and ``rejected``, ``unknown`` (no such task) or ``invalid`` (a message
-Celery cannot read) for rejections. Arguments never appear in labels.
+other is ``<other>``), ``queue`` one of the app's queues (else ``<other>``; ``<eager>``
+for tasks run where they are called, ``task_always_eager``), ``exception`` the class
+name of the exception, ``worker`` the worker's node name (``celery@host``), ``role``
+``main`` (the process that consumes messages) or ``pool`` (a prefork pool process),
+``reason`` ``revoked``, ``terminated`` or ``expired`` for revocations and ``rejected``,
+``unknown`` (no such task) or ``invalid`` (a message Celery cannot read) for rejections.
+Arguments never appear in labels.
 
 The queue wait is the time from ``delay()`` to the start of the task (from its ETA
 for delayed tasks): the publishing process puts its clock's time in a message header
@@ -69,6 +70,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     ) from exc
 
 __all__ = [
+    "EAGER",
     "OTHER",
     "PUBLISHED_HEADER",
     "CeleryMetrics",
@@ -81,6 +83,8 @@ logger = logging.getLogger(__name__)
 
 #: The label value of a task name or queue the app does not know.
 OTHER = "<other>"
+#: The queue label of tasks run eagerly (``task_always_eager``, ``apply()``): no queue.
+EAGER = "<eager>"
 #: The message header in which the publisher puts the time of publication.
 PUBLISHED_HEADER = "pytheus_published"
 
@@ -206,6 +210,8 @@ class CeleryMetrics:
     def queue(self, delivery_info: Mapping[str, Any] | None, task: Any = None) -> str:
         """The queue of a delivery, if the app knows it, else ``<other>``."""
         info = delivery_info or {}
+        if info.get("is_eager"):
+            return EAGER
         name = info.get("routing_key") or info.get("queue")
         if not isinstance(name, str) or not name:
             return OTHER

@@ -104,7 +104,27 @@ def test_prometheus_config_is_valid(promtool: str) -> None:
 
 
 def test_services() -> None:
-    assert set(compose()["services"]) == {"redis", "demo", "prometheus"}
+    assert set(compose()["services"]) == {"redis", "demo", "worker", "prometheus"}
+
+
+def test_the_worker_runs_the_demos_tasks_on_the_same_redis() -> None:
+    services = compose()["services"]
+    worker = services["worker"]
+    assert worker["build"] == services["demo"]["build"]
+    command = worker["command"]
+    assert command[:4] == ["celery", "-A", "demo_project", "worker"]
+    assert (ROOT / "demo_project" / "celery.py").exists()
+    # The broker and the metrics backend: the demo's Redis.
+    url = worker["environment"]["PYTHEUS_REDIS_URL"]
+    assert url == services["demo"]["environment"]["PYTHEUS_REDIS_URL"]
+    assert "redis" in worker["depends_on"]
+    assert not published(worker), "the worker serves nothing"
+    # The image's entry point leaves the database to the web container.
+    assert (
+        'if [ "${1:-}" != "celery" ]'
+        in (ROOT / "demo_project" / "docker-entrypoint.sh").read_text()
+    )
+    assert any("pip install" in r and "celery" in r for r in instruction("RUN"))
 
 
 def test_ports_are_published_on_loopback_only() -> None:
