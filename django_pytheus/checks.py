@@ -16,6 +16,9 @@ django_pytheus.W003  Warning the metrics URL is not included
                              (``reverse("django_pytheus:metrics")`` fails)
 django_pytheus.W004  Warning ``DEBUG`` is off and ``/metrics`` has no access control
                              (``PYTHEUS['AUTH']``)
+django_pytheus.W007  Warning ``CELERY`` is on with the in-memory backend (and tasks are
+                             not eager): what Celery workers record never reaches
+                             ``/metrics``
 ==================== ======= ==========================================================
 
 Silence a warning you mean to live with in ``SILENCED_SYSTEM_CHECKS``.
@@ -35,7 +38,14 @@ from django_pytheus.conf import get_settings
 from pytheus.backends import Backend, import_backend_class
 from pytheus.exceptions import ConfigurationError
 
-__all__ = ["check_backend", "check_middleware", "check_security", "check_settings", "check_urls"]
+__all__ = [
+    "check_backend",
+    "check_celery",
+    "check_middleware",
+    "check_security",
+    "check_settings",
+    "check_urls",
+]
 
 MIDDLEWARE_PATH = "django_pytheus.middleware.PytheusMiddleware"
 
@@ -187,5 +197,36 @@ def check_security(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             '(Prometheus: authorization: {credentials: ...}) or {"NETWORKS": '
             '["10.0.0.0/8"]}; or silence django_pytheus.W004 if a proxy guards it.',
             id="django_pytheus.W004",
+        )
+    ]
+
+
+@register()
+def check_celery(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W007: Celery metrics need a backend that other processes can write to."""
+    from pytheus.backends import MemoryBackend, get_backend
+
+    try:
+        on = get_settings().celery
+    except ImproperlyConfigured:
+        return []
+    if not on or not isinstance(get_backend(), MemoryBackend):
+        return []
+    try:
+        from celery import current_app
+
+        if current_app.conf.task_always_eager:
+            return []  # every task runs in the process that calls it: all counted here
+    except Exception:  # an app whose configuration cannot be read: warn
+        pass
+    return [
+        Warning(
+            "PYTHEUS['CELERY'] is on, but the backend is the in-memory one: a Celery "
+            "worker is a process of its own, so what it records never reaches this "
+            "site's /metrics (tasks run eagerly, in this process, are counted).",
+            hint="Use the Redis backend: PYTHEUS['BACKEND'] = "
+            "'pytheus.backends.redis.MultiProcessRedisBackend' with a BACKEND_CONFIG; or "
+            "silence django_pytheus.W007 if your tasks only run eagerly.",
+            id="django_pytheus.W007",
         )
     ]

@@ -130,3 +130,20 @@ from django_pytheus.middleware import PytheusMiddleware  # noqa: E402
 
 class SubclassedMiddleware(PytheusMiddleware):
     """A project's own subclass of the middleware."""
+
+
+def test_w007_celery_with_the_memory_backend(pytheus_settings: object) -> None:
+    from celery import current_app
+
+    pytheus_settings(CELERY=True)  # type: ignore[operator]
+    eager = current_app.conf.task_always_eager
+    try:
+        current_app.conf.task_always_eager = False
+        assert ids() == ["django_pytheus.W007"]
+        (message,) = [m for m in run_checks() if m.id == "django_pytheus.W007"]
+        assert "MultiProcessRedisBackend" in (message.hint or "")
+        # Tasks that run where they are called are counted in this process: no warning.
+        current_app.conf.task_always_eager = True
+        assert ids() == []
+    finally:
+        current_app.conf.task_always_eager = eager

@@ -132,6 +132,13 @@ def test_values_are_read() -> None:
             "TRUSTED_PROXIES'] only says whose X-Forwarded-For header",
         ),
         ({"AUTH": {"STAFF": "yes"}}, "PYTHEUS['AUTH']['STAFF'] must be True or False"),
+        ({"CELERY": "yes"}, "PYTHEUS['CELERY'] must be True or False, got 'yes'."),
+        ({"CELERI": True}, "Did you mean 'CELERY'?"),
+        ({"PROMETHEUS_CLIENT": 1}, "PYTHEUS['PROMETHEUS_CLIENT'] must be True or False"),
+        (
+            {"EXIT_TIMEOUT": -1},
+            "PYTHEUS['EXIT_TIMEOUT'] must be a number of seconds >= 0, or None, got -1.",
+        ),
         (
             {"AUTH": {"CALLABLE": 5}},
             "PYTHEUS['AUTH']['CALLABLE'] must be a function or the dotted path of one",
@@ -214,3 +221,31 @@ def test_counter_names_as_given_keeps_pytheus_0_6_1_names(pytheus_settings) -> N
         assert 'django_http_requests_total{method="GET",view="/hello/",status="200"} 1.0' in text
     finally:
         set_counter_names("total")
+
+
+def test_celery_prometheus_client_and_exit_timeout_are_read(pytheus_settings: Any) -> None:
+    from pytheus.backends import _exit
+    from pytheus.bridges import prometheus_client as bridge
+    from pytheus.contrib import celery
+
+    s = parse_settings({"CELERY": True, "PROMETHEUS_CLIENT": True, "EXIT_TIMEOUT": 1.5})
+    assert (s.celery, s.prometheus_client, s.exit_timeout) == (True, True, 1.5)
+    before = _exit.timeout
+    try:
+        pytheus_settings(CELERY=True, PROMETHEUS_CLIENT=True, EXIT_TIMEOUT=1.5)
+        assert _exit.timeout == 1.5
+        assert celery.get_metrics() is not None
+        assert bridge.get_bridge() is not None
+        names = {getattr(c, "name", None) for c in get_settings_registry().collectors()}
+        assert "celery_tasks_started" in names
+        pytheus_settings(CELERY=False, PROMETHEUS_CLIENT=False)
+        assert celery.get_metrics() is None
+        assert bridge.get_bridge() is None
+    finally:
+        _exit.timeout = before
+
+
+def get_settings_registry() -> Any:
+    from pytheus.registry import get_registry
+
+    return get_registry()
