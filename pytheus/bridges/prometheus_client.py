@@ -208,17 +208,20 @@ def _without(labels: Mapping[str, str], names: tuple[str, ...]) -> LabelSet:
 class _Loader:
     """Groups a family's samples by label set and keeps the metric's series in step."""
 
-    def __init__(self, metric: Metric[Any], strip: tuple[str, ...] = ()) -> None:
+    def __init__(self, metric: Metric[Any]) -> None:
         self.metric = metric
-        self.strip = strip
         self.names = metric.definition.labelnames
         self.seen: set[tuple[str, ...]] = set()
 
-    def key(self, labels: Mapping[str, str]) -> tuple[str, ...] | None:
-        values = tuple(labels.get(n, "") for n in self.names)
-        if len(labels) - sum(1 for s in self.strip if s in labels) != len(self.names):
-            return None  # labels the definition does not have: left out
-        return values
+    def key(self, labels: Mapping[str, str], extra: int = 0) -> tuple[str, ...] | None:
+        """The label values of a sample that has the definition's labels (and ``extra``
+        more: ``le``, a state), or None for one that does not (left out)."""
+        if len(labels) != len(self.names) + extra:
+            return None
+        try:
+            return tuple([labels[n] for n in self.names])
+        except KeyError:
+            return None
 
     def child(self, values: tuple[str, ...]) -> Any:
         self.seen.add(values)
@@ -241,14 +244,16 @@ class _MirroredCounter(_Mirror, Counter):
         loader = _Loader(self)
         values: dict[tuple[str, ...], tuple[float, Exemplar | None]] = {}
         created: dict[tuple[str, ...], float] = {}
+        total, created_name = f"{name}_total", f"{name}_created"
         for s in samples:
-            key = loader.key(s.labels)
-            if key is None:
-                continue
-            if s.name == f"{name}_total":
-                values[key] = (float(s.value), _exemplar(s))
-            elif s.name == f"{name}_created":
-                created[key] = float(s.value)
+            if s.name == total:
+                key = loader.key(s.labels)
+                if key is not None:
+                    values[key] = (float(s.value), _exemplar(s) if s.exemplar else None)
+            elif s.name == created_name:
+                key = loader.key(s.labels)
+                if key is not None:
+                    created[key] = float(s.value)
         for key, (value, exemplar) in values.items():
             loader.child(key).load(value, exemplar, created.get(key))
         loader.finish()
@@ -273,13 +278,13 @@ class _MirroredHistogram(_Mirror, Histogram):
         name = self.definition.name
         bounds = self.definition.buckets
         index = {b: i for i, b in enumerate(bounds)}
-        loader = _Loader(self, ("le",))
+        loader = _Loader(self)
         cumulative: dict[tuple[str, ...], list[float]] = {}
         exemplars: dict[tuple[str, ...], list[Exemplar | None]] = {}
         sums: dict[tuple[str, ...], float] = {}
         created: dict[tuple[str, ...], float] = {}
         for s in samples:
-            key = loader.key(s.labels)
+            key = loader.key(s.labels, 1 if "le" in s.labels else 0)
             if key is None:
                 continue
             if s.name == f"{name}_bucket":
@@ -287,7 +292,9 @@ class _MirroredHistogram(_Mirror, Histogram):
                 if i is None:
                     continue  # a bucket the definition does not have
                 cumulative.setdefault(key, [0.0] * len(bounds))[i] = float(s.value)
-                exemplars.setdefault(key, [None] * len(bounds))[i] = _exemplar(s)
+                exemplars.setdefault(key, [None] * len(bounds))[i] = (
+                    _exemplar(s) if s.exemplar else None
+                )
             elif s.name == f"{name}_sum":
                 sums[key] = float(s.value)
             elif s.name == f"{name}_created":
@@ -337,9 +344,9 @@ class _MirroredEnum(_Mirror, Enum):
     def load(self, samples: list[Any]) -> None:
         name = self.definition.name
         states = self.definition.states
-        loader = _Loader(self, (name,))
+        loader = _Loader(self)
         for s in samples:
-            key = loader.key(s.labels)
+            key = loader.key(s.labels, 1)
             if key is not None and s.value == 1 and s.labels.get(name) in states:
                 loader.child(key).load(s.labels[name])
         loader.finish()
