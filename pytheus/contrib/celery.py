@@ -110,6 +110,9 @@ QUEUE_WAIT_BUCKETS = (
 
 F = TypeVar("F", bound=Callable[..., None])
 
+# How many task names and queues a CeleryMetrics remembers the label value of.
+_MEMO_MAX = 10_000
+
 
 class CeleryMetrics:
     """The metrics :func:`instrument` defines, and the bounded label values."""
@@ -178,6 +181,9 @@ class CeleryMetrics:
         )
         # task id -> (start, in-progress series): thread pools run tasks side by side.
         self.running: dict[str, tuple[float, Any]] = {}
+        # (id of the app, raw value) -> label value, for the label checks above.
+        self._names: dict[tuple[int, str], str] = {}
+        self._queues: dict[tuple[int, str], str] = {}
         self.lock = threading.Lock()
         self.hostname = ""
 
@@ -201,11 +207,19 @@ class CeleryMetrics:
         """``name`` if the app registered a task of that name, else ``<other>``."""
         if not isinstance(name, str):
             return OTHER
-        try:
-            known = name in self._app(task).tasks
-        except Exception:  # an app that cannot finalize here: no name is known
-            known = False
-        return name if known else OTHER
+        app = self._app(task)
+        label = self._names.get((id(app), name))
+        if label is None:
+            try:
+                known = name in app.tasks
+            except Exception:  # an app that cannot finalize here: no name is known
+                known = False
+            label = name if known else OTHER
+            # Remembered (a signal handler runs per task), within bounds: names that
+            # come with messages are not.
+            if known or len(self._names) < _MEMO_MAX:
+                self._names[id(app), name] = label
+        return label
 
     def queue(self, delivery_info: Mapping[str, Any] | None, task: Any = None) -> str:
         """The queue of a delivery, if the app knows it, else ``<other>``."""
@@ -215,12 +229,18 @@ class CeleryMetrics:
         name = info.get("routing_key") or info.get("queue")
         if not isinstance(name, str) or not name:
             return OTHER
-        try:
-            app = self._app(task)
-            known = name in app.amqp.queues or name == app.conf.task_default_queue
-        except Exception:
-            known = False
-        return name if known else OTHER
+        app = self._app(task)
+        label = self._queues.get((id(app), name))
+        if label is None:
+            try:
+                known = name in app.amqp.queues or name == app.conf.task_default_queue
+            except Exception:
+                known = False
+            label = name if known else OTHER
+            # Not remembered while unknown: a queue may be declared later.
+            if known and len(self._queues) < _MEMO_MAX:
+                self._queues[id(app), name] = label
+        return label
 
     def owns(self, task: Any) -> bool:
         """Whether events of ``task`` are this instrumentation's (its app, or any)."""
