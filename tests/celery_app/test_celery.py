@@ -189,3 +189,22 @@ def test_killed_pool_process(redis_server_factory: object, tmp_path: Path) -> No
             lambda: f"pool processes: {celery_samples(s.scrape())}",
         )
         assert all(w.running() for w in s.workers), s.logs()
+
+
+@pytest.mark.slow
+def test_expired_tasks_are_revoked_not_run(redis_server_factory: object, tmp_path: Path) -> None:
+    redis: RedisServer = redis_server_factory()  # type: ignore[operator]
+    with site(redis, tmp_path) as s:
+        s.worker("threads", 2)
+        s.enqueue("expired", 3)
+        labels = {"queue": QUEUE, "reason": "expired"}
+        wait_until(
+            lambda: counts(s.scrape(), "celery_tasks_revoked_total", **labels) == {"ok": 3},
+            60,
+            lambda: f"expired tasks not counted: {celery_samples(s.scrape())}",
+        )
+        parsed = s.check_exposition()
+        # Discarded on arrival, before Celery's task_received: neither received nor run.
+        assert counts(parsed, "celery_tasks_received_total") == {}
+        assert counts(parsed, "celery_tasks_started_total") == {}
+        assert counts(parsed, "celery_tasks_succeeded_total") == {}

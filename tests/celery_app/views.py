@@ -24,6 +24,9 @@ def enqueue(request: HttpRequest) -> HttpResponse:
     n = int(request.GET.get("n", "1"))
     if kind == "block":
         tasks.block.delay(request.GET["flag"])
+    elif kind == "expired":
+        for _ in range(n):
+            tasks.ok.apply_async(kwargs={"secret": "x"}, expires=-1.0)
     elif kind == "unregistered":
         app.send_task("tests.celery_app.tasks.no_such_task")
     else:
