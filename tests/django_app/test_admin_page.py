@@ -471,3 +471,26 @@ def test_ten_thousand_series_render_quickly(client: Client) -> None:
     assert len(cells(article(html, "big_requests"))) == SERIES_PREVIEW
     # Generous for a loaded CI machine; a quiet one renders in a few hundred ms.
     assert max(timings.values()) < 5, timings
+
+
+def test_prometheus_client_families_appear(client: Client) -> None:
+    import prometheus_client as pc
+
+    from pytheus.bridges import prometheus_client as bridge
+
+    source = pc.CollectorRegistry()
+    jobs = pc.Counter("thirdparty_jobs", "Jobs of a library.", ["queue"], registry=source)
+    jobs.labels("emails").inc(7)
+    hist = pc.Histogram("thirdparty_seconds", "Its durations.", buckets=[1, 2], registry=source)
+    hist.observe(0.5)
+    try:
+        bridge.register(source)
+        html = page(client)
+        counter = article(html, "thirdparty_jobs")
+        assert ">Counter<" in counter
+        assert "<span data-pytheus-count>1</span> series" in counter
+        assert cells(counter) == ["7"]
+        work = data(client, "?q=thirdparty_seconds")["families"]["thirdparty_seconds"]
+        assert work["rows"][""]["count"] == "1"
+    finally:
+        bridge.unregister()
