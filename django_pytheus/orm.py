@@ -23,8 +23,8 @@ that are bulk-deleted.
 Migration state (``PYTHEUS["MIGRATION_METRICS"]``), per database alias:
 
 ========================================== ========= =======================================
-django_migrations_applied                  gauge     alias (migrations recorded as applied)
-django_migrations_unapplied                gauge     alias (migrations the code has and the
+django_db_migrations_applied               gauge     alias (migrations recorded as applied)
+django_db_migrations_unapplied             gauge     alias (migrations the code has and the
                                                      database lacks: alert when above 0)
 ========================================== ========= =======================================
 
@@ -131,12 +131,12 @@ class OrmMetrics:
         if settings.migration_metrics:
             self.applied.append(
                 self._gauge(
-                    settings.metric_name("migrations_applied"), "alias", "recorded as applied"
+                    settings.metric_name("db_migrations_applied"), "alias", "recorded as applied"
                 )
             )
             self.unapplied.append(
                 self._gauge(
-                    settings.metric_name("migrations_unapplied"),
+                    settings.metric_name("db_migrations_unapplied"),
                     "alias",
                     "in the code and not applied to the database",
                 )
