@@ -1,10 +1,10 @@
 """Section "Django": our middleware and query observer against django-prometheus.
 
 Four configurations of one minimal Django project (see ``django_worker.py``): bare
-Django, Django with django-prometheus, Django with django_pytheus, and with django_pytheus in
-compatibility mode. Django's settings
-are global to a process, so each runs in a worker process of its own, and one batch of
-each is timed in every round, in rotating order, as the harness does for any row.
+Django, Django with django-prometheus, Django with django_pytheus, and with django_pytheus
+in compatibility mode. Django's settings are global to a process, so each runs in a worker
+process of its own, and one batch of each is timed in every round, in rotating order, as
+the harness does for any row.
 
 What matters is what each library *adds* to bare Django, a difference of two noisy
 figures; so bare Django is each row's reference (``_harness.Reference``), timed in the
