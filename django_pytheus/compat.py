@@ -73,6 +73,7 @@ Where it differs, and why (the README's "Coming from django-prometheus" lists th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -81,6 +82,8 @@ from pytheus.metrics import Counter, CounterChild, Gauge, Histogram, HistogramCh
 from pytheus.registry import CollectorRegistry
 
 __all__ = ["UNNAMED_VIEW", "CompatMetrics", "DbSeries", "cache_backend_label"]
+
+logger = logging.getLogger("django_pytheus")
 
 #: The ``view`` of requests that resolved to no view.
 UNNAMED_VIEW = "<unnamed view>"
@@ -155,7 +158,7 @@ class CompatMetrics:
     to ours.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 (one statement per metric of the set)
         self, settings: PytheusSettings, registry: CollectorRegistry, native_names: set[str]
     ) -> None:
         compat = settings.compat
@@ -296,6 +299,7 @@ class CompatMetrics:
         self._db: dict[tuple[str, str], DbSeries] = {}
         self._cache_labels: dict[str, str] = {}
         self._charsets: dict[str, CounterChild] = {}
+        self._warned = False
 
     def all(self) -> tuple[Counter | Gauge | Histogram, ...]:
         """Every metric of the set."""
@@ -318,8 +322,22 @@ class CompatMetrics:
         """Record one answered request (called by the middleware, after ours).
 
         ``response`` is None when the request ended in an exception that escaped the
-        handler; ``view_name`` is None when no URL pattern matched.
+        handler; ``view_name`` is None when no URL pattern matched. Never raises: a
+        response this cannot read costs its compatibility series, not the request.
         """
+        try:
+            self._record_request(request, response, status, duration, view_name)
+        except Exception:
+            if not self._warned:
+                self._warned = True
+                logger.exception(
+                    "django_pytheus could not record a request in django-prometheus's "
+                    "series (PYTHEUS['COMPAT']); further failures are not logged."
+                )
+
+    def _record_request(
+        self, request: Any, response: Any, status: str, duration: float, view_name: str | None
+    ) -> None:
         raw = request.method
         method = raw if raw in _METHODS else INVALID_METHOD
         secure = request.is_secure()

@@ -13,6 +13,7 @@ import pytest
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connection, connections
+from django.http import HttpResponse
 from django.test import Client
 from django.test.utils import override_settings
 
@@ -253,6 +254,37 @@ def test_streaming_and_template_responses() -> None:
             templatename="testapp/hello.html",
         )
         == 1
+    )
+
+
+@pytest.mark.usefixtures("compat")
+def test_a_response_compat_cannot_read_costs_only_its_series(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no name today")
+
+    def view(request: object) -> HttpResponse:
+        response = HttpResponse(b"fine")
+        response.template_name = Unprintable()  # type: ignore[attr-defined]
+        return response
+
+    from django.test import RequestFactory
+
+    from django_pytheus.middleware import PytheusMiddleware
+
+    middleware = PytheusMiddleware(view)  # type: ignore[arg-type]
+    for _ in range(2):
+        response = middleware(RequestFactory().get("/hello/"))
+        assert response.status_code == 200
+    assert caplog.text.count("could not record a request in django-prometheus") == 1
+    # Ours recorded both requests.
+    assert (
+        value(
+            scrape(), "django_http_requests_total", method="GET", view="<unmatched>", status="200"
+        )
+        == 2
     )
 
 
