@@ -124,9 +124,17 @@ def test_every_rule_and_panel_query_answers_with_the_demos_data(
                 f"recording rules without data: {missing}",
                 logs,
             )
-            status, body = http_get(prometheus.port, "/api/v1/rules")
-            assert status == 200
-            loaded = [rule for g in json.loads(body)["data"]["groups"] for rule in g["rules"]]
+            loaded: list[dict[str, Any]] = []
+
+            def all_evaluated() -> bool:
+                # Groups are evaluated at offsets of their own: wait for each one's first.
+                status, body = http_get(prometheus.port, "/api/v1/rules")
+                assert status == 200
+                groups = json.loads(body)["data"]["groups"]
+                loaded[:] = [rule for g in groups for rule in g["rules"]]
+                return all(rule["health"] != "unknown" for rule in loaded)
+
+            wait_until(all_evaluated, LANDING_TIMEOUT, "rules never evaluated", logs)
             assert sorted(r["name"] for r in loaded) == sorted(recorded + alerts)
             for rule in loaded:
                 assert rule["health"] == "ok", rule
