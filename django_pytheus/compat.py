@@ -170,7 +170,12 @@ class CompatMetrics:
         latency = compat.latency_buckets
 
         def counter(n: str, help_text: str, labels: tuple[str, ...] = ()) -> Counter:
-            metric = Counter(name(n), help_text, required_labels=labels or None, registry=registry)
+            # The name prometheus_client exposed (it added _total unless there was one),
+            # given whole, so that it stays the same whatever PYTHEUS['COUNTER_NAMES'] says.
+            exposed = n if n.endswith("_total") else f"{n}_total"
+            metric = Counter(
+                name(exposed), help_text, required_labels=labels or None, registry=registry
+            )
             self._metrics.append(metric)
             return metric
 

@@ -30,6 +30,10 @@ Every key is optional::
         # cardinality guard, set with set_default_max_series() when the app is set up);
         # None removes the limit.
         "MAX_SERIES": 10_000,
+        # Counter names in the text format: "total" (name_total, the convention) or
+        # "as_given" (exactly as defined, as pytheus 0.6.1 exposed them). None: the
+        # PYTHEUS_COUNTER_NAMES environment variable, else "total".
+        "COUNTER_NAMES": None,
         # Model operations (django_pytheus.orm): True, ["shop.Order"], {"shop.Order": "order"}.
         "MODEL_METRICS": False,
         "MIGRATION_METRICS": False,  # applied/unapplied migrations, computed at scrapes
@@ -67,6 +71,8 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+
+from pytheus.exposition import COUNTER_NAMES
 
 __all__ = [
     "COMPAT_MODES",
@@ -130,6 +136,7 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_METRICS": True,
     # The core's default: a label with unbounded values stops growing there.
     "MAX_SERIES": 10_000,
+    "COUNTER_NAMES": None,
     "AUTH": None,
     "MODEL_METRICS": False,
     "MIGRATION_METRICS": False,
@@ -223,6 +230,7 @@ class PytheusSettings:
     cache_metrics: bool
     auth: AuthSettings = field(default_factory=AuthSettings)
     max_series: int | None = 10_000
+    counter_names: str | None = None
     #: None (off), "all", or {"app_label.modelname": label} (lower-case model labels).
     model_metrics: str | Mapping[str, str] | None = None
     migration_metrics: bool = False
@@ -492,6 +500,9 @@ def parse_settings(
     view_label = values["VIEW_LABEL"]
     if view_label not in VIEW_LABELS:
         raise _type_error("PYTHEUS['VIEW_LABEL']", "'route' or 'view_name'", view_label)
+    counter_names = values["COUNTER_NAMES"]
+    if counter_names is not None and counter_names not in COUNTER_NAMES:
+        raise _type_error("PYTHEUS['COUNTER_NAMES']", "'total', 'as_given' or None", counter_names)
 
     return PytheusSettings(
         backend=backend,
@@ -513,6 +524,7 @@ def parse_settings(
         cache_metrics=_bool("PYTHEUS['CACHE_METRICS']", values["CACHE_METRICS"]),
         auth=_parse_auth(values["AUTH"]),
         max_series=_max_series("PYTHEUS['MAX_SERIES']", values["MAX_SERIES"]),
+        counter_names=counter_names,
         model_metrics=_model_metrics(values["MODEL_METRICS"]),
         migration_metrics=_bool("PYTHEUS['MIGRATION_METRICS']", values["MIGRATION_METRICS"]),
         compat=_compat(values["COMPAT"], legacy or {}),

@@ -117,11 +117,12 @@ class OrmMetrics:
         self._models: dict[type[Any], _ModelSeries] = {}
         self._families: list[list[Counter]] = []
         if settings.model_metrics is not None:
-            names = [settings.metric_name(f"model_{op}") for op in _OPERATIONS]
+            # Named with _total, which they keep whatever PYTHEUS['COUNTER_NAMES'] says.
+            names = [settings.metric_name(f"model_{op}_total") for op in _OPERATIONS]
             families = [[self._counter(n, op)] for n, op in zip(names, _OPERATIONS, strict=True)]
             if compat is not None:
                 for family, op in zip(families, _OPERATIONS, strict=True):
-                    legacy = compat.metric_name(f"django_model_{op}")
+                    legacy = compat.metric_name(f"django_model_{op}_total")
                     if legacy not in (*names, *native_names):
                         family.append(self._counter(legacy, op))
             self._families = families

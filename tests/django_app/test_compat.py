@@ -419,3 +419,15 @@ def test_exposition_is_valid() -> None:
     parsed = parse_openmetrics(om.content.decode())
     assert parsed.types["django_http_requests_total_by_method"] == "counter"
     assert get_metrics().compat is not None
+
+
+@pytest.mark.django_db
+def test_names_are_django_prometheus_whatever_counter_names_says(
+    pytheus_settings: SettingsFactory,
+) -> None:
+    pytheus_settings(COMPAT=COMPAT, COUNTER_NAMES="as_given", MODEL_METRICS=["auth.Group"])
+    Client().get("/hello/")
+    p = scrape()
+    assert value(p, "django_http_requests_total_by_method_total", method="GET") == 1
+    assert value(p, "django_http_requests_before_middlewares_total") == 1
+    assert value(p, "django_model_inserts_total", model="auth.group") == 0
