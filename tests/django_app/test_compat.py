@@ -425,9 +425,14 @@ def test_exposition_is_valid() -> None:
 def test_names_are_django_prometheus_whatever_counter_names_says(
     pytheus_settings: SettingsFactory,
 ) -> None:
-    pytheus_settings(COMPAT=COMPAT, COUNTER_NAMES="as_given", MODEL_METRICS=["auth.Group"])
-    Client().get("/hello/")
-    p = scrape()
+    from pytheus.exposition import set_counter_names
+
+    try:
+        pytheus_settings(COMPAT=COMPAT, COUNTER_NAMES="as_given", MODEL_METRICS=["auth.Group"])
+        Client().get("/hello/")
+        p = scrape()
+    finally:
+        set_counter_names("total")  # process-wide: later tests expect the convention
     assert value(p, "django_http_requests_total_by_method_total", method="GET") == 1
     assert value(p, "django_http_requests_before_middlewares_total") == 1
     assert value(p, "django_model_inserts_total", model="auth.group") == 0
