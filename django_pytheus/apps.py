@@ -9,8 +9,9 @@
    ``BACKEND_CONFIG = {"CACHE": alias}`` the backend gets that django-redis cache's
    connection pool; making the client opens no connection;
 3. defines the metrics (:mod:`django_pytheus.metrics`);
-4. installs the query observer on every connection (:mod:`django_pytheus.db`) and
-   instruments every cache (:mod:`django_pytheus.cache`), as the settings ask.
+4. installs the query observer on every connection (:mod:`django_pytheus.db`),
+   instruments every cache (:mod:`django_pytheus.cache`) and connects the model
+   signals (:mod:`django_pytheus.orm`), as the settings ask.
 
 A mistake in the settings does not stop ``django.setup()``: it is kept, reported by
 ``manage.py check`` (``django_pytheus.E001``/``E003``) and raised when the middleware
@@ -101,7 +102,7 @@ def setup() -> None:
     Called by ``ready()``; tests call it again after changing ``PYTHEUS``. Raises
     :class:`~django.core.exceptions.ImproperlyConfigured`.
     """
-    from django_pytheus import cache, celery, db, metrics
+    from django_pytheus import cache, celery, db, metrics, orm
 
     settings = get_settings()
     set_default_max_series(settings.max_series)
@@ -110,7 +111,7 @@ def setup() -> None:
     if settings.exit_timeout is not None:
         set_exit_timeout(settings.exit_timeout)
     load_configured_backend(settings)
-    metrics.reset_metrics()
+    orm.install(settings, metrics.reset_metrics().orm)
     if settings.celery:
         celery.install()
     else:

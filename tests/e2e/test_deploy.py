@@ -104,7 +104,7 @@ def test_prometheus_config_is_valid(promtool: str) -> None:
 
 
 def test_services() -> None:
-    assert set(compose()["services"]) == {"redis", "demo", "worker", "prometheus"}
+    assert set(compose()["services"]) == {"redis", "demo", "worker", "prometheus", "grafana"}
 
 
 def test_the_worker_runs_the_demos_tasks_on_the_same_redis() -> None:
