@@ -119,7 +119,10 @@ def test_checkout_email_through_a_celery_worker(
             seen[0] = [parsed.samples.get(key(name, labels)) for name in names]
             return seen[0] == [orders] * len(names)
 
-        wait_until(sent, 60, f"the confirmations were not all counted ({seen})", logs)
+        try:
+            wait_until(sent, 60, "the confirmations were not all counted", logs)
+        except AssertionError as exc:
+            raise AssertionError(f"{names} were {seen[0]}\n{exc}") from None
         # The worker printed them (the console e-mail backend).
         wait_until(
             lambda: worker_log.read_text().count("Subject: Your order") == orders,
