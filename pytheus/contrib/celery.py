@@ -179,8 +179,10 @@ class CeleryMetrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
-        # task id -> (start, in-progress series): thread pools run tasks side by side.
-        self.running: dict[str, tuple[float, Any]] = {}
+        # (task id, id of the run's request) -> (start, in-progress series). Not the id
+        # alone: a task that retries itself publishes the same id again, and a thread
+        # pool can start the retry before the first run's task_postrun.
+        self.running: dict[tuple[str, int], tuple[float, Any]] = {}
         # (id of the app, raw value) -> label value, for the label checks above.
         self._names: dict[tuple[int, str], str] = {}
         self._queues: dict[tuple[int, str], str] = {}
@@ -357,7 +359,7 @@ def _on_prerun(
     gauge.inc()
     if task_id is not None:
         with m.lock:
-            m.running[task_id] = (time.perf_counter(), gauge)
+            m.running[task_id, id(request)] = (time.perf_counter(), gauge)
 
 
 @_guarded
@@ -373,7 +375,7 @@ def _on_postrun(
     if task_id is None or not m.owns(task):
         return
     with m.lock:
-        started = m.running.pop(task_id, None)
+        started = m.running.pop((task_id, id(getattr(task, "request", None))), None)
     if started is None:
         return
     start, gauge = started

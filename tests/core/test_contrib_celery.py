@@ -122,3 +122,35 @@ def test_a_failing_handler_never_breaks_the_task(
     # Once per handler, not once per task.
     assert 1 <= len(logged) <= len(contrib._HANDLERS)
     assert len({r.getMessage() for r in logged}) == len(logged)
+
+
+def test_a_retry_that_starts_before_the_first_run_ended(
+    app: Celery, registry: CollectorRegistry
+) -> None:
+    """A task that retries itself publishes its own id again: a thread pool may start the
+    retry before the first run's task_postrun. Each run is still timed and ended once."""
+    from celery import signals
+
+    task = app.tasks["unit.ok"]
+    labels = {"task": "unit.ok", "queue": "celery", "worker": "w@test"}
+
+    def start() -> object:
+        task.push_request(id="same-id", hostname="w@test", delivery_info={"routing_key": "celery"})
+        request = task.request
+        signals.task_prerun.send(sender=task, task_id="same-id", task=task, args=(), kwargs={})
+        return request
+
+    def end(request: object) -> None:
+        assert task.request is request
+        signals.task_postrun.send(
+            sender=task, task_id="same-id", task=task, args=(), kwargs={}, state="SUCCESS"
+        )
+        task.pop_request()
+
+    first = start()
+    second = start()  # pushed on top of the first, as another thread's would be its own
+    assert value(registry, "celery_tasks_in_progress", **labels) == 2
+    end(second)
+    end(first)
+    assert value(registry, "celery_tasks_in_progress", **labels) == 0
+    assert value(registry, "celery_task_runtime_seconds_count", task="unit.ok", queue="celery") == 2
