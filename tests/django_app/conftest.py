@@ -61,6 +61,10 @@ def pytheus_settings() -> Iterator[SettingsFactory]:
         override = override_settings(PYTHEUS=values)
         override.enable()
         overrides.append(override)
+        # A new backend learns of every metric alive in the process: metrics of earlier
+        # tests that linger in reference cycles until the garbage collector happens to
+        # run (a summary with quantiles, which the Redis backend refuses) must be gone.
+        gc.collect()
         pytheus_apps.setup()
 
     try:
@@ -81,9 +85,6 @@ def redis_backend_settings(
         prefix = f"dj{uuid.uuid4().hex[:12]}"
         config = {"url": redis_server.url, "prefix": prefix, "flush_interval": 0}
         config.update(extra.pop("BACKEND_CONFIG", {}))
-        # Replaced metrics of earlier tests may linger in reference cycles; the new
-        # backend must only learn of the live ones.
-        gc.collect()
         pytheus_settings(
             BACKEND="pytheus.backends.redis.MultiProcessRedisBackend",
             BACKEND_CONFIG=config,
