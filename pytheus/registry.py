@@ -58,6 +58,10 @@ class Registry(Protocol):
     def collect(self, names: Collection[str] | None = None) -> Iterator[MetricFamily]: ...
 
 
+def _family_name(family: MetricFamily) -> str:
+    return family.name
+
+
 def _family_names(families: Iterable[MetricFamily]) -> set[str]:
     names: set[str] = set()
     for f in families:
@@ -139,11 +143,15 @@ class CollectorRegistry:
             return list(self._collectors)
 
     def collect(self, names: Collection[str] | None = None) -> Iterator[MetricFamily]:
-        """Yield every family, or only those producing one of ``names`` (``name[]``).
+        """Yield every family, or only those producing one of ``names`` (``name[]``),
+        sorted by name.
 
         Metrics are read through the active backend in one call, so a multi-process
         backend can fetch them all in one round trip. A custom collector that raises is
-        logged and left out rather than failing the whole scrape.
+        logged and left out rather than failing the whole scrape. The order is the same
+        whatever the backend returns them in (the Redis backend reads them in hash
+        order) and whatever the order of definition, so that two scrapes, of two
+        processes or two backends, can be read and diffed side by side.
         """
         from pytheus.backends import get_backend
         from pytheus.metrics import Metric
@@ -154,21 +162,24 @@ class CollectorRegistry:
             wanted = set(names)
             items = [(c, n) for c, n in items if not wanted.isdisjoint(n)]
         metrics = [c for c, _ in items if isinstance(c, Metric)]
+        families: list[MetricFamily] = []
         # Only the global registry shows metrics that other processes defined.
         include_remote = self is get_registry()
         if metrics or include_remote:
-            yield from get_backend().collect(metrics, names=names, include_remote=include_remote)
+            families += get_backend().collect(metrics, names=names, include_remote=include_remote)
         for collector, _ in items:
             if isinstance(collector, Metric):
                 continue
             try:
-                families = list(collector.collect())
+                collected = list(collector.collect())
             except Exception:
                 logger.exception("Collector %r failed; its metrics are left out.", collector)
                 continue
             if names is not None:
-                families = [f for f in families if not wanted.isdisjoint(_family_names([f]))]
-            yield from families
+                collected = [f for f in collected if not wanted.isdisjoint(_family_names([f]))]
+            families += collected
+        families.sort(key=_family_name)
+        yield from families
 
     def get_sample_value(
         self, name: str, labels: Mapping[str, object] | None = None
