@@ -6,6 +6,7 @@ temporary SQLite database, without starting a server.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -273,3 +274,51 @@ def test_generate_traffic_stops_at_its_deadline(ready: dict[str, str]) -> None:
     result = manage(ready, "generate_traffic", "--requests", "5", "--timeout", "0")
     assert "0 requests to this process" in result.stdout
     assert "not sent (--timeout)" in result.stdout
+
+
+REDIS_DOWN_PROBE = """
+import json
+from django.test import Client
+from django_pytheus.metrics import get_metrics
+
+c = Client(raise_request_exception=False, HTTP_HOST="127.0.0.1")
+cached = [c.get("/cached/") for _ in range(2)]
+statuses = {path: c.get(path).status_code for path in ("/", "/fast/", "/products/", "/async/")}
+statuses["/metrics"] = c.get("/metrics").status_code
+print(json.dumps({
+    "cached": [r.status_code for r in cached],
+    "served": [r.json()["cache"] for r in cached],
+    "best_sellers": len(cached[0].json()["best_sellers"]),
+    "statuses": statuses,
+    "misses": get_metrics().cache_series("default").misses.snapshot()[0],
+    "hits": get_metrics().cache_series("default").hits.snapshot()[0],
+}))
+"""
+
+
+def test_the_demo_serves_its_pages_with_redis_down(tmp_path: Path) -> None:
+    """PYTHEUS_REDIS_URL points at a Redis that is not there: the metrics wait (/metrics
+    answers 503), the cache is served around (a miss, logged in one line), and every page,
+    /cached/ included, renders."""
+    env = demo_env(
+        tmp_path / "demo.sqlite3", PYTHEUS_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"
+    )
+    manage(env, "demo_setup")
+    result = manage(env, "shell", "--no-imports", "-c", REDIS_DOWN_PROBE)
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["cached"] == [200, 200]
+    assert seen["served"] == ["miss", "miss"]  # computed each time: nothing could be kept
+    assert seen["best_sellers"] > 0
+    assert seen["statuses"] == {
+        "/": 200,
+        "/fast/": 200,
+        "/products/": 200,
+        "/async/": 200,
+        "/metrics": 503,
+    }
+    # Counted as misses (django-redis answers the default), not as errors.
+    assert (seen["hits"], seen["misses"]) == (0.0, 2.0)
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("cache unreachable")]
+    assert len(warnings) == 4, result.stderr  # a get and a set per request, one line each
+    assert all("ConnectionError" in line for line in warnings)
+    assert "Traceback" not in result.stderr
