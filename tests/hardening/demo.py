@@ -291,9 +291,12 @@ def stats(requests: Sequence[Request]) -> dict[str, Any]:
 
 
 def redis_memory(server: RedisServer) -> int:
-    """``used_memory`` from ``INFO memory``, in bytes."""
+    """The memory Redis uses, in bytes: ``used_memory`` from ``INFO memory`` without the
+    clients' buffers (``mem_clients_normal``), which vary with what each connection
+    happens to be doing at that moment, not with what Redis keeps."""
     client = redis.Redis(port=server.port, decode_responses=True, socket_timeout=5)
     try:
-        return int(client.info("memory")["used_memory"])
+        info = client.info("memory")
+        return int(info["used_memory"]) - int(info["mem_clients_normal"])
     finally:
         client.close()
