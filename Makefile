@@ -34,7 +34,8 @@ demo:
 	trap 'kill $$traffic 2>/dev/null || true' EXIT; \
 	$(BIN)/python manage.py runserver $(DEMO_ADDR)
 
-## system-deps: install redis-server and promtool (Debian packages) when they are missing
+## system-deps: install redis-server, prometheus (promtool) and chromium (Debian packages, about
+## 460 MB installed, chromium alone 355 MB) when they are missing, showing apt's progress
 system-deps:
 	@bash scripts/install-system-deps.sh
 
