@@ -119,7 +119,7 @@ fi
 if [[ -e $stamp && $stamp -nt pyproject.toml ]]; then
     exit 0
 fi
-say "pip install -e '.[dev]': about 60 packages, a few minutes on a first install (log: $venv/pip.log)"
+say "pip install -e '.[dev]': about 50 packages (400 MB), a few minutes on a first install (log: $venv/pip.log)"
 # pip prints a line per package it collects; those, and anything that goes wrong, are shown.
 # "pip is looking at multiple versions" is pip backtracking: slow, and worth seeing.
 shown='^(Collecting|Installing collected|Successfully installed|INFO: pip is)'
