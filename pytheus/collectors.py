@@ -1,6 +1,8 @@
 """Collectors registered on the default registry: process, platform and garbage collector.
 
-They are ordinary collectors (see :class:`pytheus.registry.Collector`). To turn them off::
+They are ordinary collectors (see :class:`pytheus.registry.Collector`), and register
+themselves on the global registry when this module is imported (``import pytheus`` does).
+To turn them off::
 
     from pytheus.collectors import unregister_default_collectors
 
@@ -17,12 +19,9 @@ import platform
 import resource
 import weakref
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
+from pytheus.registry import Collector, Registry, get_registry, real_registry
 from pytheus.samples import MetricFamily
-
-if TYPE_CHECKING:
-    from pytheus.registry import Collector, CollectorRegistry, Registry
 
 __all__ = [
     "GCCollector",
@@ -165,25 +164,22 @@ class GCCollector:
 _DEFAULTS: weakref.WeakKeyDictionary[object, list[Collector]] = weakref.WeakKeyDictionary()
 
 
-def _real_registry(registry: CollectorRegistry | Registry) -> CollectorRegistry | Registry:
-    from pytheus.registry import RegistryProxy
-
-    return registry._registry if isinstance(registry, RegistryProxy) else registry
-
-
-def register_default_collectors(registry: CollectorRegistry | Registry) -> None:
+def register_default_collectors(registry: Registry) -> None:
     """Register the process, platform and GC collectors on ``registry``."""
-    target = _real_registry(registry)
+    target = real_registry(registry)
     collectors: list[Collector] = [ProcessCollector(), PlatformCollector(), GCCollector()]
     for c in collectors:
         target.register(c)
     _DEFAULTS[target] = collectors
 
 
-def unregister_default_collectors(registry: CollectorRegistry | Registry | None = None) -> None:
+def unregister_default_collectors(registry: Registry | None = None) -> None:
     """Remove the default collectors from ``registry`` (the current global one by default)."""
-    from pytheus.registry import get_registry
-
-    target = _real_registry(registry) if registry is not None else get_registry()
+    target = real_registry(registry) if registry is not None else get_registry()
     for c in _DEFAULTS.pop(target, []):
         target.unregister(c)
+
+
+# The registry REGISTRY stands for at start-up gets them (fresh registries do not).
+if not _DEFAULTS:
+    register_default_collectors(get_registry())

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from pytheus.exceptions import BackendUnavailableError
+from pytheus.naming import sample_name
 from pytheus.registry import REGISTRY
 from pytheus.samples import (
     Exemplar,
@@ -101,14 +102,11 @@ def _render_text(families: Iterable[MetricFamily]) -> str:
     out: list[str] = []
     append = out.append
     for family in families:
-        name = family.name
-        if family.type == "counter":
-            name += "_total"
-        elif family.type == "info":
-            name += "_info"
+        # The text format names a counter (an info) after its samples: x_total (x_info).
+        name = sample_name(family.name, family.type)
         kind = _TEXT_TYPES.get(family.type, family.type)
         append(f"# HELP {name} {_escape_help_text(family.help)}\n# TYPE {name} {kind}\n")
-        for sample_name, labels, value, timestamp, _ in family.samples:
+        for name_of_sample, labels, value, timestamp, _ in family.samples:
             # Inlined label and value formatting: this loop runs once per series.
             text = labels.text if type(labels) is LabelSet else _labels_text(labels)
             number = (
@@ -119,9 +117,9 @@ def _render_text(families: Iterable[MetricFamily]) -> str:
             if timestamp is not None:
                 number = f"{number} {int(timestamp * 1000)}"
             if text:
-                append(f"{sample_name}{{{text}}} {number}\n")
+                append(f"{name_of_sample}{{{text}}} {number}\n")
             else:
-                append(f"{sample_name} {number}\n")
+                append(f"{name_of_sample} {number}\n")
     return "".join(out)
 
 
