@@ -48,6 +48,7 @@ from django_pytheus.dashboard import (
 )
 from django_pytheus.models import Metric
 from pytheus.backends import get_backend
+from pytheus.definitions import SeriesSource
 from pytheus.exceptions import BackendUnavailableError
 from pytheus.registry import REGISTRY
 
@@ -89,12 +90,10 @@ class PageData:
 def _local_labelnames() -> dict[str, tuple[str, ...]]:
     """Label names of the metrics this process defined, by family name (a family
     without series would otherwise show none)."""
-    from pytheus.metrics import Metric as CoreMetric
-
     return {
         c.definition.name: c.definition.labelnames
         for c in REGISTRY.collectors()
-        if isinstance(c, CoreMetric)
+        if isinstance(c, SeriesSource)
     }
 
 

@@ -18,29 +18,39 @@ django_pytheus.W004  Warning ``DEBUG`` is off and ``/metrics`` has no access con
                              (``PYTHEUS['AUTH']``)
 ==================== ======= ==========================================================
 
-Silence a warning you mean to live with in ``SILENCED_SYSTEM_CHECKS``.
+Silence a warning you mean to live with in ``SILENCED_SYSTEM_CHECKS``. The app registers
+the checks of :data:`CHECKS` in ``ready()``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
+from django_pytheus import startup
 from django_pytheus.conf import get_settings
+from django_pytheus.middleware import PytheusMiddleware
 from pytheus.backends import Backend, import_backend_class
 from pytheus.exceptions import ConfigurationError
 
-__all__ = ["check_backend", "check_middleware", "check_security", "check_settings", "check_urls"]
+__all__ = [
+    "CHECKS",
+    "check_backend",
+    "check_middleware",
+    "check_security",
+    "check_settings",
+    "check_urls",
+]
 
 MIDDLEWARE_PATH = "django_pytheus.middleware.PytheusMiddleware"
 
 
-@register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E001: the ``PYTHEUS`` setting validates (and AUTH's CALLABLE imports)."""
     hint = "Fix the PYTHEUS setting as the message says; django_pytheus.conf describes every key."
@@ -62,11 +72,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     return []
 
 
-@register()
 def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E002: the backend class imports; E003: ``ready()`` could load the backend."""
-    from django_pytheus import apps
-
     try:
         backend = get_settings().backend
     except ImproperlyConfigured:
@@ -96,8 +103,8 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                     id="django_pytheus.E002",
                 )
             ]
-    error = apps.setup_error
-    if isinstance(error, apps.BackendLoadError):
+    error = startup.setup_error()
+    if isinstance(error, startup.BackendLoadError):
         return [
             Error(
                 str(error),
@@ -114,8 +121,6 @@ def _is_ours(path: object) -> bool:
         return True
     if not isinstance(path, str):
         return False
-    from django_pytheus.middleware import PytheusMiddleware
-
     try:
         cls = import_string(path)
     except ImportError:
@@ -123,7 +128,6 @@ def _is_ours(path: object) -> bool:
     return isinstance(cls, type) and issubclass(cls, PytheusMiddleware)
 
 
-@register()
 def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W001: the middleware is installed; W002: it comes first."""
     middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
@@ -150,7 +154,6 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     return []
 
 
-@register(Tags.urls)
 def check_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W003: the metrics URL is included in the URLconf."""
     try:
@@ -170,7 +173,6 @@ def check_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return []
 
 
-@register(Tags.security)
 def check_security(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W004: /metrics is not public when DEBUG is off."""
     try:
@@ -189,3 +191,15 @@ def check_security(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             id="django_pytheus.W004",
         )
     ]
+
+
+Check = Callable[..., list[CheckMessage]]
+
+#: Every check with the tags it is registered under (``ready()`` registers them).
+CHECKS: Sequence[tuple[Check, tuple[str, ...]]] = (
+    (check_settings, ()),
+    (check_backend, ()),
+    (check_middleware, ()),
+    (check_urls, (Tags.urls,)),
+    (check_security, (Tags.security,)),
+)

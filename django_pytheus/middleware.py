@@ -23,7 +23,8 @@ What is recorded, and when (metric names in :mod:`django_pytheus.metrics`):
   turned into a 500 by Django's handler; their type is learnt from the
   ``got_request_exception`` signal and counted in ``http_exceptions_total``. An
   exception that escapes the handler (``DEBUG_PROPAGATE_EXCEPTIONS``) is counted
-  the same way, with status 500.
+  the same way, with status 500. (The receiver is
+  :func:`django_pytheus.context.note_exception`, connected in ``ready()``.)
 * Streaming responses are recorded when the server closes them, after the last
   chunk: the duration covers the whole stream, the response size is the sum of the
   chunks that passed (nothing is read ahead or buffered), and queries made while
@@ -35,13 +36,11 @@ What is recorded, and when (metric names in :mod:`django_pytheus.metrics`):
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from time import perf_counter
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import NoReverseMatch, reverse
 
@@ -49,6 +48,7 @@ from django_pytheus import metrics as _metrics
 from django_pytheus.conf import get_settings
 from django_pytheus.context import RequestState, current_request
 from django_pytheus.metrics import METHODS, UNMATCHED
+from django_pytheus.startup import raise_setup_error
 
 __all__ = ["PytheusMiddleware"]
 
@@ -64,17 +64,6 @@ def _content_length(value: str | None) -> int | None:
             return None
         return n if n >= 0 else None
     return None
-
-
-def _on_exception(sender: Any, **kwargs: Any) -> None:
-    """``got_request_exception`` receiver: note the type of the unhandled exception."""
-    state = current_request.get()
-    if state is not None and state.exception is None:
-        exc = sys.exc_info()[1]
-        state.exception = type(exc).__name__ if exc is not None else "Exception"
-
-
-got_request_exception.connect(_on_exception, dispatch_uid="django_pytheus.middleware")
 
 
 class _Recording:
@@ -168,8 +157,6 @@ class PytheusMiddleware:
         get_response: Callable[[HttpRequest], HttpResponseBase]
         | Callable[[HttpRequest], Awaitable[HttpResponseBase]],
     ) -> None:
-        from django_pytheus.apps import raise_setup_error
-
         raise_setup_error()
         settings = get_settings()
         self.get_response = get_response

@@ -17,7 +17,7 @@ import pytest
 from django.test import Client
 from django.test.utils import override_settings
 
-from django_pytheus import apps as pytheus_apps
+from django_pytheus import startup
 from pytheus.backends import ENV_CLASS, ENV_CONFIG, MemoryBackend, load_backend
 from pytheus.registry import CollectorRegistry, get_registry, set_registry
 from tests.core.helpers import Parsed, parse_openmetrics, parse_text
@@ -30,8 +30,9 @@ SettingsFactory = Callable[..., Any]
 def restore_app() -> None:
     """Back to the test settings: memory backend, fresh metrics, instrumentation."""
     load_backend(MemoryBackend)
-    pytheus_apps.setup()
-    pytheus_apps.setup_error = None
+    startup.start()
+    error = startup.setup_error()
+    assert error is None, error
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +62,7 @@ def pytheus_settings() -> Iterator[SettingsFactory]:
         override = override_settings(PYTHEUS=values)
         override.enable()
         overrides.append(override)
-        pytheus_apps.setup()
+        startup.setup()
 
     try:
         yield apply
