@@ -31,7 +31,6 @@ from django.db.backends.signals import connection_created
 
 from django_pytheus import metrics as _metrics
 from django_pytheus.context import current_request
-from django_pytheus.metrics import STATEMENTS
 
 __all__ = ["QueryObserver", "install", "statement_kind", "uninstall"]
 
@@ -132,24 +131,11 @@ class QueryObserver:
     the error type when the query raises, and one more query for the current request.
     """
 
-    __slots__ = ("alias", "vendor", "_generation", "_series")
+    __slots__ = ("alias", "vendor")
 
     def __init__(self, alias: str, vendor: str) -> None:
         self.alias = alias
         self.vendor = vendor
-        self._generation = -1
-        self._series: dict[str, Any] = {}
-
-    def _bind(self) -> dict[str, Any]:
-        # The series of this connection, looked up once per metrics object (tests
-        # replace the metrics; a running site never does).
-        m = _metrics.get_metrics()
-        self._series = {
-            kind: m.query_duration.labels(alias=self.alias, vendor=self.vendor, statement=kind)
-            for kind in STATEMENTS
-        }
-        self._generation = _metrics.generation
-        return self._series
 
     def __call__(
         self,
@@ -170,7 +156,7 @@ class QueryObserver:
             raise
         finally:
             elapsed = perf_counter() - start
-            series = self._series if self._generation == _metrics.generation else self._bind()
+            series = _metrics.get_metrics().query_series(self.alias, self.vendor)
             kind = _FAST_KINDS.get(sql[:7]) if type(sql) is str else None
             series[kind or statement_kind(sql)].observe(elapsed)
             state = current_request.get()

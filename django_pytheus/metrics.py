@@ -28,8 +28,11 @@ and ``<unmatched>`` for URLs that resolved to no view; ``statement`` is ``select
 ``insert``, ``update``, ``delete`` or ``other``.
 
 The metrics are created once, when the app is ready, in the registry that is current
-then; :func:`get_metrics` returns them. Other code (an admin page, a test) reads them
-from there::
+then; :func:`get_metrics` returns them. The :class:`DjangoMetrics` object is also the one
+cache of the series that requests, queries and cache operations record into: recording
+code asks it each time (a dictionary lookup) and keeps nothing, so when the metrics are
+made anew (tests) the old series go with the old object. Other code (an admin page, a
+test) reads the metrics from there::
 
     from django_pytheus.metrics import get_metrics
 
@@ -40,7 +43,7 @@ from there::
 from __future__ import annotations
 
 import contextlib
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from django_pytheus.conf import PytheusSettings, get_settings
 from pytheus.metrics import Counter, CounterChild, Gauge, GaugeChild, Histogram, HistogramChild
@@ -65,6 +68,16 @@ METHODS = frozenset(
 STATEMENTS = ("select", "insert", "update", "delete", "other")
 #: The ``view`` label of requests that matched no URL pattern.
 UNMATCHED = "<unmatched>"
+
+
+class ResolvedURL(Protocol):
+    """What labels a request: Django's ``ResolverMatch`` (``request.resolver_match``)."""
+
+    @property
+    def route(self) -> str: ...
+
+    @property
+    def view_name(self) -> str: ...
 
 
 class RequestSeries(NamedTuple):
@@ -187,8 +200,11 @@ class DjangoMetrics:
             ["cache", "operation", "type"],
         )
 
-        self._request_series: dict[tuple[str, str, str], RequestSeries] = {}
+        # The one cache of series (see the module docstring).
+        self._by_route = settings.view_label == "route"
+        self._request_series: dict[tuple[str, str | None, str], RequestSeries | None] = {}
         self._progress: dict[str, GaugeChild] = {}
+        self._query_series: dict[tuple[str, str], dict[str, HistogramChild]] = {}
         self._cache_series: dict[str, CacheSeries] = {}
 
     def all(self) -> tuple[Any, ...]:
@@ -200,22 +216,46 @@ class DjangoMetrics:
         for metric in self.all():
             self.registry.unregister(metric)
 
-    # Children are looked up once per label combination and kept: the middleware and
-    # the wrappers then record with attribute access only. Two threads racing to fill
-    # an entry get the same children from labels(), so no lock is needed.
+    # Series are looked up once per label combination and kept here, the one cache: the
+    # middleware, the query observer and the cache wrappers ask for them at each use (a
+    # dictionary lookup) and keep nothing. Two threads racing to fill an entry get the
+    # same children from labels(), so no lock is needed.
 
-    def request_series(self, method: str, view: str, status: str) -> RequestSeries:
-        """The series a request with these labels records into."""
-        key = (method, view, status)
-        series = self._request_series.get(key)
-        if series is None:
-            series = self._request_series[key] = RequestSeries(
+    def view_label(self, match: ResolvedURL | None) -> str | None:
+        """The ``view`` label of a request resolved to ``match``; None if it is excluded.
+
+        The route pattern (``/articles/<int:year>/``) or the view name, as ``VIEW_LABEL``
+        says; ``<unmatched>`` when no URL pattern matched (never the raw path).
+        """
+        if match is None:
+            return UNMATCHED
+        view = "/" + match.route if self._by_route else match.view_name
+        exclude = self.settings.exclude_views
+        if match.view_name in exclude or view in exclude:
+            return None
+        return view
+
+    def request_series(
+        self, method: str, status: str, match: ResolvedURL | None
+    ) -> RequestSeries | None:
+        """The series a request records into, or None when its view is excluded."""
+        view_key = None if match is None else match.route if self._by_route else match.view_name
+        key = (method, view_key, status)
+        try:
+            return self._request_series[key]
+        except KeyError:
+            pass
+        view = self.view_label(match)
+        series = None
+        if view is not None:
+            series = RequestSeries(
                 self.requests_total.labels(method=method, view=view, status=status),
                 self.request_duration.labels(method=method, view=view),
                 self.request_size.labels(method=method, view=view),
                 self.response_size.labels(method=method, view=view),
                 self.queries_per_request.labels(view=view) if self.settings.db_metrics else None,
             )
+        self._request_series[key] = series
         return series
 
     def in_progress(self, method: str) -> GaugeChild:
@@ -224,6 +264,16 @@ class DjangoMetrics:
         if child is None:
             child = self._progress[method] = self.requests_in_progress.labels(method=method)
         return child
+
+    def query_series(self, alias: str, vendor: str) -> dict[str, HistogramChild]:
+        """The query duration series of one database connection, by statement kind."""
+        series = self._query_series.get((alias, vendor))
+        if series is None:
+            series = self._query_series[alias, vendor] = {
+                kind: self.query_duration.labels(alias=alias, vendor=vendor, statement=kind)
+                for kind in STATEMENTS
+            }
+        return series
 
     def cache_series(self, alias: str) -> CacheSeries:
         """The hit, miss and duration series of one cache."""
@@ -249,19 +299,14 @@ class DjangoMetrics:
 
 #: The metrics in use; ``None`` until the app is ready (or :func:`get_metrics` is called).
 current: DjangoMetrics | None = None
-#: Goes up each time the metrics are created anew. Recording code keeps children of
-#: the metrics (never the metrics themselves, so that replaced ones can be collected)
-#: and compares this number to know when to look them up again.
-generation = 0
 
 
 def get_metrics() -> DjangoMetrics:
     """The app's metrics, created from settings in the current registry on first use."""
-    global current, generation
+    global current
     metrics = current
     if metrics is None:
         metrics = current = DjangoMetrics(get_settings(), get_registry())
-        generation += 1
     return metrics
 
 
@@ -269,7 +314,7 @@ def reset_metrics() -> DjangoMetrics:
     """Unregister the app's metrics and create them again from the current settings.
 
     For tests, after switching the registry or changing ``PYTHEUS``: recording code
-    follows the new metrics at once.
+    follows the new metrics at once (it keeps no series of its own).
     """
     global current
     old = current

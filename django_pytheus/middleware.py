@@ -47,7 +47,7 @@ from django.urls import NoReverseMatch, reverse
 from django_pytheus import metrics as _metrics
 from django_pytheus.conf import get_settings
 from django_pytheus.context import RequestState, current_request
-from django_pytheus.metrics import METHODS, UNMATCHED
+from django_pytheus.metrics import METHODS
 from django_pytheus.startup import raise_setup_error
 
 __all__ = ["PytheusMiddleware"]
@@ -161,11 +161,6 @@ class PytheusMiddleware:
         settings = get_settings()
         self.get_response = get_response
         self._exclude = settings.exclude_views
-        self._by_route = settings.view_label == "route"
-        # (method, view key, status) -> the series to record into, or None when the
-        # view is excluded; views are few, so this stays small.
-        self._series: dict[tuple[str, str | None, str], _metrics.RequestSeries | None] = {}
-        self._generation = -1
         self._skip_paths: frozenset[str] | None = None
         self._async = iscoroutinefunction(get_response)
         if self._async:
@@ -259,17 +254,8 @@ class PytheusMiddleware:
         self, rec: _Recording, status: str, duration: float, response_size: int | None
     ) -> None:
         m = _metrics.get_metrics()
-        if self._generation != _metrics.generation:  # new metrics (tests): look up anew
-            self._series.clear()
-            self._generation = _metrics.generation
-        match = rec.request.resolver_match
-        view_key = None if match is None else match.route if self._by_route else match.view_name
-        key = (rec.method, view_key, status)
-        try:
-            series = self._series[key]
-        except KeyError:
-            series = self._series[key] = self._lookup(m, rec, view_key, status)
-        if series is None:
+        series = m.request_series(rec.method, status, rec.request.resolver_match)
+        if series is None:  # an excluded view
             return
         series.requests.inc()
         series.duration.observe(duration)
@@ -283,17 +269,3 @@ class PytheusMiddleware:
             m.exceptions_total.labels(
                 view=series.requests.labelset["view"], type=state.exception
             ).inc()
-
-    def _lookup(
-        self, m: _metrics.DjangoMetrics, rec: _Recording, view_key: str | None, status: str
-    ) -> _metrics.RequestSeries | None:
-        match = rec.request.resolver_match
-        if view_key is None or match is None:
-            view = UNMATCHED
-        elif self._by_route:
-            view = "/" + view_key
-        else:
-            view = view_key
-        if match is not None and (match.view_name in self._exclude or view in self._exclude):
-            return None
-        return m.request_series(rec.method, view, status)
