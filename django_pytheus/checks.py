@@ -80,7 +80,8 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         return []  # reported by E001
     if backend is not None:
         try:
-            cls = import_backend_class(backend) if isinstance(backend, str) else backend
+            # object: a dotted path may name anything, not only a class.
+            cls: object = import_backend_class(backend) if isinstance(backend, str) else backend
         except ConfigurationError as exc:
             return [
                 Error(

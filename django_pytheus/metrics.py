@@ -43,10 +43,19 @@ test) reads the metrics from there::
 from __future__ import annotations
 
 import contextlib
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from django_pytheus.conf import PytheusSettings, get_settings
-from pytheus.metrics import Counter, CounterChild, Gauge, GaugeChild, Histogram, HistogramChild
+from pytheus.children import Child
+from pytheus.metrics import (
+    Counter,
+    CounterChild,
+    Gauge,
+    GaugeChild,
+    Histogram,
+    HistogramChild,
+    Metric,
+)
 from pytheus.registry import CollectorRegistry, get_registry
 
 __all__ = [
@@ -68,6 +77,17 @@ METHODS = frozenset(
 STATEMENTS = ("select", "insert", "update", "delete", "other")
 #: The ``view`` label of requests that matched no URL pattern.
 UNMATCHED = "<unmatched>"
+
+
+ChildT = TypeVar("ChildT", bound=Child)
+
+
+def _series(metric: Metric[ChildT], **labels: str) -> ChildT:
+    """The series of ``metric`` with these labels, all of them given."""
+    child = metric.labels(labels)
+    if isinstance(child, Metric):  # labels() gives a partial view when some are missing
+        raise TypeError(f"{metric!r} needs all its labels, got only {sorted(labels)}.")
+    return child
 
 
 class ResolvedURL(Protocol):
@@ -249,11 +269,11 @@ class DjangoMetrics:
         series = None
         if view is not None:
             series = RequestSeries(
-                self.requests_total.labels(method=method, view=view, status=status),
-                self.request_duration.labels(method=method, view=view),
-                self.request_size.labels(method=method, view=view),
-                self.response_size.labels(method=method, view=view),
-                self.queries_per_request.labels(view=view) if self.settings.db_metrics else None,
+                _series(self.requests_total, method=method, view=view, status=status),
+                _series(self.request_duration, method=method, view=view),
+                _series(self.request_size, method=method, view=view),
+                _series(self.response_size, method=method, view=view),
+                _series(self.queries_per_request, view=view) if self.settings.db_metrics else None,
             )
         self._request_series[key] = series
         return series
@@ -262,7 +282,7 @@ class DjangoMetrics:
         """The in-progress gauge of one method."""
         child = self._progress.get(method)
         if child is None:
-            child = self._progress[method] = self.requests_in_progress.labels(method=method)
+            child = self._progress[method] = _series(self.requests_in_progress, method=method)
         return child
 
     def query_series(self, alias: str, vendor: str) -> dict[str, HistogramChild]:
@@ -270,7 +290,7 @@ class DjangoMetrics:
         series = self._query_series.get((alias, vendor))
         if series is None:
             series = self._query_series[alias, vendor] = {
-                kind: self.query_duration.labels(alias=alias, vendor=vendor, statement=kind)
+                kind: _series(self.query_duration, alias=alias, vendor=vendor, statement=kind)
                 for kind in STATEMENTS
             }
         return series
@@ -280,8 +300,8 @@ class DjangoMetrics:
         series = self._cache_series.get(alias)
         if series is None:
             series = self._cache_series[alias] = CacheSeries(
-                self.cache_hits_total.labels(cache=alias),
-                self.cache_misses_total.labels(cache=alias),
+                _series(self.cache_hits_total, cache=alias),
+                _series(self.cache_misses_total, cache=alias),
                 {},
             )
         return series
@@ -291,8 +311,8 @@ class DjangoMetrics:
         durations = self.cache_series(alias).durations
         child = durations.get(operation)
         if child is None:
-            child = durations[operation] = self.cache_duration.labels(
-                cache=alias, operation=operation
+            child = durations[operation] = _series(
+                self.cache_duration, cache=alias, operation=operation
             )
         return child
 

@@ -38,10 +38,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.urls import NoReverseMatch, reverse
 
 from django_pytheus import metrics as _metrics
@@ -121,7 +121,7 @@ class _SyncStream(_Stream):
     def __next__(self) -> bytes:
         token = current_request.set(self._recording.state)
         try:
-            chunk = next(self._chunks)
+            chunk: bytes = next(self._chunks)
         finally:
             current_request.reset(token)
         self.size += len(chunk)
@@ -139,7 +139,7 @@ class _AsyncStream(_Stream):
     async def __anext__(self) -> bytes:
         token = current_request.set(self._recording.state)
         try:
-            chunk = await anext(self._chunks)
+            chunk: bytes = await anext(self._chunks)
         finally:
             current_request.reset(token)
         self.size += len(chunk)
@@ -163,6 +163,9 @@ class PytheusMiddleware:
         self._exclude = settings.exclude_views
         self._skip_paths: frozenset[str] | None = None
         self._async = iscoroutinefunction(get_response)
+        # The same handler, typed as each call path uses it.
+        self._get = cast(Callable[[HttpRequest], HttpResponseBase], get_response)
+        self._aget = cast(Callable[[HttpRequest], Awaitable[HttpResponseBase]], get_response)
         if self._async:
             markcoroutinefunction(self)
 
@@ -173,12 +176,12 @@ class PytheusMiddleware:
         if skip is None:
             skip = self._find_skip_paths()
         if request.path in skip:
-            return self.get_response(request)
+            return self._get(request)
         rec = self._start(request)
         token = current_request.set(rec.state)
         response = None
         try:
-            response = self.get_response(request)
+            response = self._get(request)
             return response
         except BaseException as exc:
             if rec.state.exception is None:
@@ -193,12 +196,12 @@ class PytheusMiddleware:
         if skip is None:
             skip = self._find_skip_paths()
         if request.path in skip:
-            return await self.get_response(request)
+            return await self._aget(request)
         rec = self._start(request)
         token = current_request.set(rec.state)
         response = None
         try:
-            response = await self.get_response(request)
+            response = await self._aget(request)
             return response
         except BaseException as exc:
             if rec.state.exception is None:
@@ -236,18 +239,20 @@ class PytheusMiddleware:
         status = str(response.status_code)
         if response.streaming and getattr(response, "file_to_stream", None) is None:
             # Recorded when the server closes the response (see the module docstring).
+            # A streaming response is a StreamingHttpResponse (Django's handler assumes it).
+            streaming = cast(StreamingHttpResponse, response)
             stream: _SyncStream | _AsyncStream
-            if response.is_async:
-                stream = _AsyncStream(response.streaming_content, rec, status)
+            if streaming.is_async:
+                stream = _AsyncStream(streaming.streaming_content, rec, status)
             else:
-                stream = _SyncStream(response.streaming_content, rec, status)
-            response.streaming_content = stream
+                stream = _SyncStream(streaming.streaming_content, rec, status)
+            streaming.streaming_content = stream
             return
         # Content-Length when set (CommonMiddleware sets it), as it costs nothing; a file
         # response without one (size unknown) records no response size.
         size = _content_length(response.get("Content-Length"))
         if size is None and not response.streaming:
-            size = len(response.content)
+            size = len(cast(HttpResponse, response).content)
         rec.finish(status, size)
 
     def _record(
