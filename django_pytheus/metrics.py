@@ -126,15 +126,15 @@ class DjangoMetrics:
         self.registry = registry
         name = settings.metric_name
 
-        def counter(n: str, help_text: str, labels: list[str]) -> Counter:
-            return Counter(name(n), help_text, required_labels=labels, registry=registry)
+        def counter(n: str, help: str, labels: list[str]) -> Counter:
+            return Counter(name(n), help, required_labels=labels, registry=registry)
 
         def histogram(
-            n: str, help_text: str, labels: list[str], buckets: tuple[float, ...], unit: str
+            n: str, help: str, labels: list[str], buckets: tuple[float, ...], unit: str
         ) -> Histogram:
             return Histogram(
                 name(n),
-                help_text,
+                help,
                 required_labels=labels,
                 registry=registry,
                 buckets=buckets,
