@@ -18,10 +18,10 @@ from django.test import Client
 from django.test.utils import override_settings
 
 from django_pytheus import startup
-from pytheus.backends import ENV_CLASS, ENV_CONFIG, MemoryBackend, load_backend
-from pytheus.registry import CollectorRegistry, get_registry, set_registry
-from tests.core.helpers import Parsed, parse_openmetrics, parse_text
+from pytheus.backends import MemoryBackend, load_backend
+from pytheus.registry import CollectorRegistry
 from tests.django_app.testapp import views
+from tests.helpers import Parsed, installed_registry, parse_openmetrics, parse_text
 from tests.servers import RedisServer
 
 SettingsFactory = Callable[..., Any]
@@ -38,18 +38,11 @@ def restore_app() -> None:
 @pytest.fixture(autouse=True)
 def fresh_metrics(monkeypatch: pytest.MonkeyPatch) -> Iterator[CollectorRegistry]:
     """An empty registry as REGISTRY, the in-memory backend, the app's metrics anew."""
-    monkeypatch.delenv(ENV_CLASS, raising=False)
-    monkeypatch.delenv(ENV_CONFIG, raising=False)
-    previous = get_registry()
-    fresh = CollectorRegistry()
-    set_registry(fresh)
-    restore_app()
-    views.SEEN.clear()
-    try:
-        yield fresh
-    finally:
-        set_registry(previous)
+    with installed_registry(monkeypatch) as fresh:
         restore_app()
+        views.SEEN.clear()
+        yield fresh
+    restore_app()  # in the registry of before the test, as the app was
 
 
 @pytest.fixture
