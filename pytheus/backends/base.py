@@ -9,8 +9,12 @@ never wait on I/O. A backend decides what a scrape sees:
 * :class:`~pytheus.backends.redis.MultiProcessRedisBackend` ships them to Redis in the
   background and reads what every process wrote.
 
-A backend class is instantiated with one argument, its config mapping (or ``None``),
-by :func:`pytheus.backends.load_backend`.
+A backend sees a metric only as a :class:`~pytheus.definitions.SeriesSource` (its
+definition and series) and never imports the metric classes. It reads values as
+:class:`~pytheus.definitions.MetricSeries` (:class:`SeriesBackend`), which registries
+prefer; a backend with only ``collect()`` yields families instead. A backend class is
+instantiated with one argument, its config mapping (or ``None``), by
+:func:`pytheus.backends.load_backend`.
 """
 
 from __future__ import annotations
