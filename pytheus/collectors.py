@@ -181,5 +181,4 @@ def unregister_default_collectors(registry: Registry | None = None) -> None:
 
 
 # The registry REGISTRY stands for at start-up gets them (fresh registries do not).
-if not _DEFAULTS:
-    register_default_collectors(get_registry())
+register_default_collectors(get_registry())

@@ -417,6 +417,14 @@ class Metric(Generic[ChildT]):
         """This process's own values of the metric, as a family of samples."""
         return build_family(self.local_series())
 
+    def build_family(self, series: Iterable[tuple[LabelSet, Any]]) -> MetricFamily:
+        """The family of samples for ``(labels, value)`` pairs of this metric's series.
+
+        For backends that yield families: the values are shaped as ``local_series()``
+        shapes them (see :func:`pytheus.families.build_family`, which this calls).
+        """
+        return build_family(MetricSeries(self.definition, list(series)))
+
     # ---- locks
 
     def use_lock_factory(self, factory: Callable[[], Any]) -> None:

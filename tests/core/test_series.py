@@ -194,3 +194,17 @@ def test_an_empty_family_is_no_series() -> None:
     ms = series_of_family(MetricFamily("jobs", "counter", "J."))
     assert ms.definition.name == "jobs"
     assert ms.series == []
+
+
+def test_a_metric_builds_its_family_from_pairs(registry: CollectorRegistry) -> None:
+    # For backends that yield families (metric.build_family(pairs)), as before.
+    h = Histogram("latency", "L.", required_labels=["view"], buckets=[1.0])
+    h.labels(view="a").observe(0.5)
+    pairs = [(c.labelset, c.snapshot()) for c in h.children()]
+    assert h.build_family(pairs) == h.local_family() == next(iter(registry.collect()))
+    assert [s.name for s in h.local_family().samples] == [
+        "latency_bucket",
+        "latency_bucket",
+        "latency_count",
+        "latency_sum",
+    ]

@@ -55,6 +55,11 @@ def pytheus_settings() -> Iterator[SettingsFactory]:
         override = override_settings(PYTHEUS=values)
         override.enable()
         overrides.append(override)
+        # A backend loaded here learns of every metric alive; those of earlier tests may
+        # live on in reference cycles (a metric is its own root) until the garbage
+        # collector runs, and one the backend refuses (a summary with quantiles, for
+        # Redis) would fail this setup.
+        gc.collect()
         startup.setup()
 
     try:
@@ -75,9 +80,6 @@ def redis_backend_settings(
         prefix = f"dj{uuid.uuid4().hex[:12]}"
         config = {"url": redis_server.url, "prefix": prefix, "flush_interval": 0}
         config.update(extra.pop("BACKEND_CONFIG", {}))
-        # Replaced metrics of earlier tests may linger in reference cycles; the new
-        # backend must only learn of the live ones.
-        gc.collect()
         pytheus_settings(
             BACKEND="pytheus.backends.redis.MultiProcessRedisBackend",
             BACKEND_CONFIG=config,
