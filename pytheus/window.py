@@ -42,6 +42,7 @@ class QuantileWindow:
         self._rotate_at += self._step * (int((now - self._rotate_at) // self._step) + 1)
 
     def add(self, value: float) -> None:
+        """Keep ``value`` in the current slice (or sample it in, once the slice is full)."""
         now = time.monotonic()
         if now >= self._rotate_at:
             self._rotate(now)
@@ -56,6 +57,7 @@ class QuantileWindow:
                 kept[j] = value
 
     def quantiles(self, qs: Sequence[float]) -> tuple[tuple[float, float], ...]:
+        """``(q, value)`` for each of ``qs`` over the window; NaN while it is empty."""
         now = time.monotonic()
         if now >= self._rotate_at:
             self._rotate(now)
