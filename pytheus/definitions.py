@@ -27,7 +27,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from pytheus.exceptions import MetricDefinitionError
 from pytheus.naming import series_names, validate_label_name, validate_metric_name
-from pytheus.samples import Exemplar, LabelSet, format_float, label_value
+from pytheus.samples import Exemplar, LabelSet, MetricFamily, format_float, label_value
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -193,6 +193,10 @@ class SeriesSource(Protocol):
 
     def local_series(self) -> MetricSeries:
         """This process's own values of every series."""
+        ...
+
+    def local_family(self) -> MetricFamily:
+        """The same values as samples: ``build_family(local_series())``, maybe faster."""
         ...
 
     def use_lock_factory(self, factory: Callable[[], Any]) -> None:

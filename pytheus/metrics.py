@@ -69,6 +69,7 @@ from pytheus.families import build_family
 from pytheus.limits import set_default_max_series
 from pytheus.naming import (
     family_name,
+    sample_name,
     validate_label_names,
     validate_metric_name,
 )
@@ -464,6 +465,12 @@ class Counter(Metric[CounterChild]):
         """Add ``amount`` (>= 0) to the counter."""
         self._default_child().inc(amount, exemplar)
 
+    def local_family(self) -> MetricFamily:
+        # In one pass: the family that build_family(self.local_series()) makes.
+        d = self.definition
+        samples = CounterChild.samples(sample_name(d.name, d.type), self.children())
+        return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit)
+
     def count_exceptions(
         self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
     ) -> Instrument:
@@ -519,6 +526,12 @@ class Gauge(Metric[GaugeChild]):
             max_series=max_series,
             _definition_extra={"multiprocess_mode": multiprocess_mode},
         )
+
+    def local_family(self) -> MetricFamily:
+        # As Counter.local_family: gauges are the other common type.
+        d = self.definition
+        samples = GaugeChild.samples(d.name, self.children())
+        return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit)
 
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount``."""

@@ -161,7 +161,7 @@ class CollectorRegistry:
         backend can fetch them all in one round trip. A custom collector that raises is
         logged and left out rather than failing the whole scrape.
         """
-        for item in self._collect(names):
+        for item in self._collect(names, series=False):
             yield as_family(item)
 
     def collect_series(self, names: Collection[str] | None = None) -> Iterator[MetricSeries]:
@@ -173,10 +173,13 @@ class CollectorRegistry:
         samples. Families of custom collectors are read back into series
         (:func:`pytheus.families.series_of_family`).
         """
-        for item in self._collect(names):
+        for item in self._collect(names, series=True):
             yield as_series(item)
 
-    def _collect(self, names: Collection[str] | None) -> Iterator[MetricSeries | MetricFamily]:
+    def _collect(
+        self, names: Collection[str] | None, *, series: bool
+    ) -> Iterator[MetricSeries | MetricFamily]:
+        """Families or, with ``series``, series where the backend gives them."""
         with self._lock:
             items = list(self._collectors.items())
             sources = dict(self._sources)
@@ -188,7 +191,7 @@ class CollectorRegistry:
         include_remote = self is get_registry()
         if metrics or include_remote:
             backend = get_backend()
-            if isinstance(backend, SeriesBackend):
+            if series and isinstance(backend, SeriesBackend):
                 yield from backend.collect_series(
                     metrics, names=names, include_remote=include_remote
                 )

@@ -7,7 +7,6 @@ from typing import Any
 
 from pytheus.definitions import MetricSeries, SeriesSource
 from pytheus.exceptions import ConfigurationError
-from pytheus.families import build_family
 from pytheus.samples import MetricFamily
 
 __all__ = ["MemoryBackend"]
@@ -40,7 +39,7 @@ class MemoryBackend:
     ) -> Iterator[MetricFamily]:
         """Each metric's local values as a family (there are no other processes to read)."""
         for metric in metrics:
-            yield build_family(metric.local_series())
+            yield metric.local_family()
 
     def collect_series(
         self,

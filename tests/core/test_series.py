@@ -208,3 +208,16 @@ def test_a_metric_builds_its_family_from_pairs(registry: CollectorRegistry) -> N
         "latency_count",
         "latency_sum",
     ]
+
+
+def test_the_one_pass_families_of_counters_and_gauges_are_those_of_their_series(
+    registry: CollectorRegistry,
+) -> None:
+    c = Counter("jobs", "J.", required_labels=["queue"])
+    c.labels(queue="a").inc(2)
+    c.labels(queue="b").inc(exemplar={"trace_id": "t1"})
+    g = Gauge("temperature", "T.", required_labels=["room"], unit="celsius")
+    g.labels(room="x").set(-3.5)
+    for metric in (c, g):
+        assert metric.local_family() == build_family(metric.local_series())
+        assert metric.local_family().samples  # not two empty families
