@@ -31,6 +31,7 @@ from django_pytheus import cache, db, metrics
 from django_pytheus.conf import PytheusSettings, get_settings
 from pytheus.backends import Backend, load_backend
 from pytheus.exceptions import PytheusError
+from pytheus.exposition import set_counter_names
 from pytheus.metrics import set_default_max_series
 
 __all__ = [
@@ -108,6 +109,8 @@ def setup() -> None:
     """
     settings = get_settings()
     set_default_max_series(settings.max_series)
+    if settings.counter_names is not None:
+        set_counter_names(settings.counter_names)
     load_configured_backend(settings)
     metrics.reset_metrics()
     if settings.db_metrics:

@@ -12,7 +12,7 @@ import reprlib
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pytheus.definitions import HistogramState, MetricDefinition, SummaryState
 from pytheus.exceptions import InvalidValueError, LabelError, MetricDefinitionError
@@ -30,7 +30,12 @@ __all__ = [
     "InfoChild",
     "SeriesOwner",
     "SummaryChild",
+    "as_number",
+    "check_exemplar",
+    "exception_types",
 ]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Builds a Sample without the Python-level namedtuple __new__ (see CounterChild.samples).
 _sample = tuple.__new__
@@ -50,7 +55,7 @@ class SeriesOwner(Protocol):
     def lock_factory(self) -> Callable[[], Any]: ...
 
 
-def _number(value: object) -> float:
+def as_number(value: object) -> float:
     """``value`` as a float, for the recording methods, when it is not a float already.
 
     Recording does arithmetic on floats only: an int past the float range would raise
@@ -69,7 +74,8 @@ def _number(value: object) -> float:
         ) from None
 
 
-def _check_exemplar(exemplar: Mapping[str, str]) -> dict[str, str]:
+def check_exemplar(exemplar: Mapping[str, str]) -> dict[str, str]:
+    """An exemplar's labels, checked (names, size) and with values as label values."""
     if not isinstance(exemplar, Mapping):
         raise InvalidValueError(
             f"An exemplar is a dict of labels such as {{'trace_id': '...'}}, "
@@ -83,6 +89,56 @@ def _check_exemplar(exemplar: Mapping[str, str]) -> dict[str, str]:
             f"{_EXEMPLAR_MAX_CHARS} characters of label names and values together."
         )
     return labels
+
+
+def exception_types(value: object) -> type[BaseException] | tuple[type[BaseException], ...]:
+    """``value`` if it is an exception class or a tuple of them; checked when the counting
+    is set up, not when an exception is already on its way."""
+    types = value if isinstance(value, tuple) else (value,)
+    if not types or not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
+        raise TypeError(
+            f"count_exceptions() takes an exception class or a tuple of them, such as "
+            f"(KeyError, ValueError); got {reprlib.repr(value)}."
+        )
+    return value  # type: ignore[return-value]
+
+
+class _CountsExceptionsWhenCalled:
+    """``@counter`` counts the exceptions a function raises (and re-raises them), and
+    ``@counter(exceptions=(KeyError, ValueError))`` only those: pytheus 0.6.1's shortcut
+    for ``count_exceptions()``, on a counter and on its children."""
+
+    __slots__ = ()
+
+    def __call__(
+        self: Any,
+        func: F | None = None,
+        exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    ) -> Any:
+        instrument = self.count_exceptions(Exception if exceptions is None else exceptions)
+        return instrument if func is None else instrument(func)
+
+
+class _TimesWhenCalled:
+    """``@histogram`` (or a summary, or a gauge) records the duration of each call of the
+    function it decorates: pytheus 0.6.1's shortcut for ``time()``."""
+
+    __slots__ = ()
+
+    def __call__(self: Any, func: F | None = None) -> Any:
+        instrument = self.time()
+        return instrument if func is None else instrument(func)
+
+
+class _GaugeWhenCalled:
+    """``@gauge`` sets the gauge to the duration of each call; ``@gauge(track_inprogress=True)``
+    counts the calls in progress instead (pytheus 0.6.1's shortcuts)."""
+
+    __slots__ = ()
+
+    def __call__(self: Any, func: F | None = None, track_inprogress: bool = False) -> Any:
+        instrument = self.track_inprogress() if track_inprogress else self.time()
+        return instrument if func is None else instrument(func)
 
 
 class Child:
@@ -106,7 +162,7 @@ class Child:
         raise NotImplementedError
 
 
-class CounterChild(Child):
+class CounterChild(_CountsExceptionsWhenCalled, Child):
     """One counter series."""
 
     __slots__ = ("_value", "_exemplar")
@@ -119,7 +175,7 @@ class CounterChild(Child):
     def inc(self, amount: float = 1.0, exemplar: Mapping[str, str] | None = None) -> None:
         """Add ``amount`` (>= 0); optionally attach an OpenMetrics exemplar."""
         if type(amount) is not float:
-            amount = _number(amount)
+            amount = as_number(amount)
         if not amount >= 0:
             raise InvalidValueError(
                 f"Counters only go up: inc({amount!r}) is not allowed. Use a Gauge for "
@@ -137,7 +193,7 @@ class CounterChild(Child):
 
     def _inc_with_exemplar(self, amount: float, exemplar: Mapping[str, str]) -> None:
         # Checked before recording: a refused exemplar must not leave the increment behind.
-        ex = Exemplar(_check_exemplar(exemplar), amount, time.time())
+        ex = Exemplar(check_exemplar(exemplar), amount, time.time())
         lock = self._lock
         lock.acquire()
         try:
@@ -147,12 +203,17 @@ class CounterChild(Child):
             lock.release()
 
     def count_exceptions(
-        self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
+        self,
+        exception: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        *,
+        exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
     ) -> Instrument:
-        """Count exceptions of the given type(s) raised in a block or decorated function."""
+        """Count exceptions of the given type(s) raised in a block or decorated function
+        (``exceptions=`` is pytheus 0.6.1's name for the argument)."""
+        watched = exception_types(exception if exceptions is None else exceptions)
 
         def stop(_token: object, exc: BaseException | None) -> None:
-            if exc is not None and isinstance(exc, exception):
+            if exc is not None and isinstance(exc, watched):
                 self.inc()
 
         return Instrument(lambda: None, stop)
@@ -172,7 +233,7 @@ class CounterChild(Child):
         return [_sample(Sample, (name, c.labelset, c._value, None, c._exemplar)) for c in children]
 
 
-class GaugeChild(Child):
+class GaugeChild(_GaugeWhenCalled, Child):
     """One gauge series."""
 
     __slots__ = ("_value",)
@@ -184,7 +245,7 @@ class GaugeChild(Child):
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount`` (which may be negative)."""
         if type(amount) is not float:
-            amount = _number(amount)
+            amount = as_number(amount)
         lock = self._lock
         lock.acquire()
         try:
@@ -195,7 +256,7 @@ class GaugeChild(Child):
     def dec(self, amount: float = 1.0) -> None:
         """Subtract ``amount``."""
         if type(amount) is not float:
-            amount = _number(amount)
+            amount = as_number(amount)
         lock = self._lock
         lock.acquire()
         try:
@@ -206,7 +267,7 @@ class GaugeChild(Child):
     def set(self, value: float) -> None:
         """Set the gauge to ``value``."""
         if type(value) is not float:
-            value = _number(value)
+            value = as_number(value)
         lock = self._lock
         lock.acquire()
         try:
@@ -250,7 +311,7 @@ class GaugeChild(Child):
         return [_sample(Sample, (name, c.labelset, c._value, None, None)) for c in children]
 
 
-class HistogramChild(Child):
+class HistogramChild(_TimesWhenCalled, Child):
     """One histogram series: a count per bucket and the sum of observations."""
 
     __slots__ = ("_bounds", "_counts", "_sum", "_exemplars")
@@ -265,7 +326,7 @@ class HistogramChild(Child):
     def observe(self, value: float, exemplar: Mapping[str, str] | None = None) -> None:
         """Record one observation; optionally attach an exemplar to its bucket."""
         if type(value) is not float:
-            value = _number(value)
+            value = as_number(value)
         # bisect_left finds the first bound >= value, i.e. the bucket `le` means.
         # NaN compares false with everything and would land in the first bucket.
         i = bisect_left(self._bounds, value) if value == value else len(self._bounds) - 1
@@ -282,7 +343,7 @@ class HistogramChild(Child):
 
     def _observe_with_exemplar(self, i: int, value: float, exemplar: Mapping[str, str]) -> None:
         # Checked before recording: a refused exemplar must not leave the observation behind.
-        ex = Exemplar(_check_exemplar(exemplar), value, time.time())
+        ex = Exemplar(check_exemplar(exemplar), value, time.time())
         lock = self._lock
         lock.acquire()
         try:
@@ -313,7 +374,7 @@ class HistogramChild(Child):
         return HistogramState(counts, total, exemplars)
 
 
-class SummaryChild(Child):
+class SummaryChild(_TimesWhenCalled, Child):
     """One summary series: count, sum and, optionally, windowed quantiles."""
 
     __slots__ = ("_count", "_sum", "_window", "_quantiles")
@@ -333,7 +394,7 @@ class SummaryChild(Child):
     def observe(self, value: float) -> None:
         """Record one observation."""
         if type(value) is not float:
-            value = _number(value)
+            value = as_number(value)
         lock = self._lock
         lock.acquire()
         try:

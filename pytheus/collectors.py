@@ -20,10 +20,17 @@ import resource
 import weakref
 from collections.abc import Iterator
 
-from pytheus.registry import Collector, Registry, get_registry, real_registry
+from pytheus.registry import (
+    Collector,
+    CustomCollector,
+    Registry,
+    get_registry,
+    real_registry,
+)
 from pytheus.samples import MetricFamily
 
 __all__ = [
+    "CustomCollector",
     "GCCollector",
     "PlatformCollector",
     "ProcessCollector",
@@ -76,7 +83,9 @@ class ProcessCollector:
             return
         utime, stime = float(fields[11]), float(fields[12])
         yield MetricFamily(
-            "process_cpu_seconds", "counter", "Total user and system CPU time spent in seconds."
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
         ).add((utime + stime) / self._ticks)
         yield MetricFamily(
             "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes."
@@ -141,13 +150,17 @@ class GCCollector:
 
     def collect(self) -> Iterator[MetricFamily]:
         collected = MetricFamily(
-            "python_gc_objects_collected", "counter", "Objects collected during gc."
+            "python_gc_objects_collected_total", "counter", "Objects collected during gc."
         )
         uncollectable = MetricFamily(
-            "python_gc_objects_uncollectable", "counter", "Uncollectable objects found during gc."
+            "python_gc_objects_uncollectable_total",
+            "counter",
+            "Uncollectable objects found during gc.",
         )
         collections = MetricFamily(
-            "python_gc_collections", "counter", "Number of times this generation was collected."
+            "python_gc_collections_total",
+            "counter",
+            "Number of times this generation was collected.",
         )
         for generation, stat in enumerate(gc.get_stats()):
             labels = {"generation": str(generation)}

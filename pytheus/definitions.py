@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from pytheus.exceptions import MetricDefinitionError
-from pytheus.naming import series_names, validate_label_name, validate_metric_name
+from pytheus.exceptions import BucketException, MetricDefinitionError
+from pytheus.naming import sample_name, series_names, validate_label_name, validate_metric_name
 from pytheus.samples import Exemplar, LabelSet, MetricFamily, format_float, label_value
 
 __all__ = [
@@ -104,6 +104,19 @@ class MetricDefinition:
     states: tuple[str, ...] = ()
     multiprocess_mode: str = ""
     options: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: The name as the metric was defined (prefix and unit included): for a counter,
+    #: with or without ``_total``. The text format shows it when counter names are
+    #: "as_given" (see :func:`pytheus.exposition.set_counter_names`). By default the
+    #: conventional name: ``<name>_total`` for a counter.
+    given_name: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.given_name:
+            object.__setattr__(
+                self,
+                "given_name",
+                sample_name(self.name, self.type) if self.type == "counter" else self.name,
+            )
 
     def series_names(self) -> tuple[str, ...]:
         """Every sample name this metric can produce, for clash detection."""
@@ -199,6 +212,13 @@ class SeriesSource(Protocol):
         """The same values as samples: ``build_family(local_series())``, maybe faster."""
         ...
 
+    def use_child_class(
+        self, child_class: type[Any] | None, carry: Callable[[Any, Any], None] = ...
+    ) -> None:
+        """Keep the series in ``child_class`` instances (None: the type's own class), for a
+        backend that stores values outside the metric; ``carry(old, new)`` moves values."""
+        ...
+
     def use_lock_factory(self, factory: Callable[[], Any]) -> None:
         """Make the lock of every series, existing and future, with ``factory``.
 
@@ -227,10 +247,10 @@ def check_buckets(name: str, buckets: Iterable[float]) -> tuple[float, ...]:
     """Histogram bounds, increasing and without NaN, with ``+Inf`` added if missing."""
     bounds = list(check_numbers(name, "Buckets", buckets))
     if any(b != b for b in bounds):
-        raise MetricDefinitionError(f"Buckets of {name!r} must not contain NaN: {bounds}.")
+        raise BucketException(f"Buckets of {name!r} must not contain NaN: {bounds}.")
     for lower, upper in itertools.pairwise(bounds):
         if not lower < upper:
-            raise MetricDefinitionError(
+            raise BucketException(
                 f"Buckets of {name!r} must be sorted in increasing order without repeats; "
                 f"{format_float(lower)} comes before {format_float(upper)} in {bounds}. "
                 f"Use sorted(set(buckets))."

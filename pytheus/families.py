@@ -115,7 +115,7 @@ _BUILDERS: dict[str, Callable[[MetricDefinition, Pairs, list[Sample]], None]] = 
 def build_family(ms: MetricSeries) -> MetricFamily:
     """The family of samples that ``ms`` exposes, as both exposition formats render it."""
     d = ms.definition
-    family = MetricFamily(d.name, d.type, d.help, unit=d.unit)
+    family = MetricFamily(d.name, d.type, d.help, unit=d.unit, given_name=d.given_name)
     _BUILDERS[d.type](d, ms.series, family.samples)
     return family
 

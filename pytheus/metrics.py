@@ -50,6 +50,10 @@ from pytheus.children import (
     HistogramChild,
     InfoChild,
     SummaryChild,
+    _CountsExceptionsWhenCalled,
+    _GaugeWhenCalled,
+    _TimesWhenCalled,
+    exception_types,
 )
 from pytheus.definitions import (
     DEFAULT_BUCKETS,
@@ -64,7 +68,12 @@ from pytheus.definitions import (
     check_summary_window,
     check_unit,
 )
-from pytheus.exceptions import LabelError, MetricDefinitionError
+from pytheus.exceptions import (
+    LabelDefinitionError,
+    LabelError,
+    MetricDefinitionError,
+    UnobservableMetricException,
+)
 from pytheus.families import build_family
 from pytheus.limits import set_default_max_series
 from pytheus.naming import (
@@ -73,7 +82,7 @@ from pytheus.naming import (
     validate_label_names,
     validate_metric_name,
 )
-from pytheus.registry import REGISTRY, Registry, real_registry
+from pytheus.registry import REGISTRY, CustomCollector, Registry, real_registry
 from pytheus.samples import EMPTY_LABELS, LabelSet, MetricFamily, label_value, replace_surrogates
 from pytheus.timing import Instrument
 
@@ -88,6 +97,7 @@ __all__ = [
     "METRIC_CLASSES",
     "Counter",
     "CounterChild",
+    "CustomCollector",
     "Enum",
     "EnumChild",
     "Gauge",
@@ -125,7 +135,7 @@ def _dropped_series_counter(registry: Registry) -> Counter:
         counter = _dropped_counters.get(id(target))
         if counter is None or counter._registry is not target:
             counter = Counter(
-                "pytheus_dropped_series",
+                "pytheus_dropped_series_total",
                 "Label sets not stored because their metric reached max_series.",
                 required_labels=["metric"],
                 registry=target,
@@ -147,7 +157,9 @@ class Metric(Generic[ChildT]):
     """
 
     metric_type: ClassVar[str]
-    child_class: ClassVar[type[Child]]
+    #: The class of this type's series; a backend may replace it on one metric with
+    #: :meth:`use_child_class`.
+    child_class: type[Child]
     hot_methods: ClassVar[tuple[str, ...]] = ()
     reserved_labels: ClassVar[frozenset[str]] = frozenset()
     #: Makes each child's lock; a backend may replace it on a metric (the Redis
@@ -162,7 +174,7 @@ class Metric(Generic[ChildT]):
         description: str,
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, object] | None = None,
-        registry: Registry | None = None,
+        registry: Registry | None = REGISTRY,
         *,
         max_series: int | None = None,
         unit: str = "",
@@ -183,15 +195,16 @@ class Metric(Generic[ChildT]):
         defaults: dict[str, str] = {}
         for k, v in (default_labels or {}).items():
             if k not in labelnames:
-                raise MetricDefinitionError(
+                raise LabelDefinitionError(
                     f"Default label {k!r} of {name!r} is not one of its required labels "
                     f"{list(labelnames)}; add it to required_labels or remove the default."
                 )
             defaults[k] = label_value(v)
+        given_total = self.metric_type == "counter" and name.endswith("_total")
         name = check_unit(family_name(name, self.metric_type), self.metric_type, unit)
 
-        self._registry: Registry = registry if registry is not None else REGISTRY
-        prefix = self._registry.prefix
+        self._registry: Registry | None = registry
+        prefix = registry.prefix if registry is not None else ""
         if prefix:
             name = f"{prefix}_{name}"
         self.definition = MetricDefinition(
@@ -200,6 +213,7 @@ class Metric(Generic[ChildT]):
             help=description,
             labelnames=labelnames,
             unit=unit,
+            given_name=f"{name}_total" if given_total else name,
             **(_definition_extra or {}),
         )
         self._lock = threading.Lock()
@@ -219,14 +233,28 @@ class Metric(Generic[ChildT]):
             )
         self.max_series = max_series
         self._sink: ChildT | None = None
+        self._attached = False
 
-        self._registry.register(self)
-        try:
-            attach_metric(self)
-        except BaseException:
-            self._registry.unregister(self)
-            raise
+        # registry=None (as in pytheus 0.6.1): registered nowhere, so that a custom
+        # collector can make its metrics afresh at every collect(). Such a metric keeps
+        # its values in this process until a registry.register() attaches it to the
+        # backend.
+        if registry is not None:
+            registry.register(self)
+            try:
+                self.attach_to_backend()
+            except BaseException:
+                registry.unregister(self)
+                raise
         self._bind_hot_methods()
+
+    def attach_to_backend(self) -> None:
+        """Hand the metric to the active backend (once); registries call it when a metric
+        defined with ``registry=None`` is registered."""
+        if self._attached:
+            return
+        attach_metric(self)
+        self._attached = True
 
     # ---- naming
 
@@ -268,6 +296,8 @@ class Metric(Generic[ChildT]):
             return self._labels_slow(labels)
 
     def _labels_slow(self, labels: Mapping[str, object]) -> ChildT | Self:
+        if not labels and isinstance(labels, Mapping):
+            return self  # as in pytheus 0.6.1: labels({}) adds nothing
         if not isinstance(labels, Mapping):
             raise LabelError(
                 f"labels() takes a dict or keywords, got {reprlib.repr(labels)}; "
@@ -339,7 +369,7 @@ class Metric(Generic[ChildT]):
                 self.name,
                 limit,
             )
-        counter = _dropped_series_counter(self._registry)
+        counter = _dropped_series_counter(self._registry or REGISTRY)
         if counter is not self:
             counter.labels(metric=self.name).inc()
         return sink
@@ -365,7 +395,7 @@ class Metric(Generic[ChildT]):
         if values is None:
             names = self._root.definition.labelnames
             missing = [n for n in names if n not in self._bound]
-            raise LabelError(
+            raise UnobservableMetricException(
                 f"{self.name!r} needs values for the labels {missing} before it can record; "
                 f"call .labels({', '.join(f'{n}=...' for n in missing)}) first."
             )
@@ -399,6 +429,39 @@ class Metric(Generic[ChildT]):
         root._bind_hot_methods()
         if self is not root:
             self._bind_hot_methods()
+
+    def use_child_class(
+        self,
+        child_class: type[Child] | None,
+        carry: Callable[[Any, Any], None] = lambda old, new: None,
+    ) -> None:
+        """Keep this metric's series in ``child_class`` instances from now on (``None``: the
+        type's own class), for a backend that stores values outside the metric.
+
+        Existing series are replaced by new ones with the same labels; ``carry(old, new)``
+        moves each one's values over. Call it from ``register_metric()`` (or ``close()``),
+        before values are recorded: a reference to an old series taken earlier still records
+        into the old one.
+        """
+        root = self._root
+        with root._lock:
+            if child_class is None:
+                root.__dict__.pop("child_class", None)
+            else:
+                root.child_class = child_class
+            cls = root.child_class
+            for values, old in list(root._children.items()):
+                new = cast(ChildT, cls(root, old.labelset))
+                carry(old, new)
+                root._children[values] = new
+            root._sink = None
+            root._cache.clear()
+            views = list(root._views)
+            for view in views:
+                view._cache.clear()
+        root._bind_hot_methods()
+        for view in views:
+            view._bind_hot_methods()
 
     # ---- reading
 
@@ -447,7 +510,7 @@ class Metric(Generic[ChildT]):
         self.use_lock_factory(self.lock_factory)
 
 
-class Counter(Metric[CounterChild]):
+class Counter(_CountsExceptionsWhenCalled, Metric[CounterChild]):
     """A value that only goes up, such as requests served or errors seen.
 
     Samples are named ``<name>_total``: ``Counter("hits", ...)`` and
@@ -469,24 +532,29 @@ class Counter(Metric[CounterChild]):
         # In one pass: the family that build_family(self.local_series()) makes.
         d = self.definition
         samples = CounterChild.samples(sample_name(d.name, d.type), self.children())
-        return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit)
+        return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit, given_name=d.given_name)
 
     def count_exceptions(
-        self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
+        self,
+        exception: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        *,
+        exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
     ) -> Instrument:
-        """Count exceptions raised in a ``with`` block or a decorated function."""
+        """Count exceptions raised in a ``with`` block or a decorated function
+        (``exceptions=`` is pytheus 0.6.1's name for the argument)."""
+        watched = exception_types(exception if exceptions is None else exceptions)
         # The child is looked up at each use, not here: clear() replaces it, and a
         # decorator applied at import time must follow. Missing labels still fail here.
         self._default_child()
 
         def stop(_token: object, exc: BaseException | None) -> None:
-            if exc is not None and isinstance(exc, exception):
+            if exc is not None and isinstance(exc, watched):
                 self._default_child().inc()
 
         return Instrument(lambda: None, stop)
 
 
-class Gauge(Metric[GaugeChild]):
+class Gauge(_GaugeWhenCalled, Metric[GaugeChild]):
     """A value that goes up and down, such as requests in progress or queue length.
 
     ``multiprocess_mode`` says how a multi-process backend combines the values of many
@@ -504,7 +572,7 @@ class Gauge(Metric[GaugeChild]):
         description: str,
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, object] | None = None,
-        registry: Registry | None = None,
+        registry: Registry | None = REGISTRY,
         *,
         max_series: int | None = None,
         unit: str = "",
@@ -531,7 +599,7 @@ class Gauge(Metric[GaugeChild]):
         # As Counter.local_family: gauges are the other common type.
         d = self.definition
         samples = GaugeChild.samples(d.name, self.children())
-        return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit)
+        return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit, given_name=d.given_name)
 
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount``."""
@@ -571,7 +639,7 @@ class Gauge(Metric[GaugeChild]):
         )
 
 
-class Histogram(Metric[HistogramChild]):
+class Histogram(_TimesWhenCalled, Metric[HistogramChild]):
     """Observations counted in buckets, such as request durations or response sizes.
 
     ``buckets`` are upper bounds in increasing order; ``+Inf`` is added for you.
@@ -588,7 +656,7 @@ class Histogram(Metric[HistogramChild]):
         description: str,
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, object] | None = None,
-        registry: Registry | None = None,
+        registry: Registry | None = REGISTRY,
         *,
         max_series: int | None = None,
         buckets: Iterable[float] = DEFAULT_BUCKETS,
@@ -618,7 +686,7 @@ class Histogram(Metric[HistogramChild]):
         )
 
 
-class Summary(Metric[SummaryChild]):
+class Summary(_TimesWhenCalled, Metric[SummaryChild]):
     """Observations summarised by count and sum, and optionally by quantiles.
 
     With ``quantiles=(0.5, 0.9, 0.99)`` the summary also reports those quantiles of the
@@ -638,7 +706,7 @@ class Summary(Metric[SummaryChild]):
         description: str,
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, object] | None = None,
-        registry: Registry | None = None,
+        registry: Registry | None = REGISTRY,
         *,
         max_series: int | None = None,
         quantiles: Iterable[float] = (),
@@ -714,7 +782,7 @@ class Enum(Metric[EnumChild]):
         description: str,
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, object] | None = None,
-        registry: Registry | None = None,
+        registry: Registry | None = REGISTRY,
         *,
         max_series: int | None = None,
         states: Sequence[str],

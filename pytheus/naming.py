@@ -3,8 +3,9 @@
 Two kinds of rule live here, and only here:
 
 * what a valid metric or label name is, checked where a metric is defined: every check
-  raises :class:`~pytheus.exceptions.MetricDefinitionError` with a message that names
-  the offending value, the rule it breaks and how to fix it;
+  raises :class:`~pytheus.exceptions.MetricDefinitionError` (for labels, its subclass
+  :class:`~pytheus.exceptions.LabelDefinitionError`) with a message that names the
+  offending value, the rule it breaks and how to fix it;
 * how a family's name relates to the names of its samples: a counter ``hits`` has
   samples ``hits_total``, an info ``build`` has ``build_info``, a histogram ``latency``
   has ``latency_bucket``, ``latency_sum`` and ``latency_count``. Exposition, registries,
@@ -20,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from pytheus.exceptions import MetricDefinitionError
+from pytheus.exceptions import LabelDefinitionError, MetricDefinitionError
 
 __all__ = [
     "LABEL_NAME_RE",
@@ -61,21 +62,19 @@ def validate_metric_name(name: object) -> str:
 def validate_label_name(name: object, *, reserved: Iterable[str] = ()) -> str:
     """Return ``name`` if it is a valid label name not in ``reserved``, else raise."""
     if not isinstance(name, str):
-        raise MetricDefinitionError(
-            f"Label name {name!r} must be a str, not {type(name).__name__}."
-        )
+        raise LabelDefinitionError(f"Label name {name!r} must be a str, not {type(name).__name__}.")
     if not LABEL_NAME_RE.fullmatch(name):
-        raise MetricDefinitionError(
+        raise LabelDefinitionError(
             f"Invalid label name {name!r}: label names must match [a-zA-Z_][a-zA-Z0-9_]* "
             f"(no colons, not starting with a digit). Try {_suggest(name, LABEL_NAME_RE)!r}."
         )
     if name.startswith("__"):
-        raise MetricDefinitionError(
+        raise LabelDefinitionError(
             f"Invalid label name {name!r}: label names starting with '__' are reserved "
             "for Prometheus' internal use."
         )
     if name in reserved:
-        raise MetricDefinitionError(
+        raise LabelDefinitionError(
             f"Label name {name!r} is reserved for this metric type (it is added to every "
             "sample by the exposition); choose another name."
         )
@@ -89,19 +88,19 @@ def validate_label_names(
     if names is None:
         return ()
     if isinstance(names, str):
-        raise MetricDefinitionError(
+        raise LabelDefinitionError(
             f"Label names must be a list of str, got the single str {names!r}; "
             f"write [{names!r}] instead."
         )
     if not isinstance(names, Iterable):
-        raise MetricDefinitionError(
+        raise LabelDefinitionError(
             f"Label names must be a list of str, got {type(names).__name__} {names!r}."
         )
     result = tuple(validate_label_name(n, reserved=reserved) for n in names)
     seen: set[str] = set()
     for n in result:
         if n in seen:
-            raise MetricDefinitionError(f"Label name {n!r} is given twice.")
+            raise LabelDefinitionError(f"Label name {n!r} is given twice.")
         seen.add(n)
     return result
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pytheus.backends import SeriesBackend, get_backend
 from pytheus.definitions import MetricSeries, SeriesSource
@@ -37,6 +37,8 @@ __all__ = [
     "REGISTRY",
     "Collector",
     "CollectorRegistry",
+    "CollectorRegistryProxy",
+    "CustomCollector",
     "Registry",
     "RegistryProxy",
     "get_registry",
@@ -58,6 +60,40 @@ class Collector(Protocol):
     def collect(self) -> Iterable[MetricFamily]: ...
 
 
+class CustomCollector:
+    """Base class of custom collectors, as in pytheus 0.6.1 (also in pytheus.metrics).
+
+    Subclass it and write ``collect()``, yielding metric objects made afresh with
+    ``registry=None`` (registered nowhere, so that the next collect() can make them
+    again), or :class:`~pytheus.samples.MetricFamily` objects::
+
+        class QueueCollector(CustomCollector):
+            def collect(self):
+                jobs = Gauge("jobs_queued", "Jobs waiting.", registry=None)
+                jobs.set(queue_length())
+                yield jobs
+
+
+        REGISTRY.register(QueueCollector())
+
+    Metric objects are exposed with the values they hold in this process, on every
+    backend. ``register()`` calls ``collect()`` once to learn the names (or
+    ``describe()``, if you write one returning them): a name that another collector or
+    metric of the registry already produces is refused there, with
+    :class:`~pytheus.exceptions.DuplicateMetricError` (pytheus 0.6.1 left the collector
+    out silently).
+    """
+
+    @property
+    def name(self) -> str:
+        """The class name in lower case, as pytheus 0.6.1 named custom collectors."""
+        return type(self).__name__.lower()
+
+    def collect(self) -> Iterable[Any]:
+        """Yield the metrics (or families) of one scrape."""
+        raise NotImplementedError(f"{type(self).__name__} must define collect().")
+
+
 class Registry(Protocol):
     """What metrics need of a registry: :class:`CollectorRegistry` or the proxy."""
 
@@ -69,6 +105,12 @@ class Registry(Protocol):
     def unregister(self, collector: Collector) -> None: ...
 
     def collect(self, names: Collection[str] | None = None) -> Iterator[MetricFamily]: ...
+
+
+def _families(items: Iterable[object]) -> list[MetricFamily]:
+    """What a custom collector yielded, as families: metric objects (pytheus 0.6.1's custom
+    collectors yield metrics made with ``registry=None``) give their local values."""
+    return [i.local_family() if isinstance(i, SeriesSource) else i for i in items]  # type: ignore[misc]
 
 
 def _family_names(families: Iterable[MetricFamily]) -> set[str]:
@@ -111,7 +153,7 @@ class CollectorRegistry:
             names |= {f for f in map(implied_family, names) if f is not None}
             names |= _family_names(d for d in described if isinstance(d, MetricFamily))
             return frozenset(names)
-        return frozenset(_family_names(collector.collect()))
+        return frozenset(_family_names(_families(collector.collect())))
 
     def register(self, collector: Collector) -> None:
         """Add a collector; raise DuplicateMetricError if a name it produces is taken."""
@@ -138,6 +180,14 @@ class CollectorRegistry:
                 self._sources[collector] = collector
             for n in names:
                 self._owners[n] = collector
+        # A metric defined with registry=None joins the active backend when registered.
+        attach = getattr(collector, "attach_to_backend", None)
+        if attach is not None:
+            try:
+                attach()
+            except BaseException:
+                self.unregister(collector)
+                raise
 
     def unregister(self, collector: Collector) -> None:
         """Remove a collector; its names can be registered again."""
@@ -201,7 +251,7 @@ class CollectorRegistry:
             if collector in sources:
                 continue
             try:
-                families = list(collector.collect())
+                families = _families(collector.collect())
             except Exception:
                 logger.exception("Collector %r failed; its metrics are left out.", collector)
                 continue
@@ -225,9 +275,19 @@ class CollectorRegistry:
 
 
 class RegistryProxy:
-    """Stands for the registry that :func:`set_registry` last installed."""
+    """Stands for the registry that :func:`set_registry` (or its method
+    ``REGISTRY.set_registry()``, pytheus 0.6.1's spelling) last installed."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def set_registry(self, registry: CollectorRegistry) -> None:
+        """Stand for ``registry`` from now on; do it before defining metrics, which take
+        the registry's prefix and register in it when they are defined."""
+        if not isinstance(registry, CollectorRegistry):
+            raise TypeError(
+                f"set_registry() takes a CollectorRegistry, got {type(registry).__name__}."
+            )
         self._registry = registry
 
     @property
@@ -269,9 +329,13 @@ class RegistryProxy:
 REGISTRY = RegistryProxy(CollectorRegistry())
 
 
+#: pytheus 0.6.1's name for the proxy class.
+CollectorRegistryProxy = RegistryProxy
+
+
 def set_registry(registry: CollectorRegistry) -> None:
     """Point :data:`REGISTRY` at ``registry``; metrics defined afterwards register there."""
-    REGISTRY._registry = registry
+    REGISTRY.set_registry(registry)
 
 
 def get_registry() -> CollectorRegistry:

@@ -196,10 +196,12 @@ class MetricFamily:
     ``name`` is the OpenMetrics family name: for a counter it is the name without the
     ``_total`` suffix that its samples carry (``http_requests`` for samples named
     ``http_requests_total``), for an info without ``_info`` (see
-    :func:`pytheus.naming.family_name`).
+    :func:`pytheus.naming.family_name`). ``given_name`` is the name as given (with or
+    without ``_total``), which the text format shows for counters when counter names are
+    "as_given" (see :func:`pytheus.exposition.set_counter_names`).
     """
 
-    __slots__ = ("name", "type", "help", "unit", "samples")
+    __slots__ = ("name", "type", "help", "unit", "samples", "given_name")
 
     def __init__(
         self,
@@ -209,9 +211,11 @@ class MetricFamily:
         samples: list[Sample] | None = None,
         *,
         unit: str = "",
+        given_name: str = "",
     ) -> None:
         if type not in METRIC_TYPES:
             raise ValueError(f"Unknown metric type {type!r}; use one of {sorted(METRIC_TYPES)}.")
+        self.given_name = given_name or name
         self.name = family_name(name, type)
         self.type = type
         self.help = help

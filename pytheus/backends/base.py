@@ -19,13 +19,28 @@ instantiated with one argument, its config mapping (or ``None``), by
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Collection, Iterable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pytheus.definitions import MetricSeries, SeriesSource
 from pytheus.samples import MetricFamily
 
 __all__ = ["Backend", "SeriesBackend"]
+
+# pytheus 0.6.1 defined these here; code that imports them from here keeps working.
+_FROM_PACKAGE = frozenset({"BackendConfig", "SingleProcessBackend", "load_backend"})
+# and imported these into it.
+_FROM_EXCEPTIONS = frozenset({"InvalidBackendClassException", "InvalidBackendConfigException"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_PACKAGE:
+        # The package has finished importing by now: importing this module imports it.
+        return getattr(sys.modules["pytheus.backends"], name)
+    if name in _FROM_EXCEPTIONS:
+        return getattr(sys.modules["pytheus.exceptions"], name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @runtime_checkable

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from pytheus.backends import MemoryBackend, get_backend
-from pytheus.registry import CollectorRegistry, Registry
+from pytheus.registry import REGISTRY, CollectorRegistry, Registry
 from tests.core.helpers import Parsed, scrape
 
 
@@ -31,7 +31,7 @@ def exposition() -> Callable[..., tuple[Parsed, Parsed]]:
     Returns ``(text, openmetrics)`` as :class:`~tests.core.helpers.Parsed`.
     """
 
-    def check(registry: Registry | None = None, *, lint: bool = True) -> tuple[Parsed, Parsed]:
+    def check(registry: Registry = REGISTRY, *, lint: bool = True) -> tuple[Parsed, Parsed]:
         return scrape(registry, lint=lint)
 
     return check

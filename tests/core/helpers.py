@@ -8,7 +8,7 @@ and strict OpenMetrics parser (:mod:`tests.helpers`, where parsing and waiting l
 from __future__ import annotations
 
 from pytheus.exposition import generate_metrics, generate_openmetrics
-from pytheus.registry import Registry, get_registry
+from pytheus.registry import REGISTRY, Registry
 from tests.helpers import (
     Parsed,
     SampleKey,
@@ -33,7 +33,7 @@ __all__ = [
 
 
 def scrape(
-    registry: Registry | None = None, *, promtool: bool = True, lint: bool = True
+    registry: Registry = REGISTRY, *, promtool: bool = True, lint: bool = True
 ) -> tuple[Parsed, Parsed]:
     """Render ``registry`` (the current global one by default) in both formats, validate
     both, and return ``(text, openmetrics)`` parsed.
@@ -41,9 +41,8 @@ def scrape(
     ``promtool=False`` skips promtool, for callers that check many expositions and run it
     once on a batch.
     """
-    reg: Registry = registry if registry is not None else get_registry()
-    text = generate_metrics(reg)
-    om = generate_openmetrics(reg)
+    text = generate_metrics(registry)
+    om = generate_openmetrics(registry)
     if promtool:
         promtool_check_metrics(text, lint=lint)
     return parse_text(text), parse_openmetrics(om)

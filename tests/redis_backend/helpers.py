@@ -27,7 +27,7 @@ from typing import Any
 import redis
 
 from pytheus.exposition import generate_metrics, generate_openmetrics
-from pytheus.registry import Registry, get_registry
+from pytheus.registry import REGISTRY, Registry
 from tests.helpers import Parsed, parse_openmetrics, parse_text, wait_for
 from tests.servers import LOOPBACK
 
@@ -59,15 +59,13 @@ REPO = Path(__file__).resolve().parents[2]
 CHILD_LIFETIME = 60
 
 
-def scrape(registry: Registry | None = None) -> Parsed:
+def scrape(registry: Registry = REGISTRY) -> Parsed:
     """Scrape ``registry`` (the global one by default) through the active backend, parsed."""
-    return parse_text(generate_metrics(registry if registry is not None else get_registry()))
+    return parse_text(generate_metrics(registry))
 
 
-def scrape_openmetrics(registry: Registry | None = None) -> Parsed:
-    return parse_openmetrics(
-        generate_openmetrics(registry if registry is not None else get_registry())
-    )
+def scrape_openmetrics(registry: Registry = REGISTRY) -> Parsed:
+    return parse_openmetrics(generate_openmetrics(registry))
 
 
 def wait_for_value(
@@ -76,7 +74,7 @@ def wait_for_value(
     expected: float | None,
     *,
     timeout: float = 10.0,
-    registry: Registry | None = None,
+    registry: Registry = REGISTRY,
 ) -> Parsed:
     """Scrape until sample ``name{labels}`` is ``expected`` (None: absent); return that scrape."""
     last: list[float | None] = []
