@@ -30,6 +30,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
 from django_pytheus import metrics as _metrics
+from django_pytheus.compat import DbSeries
 from django_pytheus.context import current_request
 
 __all__ = ["QueryObserver", "install", "statement_kind", "uninstall"]
@@ -153,18 +154,33 @@ class QueryObserver:
             m.query_errors_total.labels(
                 alias=self.alias, vendor=self.vendor, type=type(exc).__name__
             ).inc()
+            if m.compat is not None:
+                m.compat.db_error(self.alias, self.vendor, exc)
             raise
         finally:
             elapsed = perf_counter() - start
             series = _metrics.get_metrics().query_series(self.alias, self.vendor)
             kind = _FAST_KINDS.get(sql[:7]) if type(sql) is str else None
-            series[kind or statement_kind(sql)].observe(elapsed)
+            series.durations[kind or statement_kind(sql)].observe(elapsed)
             state = current_request.get()
             if state is not None:
                 state.queries += 1
+            if series.compat is not None:
+                _count_compat(series.compat, many, params, elapsed)
 
     def __repr__(self) -> str:
         return f"<QueryObserver alias={self.alias!r} vendor={self.vendor!r}>"
+
+
+def _count_compat(series: DbSeries, many: bool, params: Any, elapsed: float) -> None:
+    # django-prometheus counted each statement of an executemany(), as executed and as
+    # bulk; a parameter list without a length (an iterator) counts as one.
+    n = len(params) if many and hasattr(params, "__len__") else 1
+    series.execute.inc(n)
+    if many:
+        series.execute_many.inc(n)
+    if series.duration is not None:
+        series.duration.observe(elapsed)
 
 
 def observe_connection(connection: BaseDatabaseWrapper) -> bool:
@@ -178,9 +194,10 @@ def observe_connection(connection: BaseDatabaseWrapper) -> bool:
 
 def _on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
     observe_connection(connection)
-    _metrics.get_metrics().connections_total.labels(
-        alias=connection.alias, vendor=connection.vendor
-    ).inc()
+    m = _metrics.get_metrics()
+    m.connections_total.labels(alias=connection.alias, vendor=connection.vendor).inc()
+    if m.compat is not None:
+        m.compat.db_connected(connection.alias, connection.vendor)
 
 
 _DISPATCH_UID = "django_pytheus.db"

@@ -29,7 +29,8 @@ and ``<unmatched>`` for URLs that resolved to no view; ``statement`` is ``select
 
 The metrics are created once, when the app is ready, in the registry that is current
 then; :func:`get_metrics` returns them. The :class:`DjangoMetrics` object is also the one
-cache of the series that requests, queries and cache operations record into: recording
+cache of the series that requests, queries and cache operations record into (with its
+optional sets, :mod:`django_pytheus.orm` and :mod:`django_pytheus.compat`): recording
 code asks it each time (a dictionary lookup) and keeps nothing, so when the metrics are
 made anew (tests) the old series go with the old object. Other code (an admin page, a
 test) reads the metrics from there::
@@ -45,6 +46,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any, NamedTuple, Protocol, TypeVar
 
+from django_pytheus import orm as _orm
+from django_pytheus.compat import CompatMetrics, DbSeries
 from django_pytheus.conf import PytheusSettings, get_settings
 from pytheus.children import Child
 from pytheus.metrics import (
@@ -64,6 +67,7 @@ __all__ = [
     "UNMATCHED",
     "CacheSeries",
     "DjangoMetrics",
+    "QuerySeries",
     "RequestSeries",
     "get_metrics",
     "reset_metrics",
@@ -108,6 +112,13 @@ class RequestSeries(NamedTuple):
     request_size: HistogramChild
     response_size: HistogramChild
     queries: HistogramChild | None  # None with DB_METRICS off
+
+
+class QuerySeries(NamedTuple):
+    """The series of one database connection (alias, vendor), looked up once."""
+
+    durations: dict[str, HistogramChild]  # by statement kind (STATEMENTS)
+    compat: DbSeries | None  # django-prometheus's (PYTHEUS["COMPAT"]), else None
 
 
 class CacheSeries(NamedTuple):
@@ -222,16 +233,27 @@ class DjangoMetrics:
             ["cache", "operation", "type"],
         )
 
+        # Optional sets, defined only when the settings ask for them.
+        native = {n for m in self.all() for n in m.definition.series_names()}
+        self.orm: _orm.OrmMetrics | None = None
+        if s.model_metrics is not None or s.migration_metrics:
+            self.orm = _orm.OrmMetrics(s, registry, native)
+        self.compat: CompatMetrics | None = None
+        if s.compat is not None:
+            self.compat = CompatMetrics(s, registry, native)
+
         # The one cache of series (see the module docstring).
         self._by_route = settings.view_label == "route"
         self._request_series: dict[tuple[str, str | None, str], RequestSeries | None] = {}
         self._progress: dict[str, GaugeChild] = {}
-        self._query_series: dict[tuple[str, str], dict[str, HistogramChild]] = {}
+        self._query_series: dict[tuple[str, str], QuerySeries] = {}
         self._cache_series: dict[str, CacheSeries] = {}
 
     def all(self) -> tuple[Any, ...]:
-        """Every metric object, in definition order."""
-        return tuple(v for v in vars(self).values() if isinstance(v, Counter | Gauge | Histogram))
+        """Every metric object, in definition order (the optional sets' last)."""
+        own = tuple(v for v in vars(self).values() if isinstance(v, Counter | Gauge | Histogram))
+        optional = (getattr(self, "orm", None), getattr(self, "compat", None))
+        return own + tuple(m for extra in optional if extra is not None for m in extra.all())
 
     def unregister(self) -> None:
         """Remove every metric from its registry (their names can be defined again)."""
@@ -287,14 +309,17 @@ class DjangoMetrics:
             child = self._progress[method] = _series(self.requests_in_progress, method=method)
         return child
 
-    def query_series(self, alias: str, vendor: str) -> dict[str, HistogramChild]:
-        """The query duration series of one database connection, by statement kind."""
+    def query_series(self, alias: str, vendor: str) -> QuerySeries:
+        """The series the queries of one database connection record into."""
         series = self._query_series.get((alias, vendor))
         if series is None:
-            series = self._query_series[alias, vendor] = {
-                kind: _series(self.query_duration, alias=alias, vendor=vendor, statement=kind)
-                for kind in STATEMENTS
-            }
+            series = self._query_series[alias, vendor] = QuerySeries(
+                {
+                    kind: _series(self.query_duration, alias=alias, vendor=vendor, statement=kind)
+                    for kind in STATEMENTS
+                },
+                None if self.compat is None else self.compat.db_series(alias, vendor),
+            )
         return series
 
     def cache_series(self, alias: str) -> CacheSeries:
@@ -329,6 +354,7 @@ def get_metrics() -> DjangoMetrics:
     metrics = current
     if metrics is None:
         metrics = current = DjangoMetrics(get_settings(), get_registry())
+        _orm.activate(metrics.orm)
     return metrics
 
 

@@ -9,8 +9,9 @@
    ``BACKEND_CONFIG = {"CACHE": alias}`` the backend gets that django-redis cache's
    connection pool; making the client opens no connection;
 3. defines the metrics (:mod:`django_pytheus.metrics`);
-4. installs the query observer on every connection (:mod:`django_pytheus.db`) and
-   instruments every cache (:mod:`django_pytheus.cache`), as the settings ask.
+4. installs the query observer on every connection (:mod:`django_pytheus.db`),
+   instruments every cache (:mod:`django_pytheus.cache`) and connects the model
+   signals (:mod:`django_pytheus.orm`), as the settings ask.
 
 A mistake in the settings does not stop ``django.setup()``: :func:`start` (what
 ``ready()`` calls) keeps it, ``manage.py check`` reports it (``django_pytheus.E001``/
@@ -27,7 +28,7 @@ from typing import Any
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 
-from django_pytheus import cache, db, metrics
+from django_pytheus import cache, db, metrics, orm
 from django_pytheus.conf import PytheusSettings, get_settings
 from pytheus.backends import Backend, load_backend
 from pytheus.exceptions import PytheusError
@@ -112,7 +113,7 @@ def setup() -> None:
     if settings.counter_names is not None:
         set_counter_names(settings.counter_names)
     load_configured_backend(settings)
-    metrics.reset_metrics()
+    orm.install(settings, metrics.reset_metrics().orm)
     if settings.db_metrics:
         db.install()
     else:
