@@ -44,21 +44,13 @@ test) reads the metrics from there::
 from __future__ import annotations
 
 import contextlib
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol
 
 from django_pytheus import orm as _orm
 from django_pytheus.compat import CompatMetrics, DbSeries
 from django_pytheus.conf import PytheusSettings, get_settings
-from pytheus.children import Child
-from pytheus.metrics import (
-    Counter,
-    CounterChild,
-    Gauge,
-    GaugeChild,
-    Histogram,
-    HistogramChild,
-    Metric,
-)
+from django_pytheus.series import series_of
+from pytheus.metrics import Counter, CounterChild, Gauge, GaugeChild, Histogram, HistogramChild
 from pytheus.registry import CollectorRegistry, get_registry
 
 __all__ = [
@@ -81,17 +73,6 @@ METHODS = frozenset(
 STATEMENTS = ("select", "insert", "update", "delete", "other")
 #: The ``view`` label of requests that matched no URL pattern.
 UNMATCHED = "<unmatched>"
-
-
-ChildT = TypeVar("ChildT", bound=Child)
-
-
-def _series(metric: Metric[ChildT], **labels: str) -> ChildT:
-    """The series of ``metric`` with these labels, all of them given."""
-    child = metric.labels(labels)
-    if isinstance(child, Metric):  # labels() gives a partial view when some are missing
-        raise TypeError(f"{metric!r} needs all its labels, got only {sorted(labels)}.")
-    return child
 
 
 class ResolvedURL(Protocol):
@@ -293,11 +274,13 @@ class DjangoMetrics:
         series = None
         if view is not None:
             series = RequestSeries(
-                _series(self.requests_total, method=method, view=view, status=status),
-                _series(self.request_duration, method=method, view=view),
-                _series(self.request_size, method=method, view=view),
-                _series(self.response_size, method=method, view=view),
-                _series(self.queries_per_request, view=view) if self.settings.db_metrics else None,
+                series_of(self.requests_total, method=method, view=view, status=status),
+                series_of(self.request_duration, method=method, view=view),
+                series_of(self.request_size, method=method, view=view),
+                series_of(self.response_size, method=method, view=view),
+                series_of(self.queries_per_request, view=view)
+                if self.settings.db_metrics
+                else None,
             )
         self._request_series[key] = series
         return series
@@ -306,7 +289,7 @@ class DjangoMetrics:
         """The in-progress gauge of one method."""
         child = self._progress.get(method)
         if child is None:
-            child = self._progress[method] = _series(self.requests_in_progress, method=method)
+            child = self._progress[method] = series_of(self.requests_in_progress, method=method)
         return child
 
     def query_series(self, alias: str, vendor: str) -> QuerySeries:
@@ -315,7 +298,7 @@ class DjangoMetrics:
         if series is None:
             series = self._query_series[alias, vendor] = QuerySeries(
                 {
-                    kind: _series(self.query_duration, alias=alias, vendor=vendor, statement=kind)
+                    kind: series_of(self.query_duration, alias=alias, vendor=vendor, statement=kind)
                     for kind in STATEMENTS
                 },
                 None if self.compat is None else self.compat.db_series(alias, vendor),
@@ -327,8 +310,8 @@ class DjangoMetrics:
         series = self._cache_series.get(alias)
         if series is None:
             series = self._cache_series[alias] = CacheSeries(
-                _series(self.cache_hits_total, cache=alias),
-                _series(self.cache_misses_total, cache=alias),
+                series_of(self.cache_hits_total, cache=alias),
+                series_of(self.cache_misses_total, cache=alias),
                 {},
             )
         return series
@@ -338,7 +321,7 @@ class DjangoMetrics:
         durations = self.cache_series(alias).durations
         child = durations.get(operation)
         if child is None:
-            child = durations[operation] = _series(
+            child = durations[operation] = series_of(
                 self.cache_duration, cache=alias, operation=operation
             )
         return child

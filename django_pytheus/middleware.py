@@ -292,7 +292,7 @@ class PytheusMiddleware:
                 rec.response,
                 status,
                 duration,
-                match and match.view_name,
+                None if match is None else match.view_name,
             )
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
