@@ -34,11 +34,6 @@ Every key is optional::
         # "as_given" (exactly as defined, as pytheus 0.6.1 exposed them). None: the
         # PYTHEUS_COUNTER_NAMES environment variable, else "total".
         "COUNTER_NAMES": None,
-        # Model operations (django_pytheus.orm): True, ["shop.Order"], {"shop.Order": "order"}.
-        "MODEL_METRICS": False,
-        "MIGRATION_METRICS": False,  # applied/unapplied migrations, computed at scrapes
-        # django-prometheus 2.5's names, types and labels as well (django_pytheus.compat).
-        "COMPAT": "django_prometheus",
         "AUTH": {  # who may read /metrics; see django_pytheus.access
             "TOKENS": ["..."],
             "BASIC": {"prometheus": "..."},
@@ -51,8 +46,8 @@ Every key is optional::
 
 :func:`get_settings` validates the dict once and caches the result; the cache is
 cleared when a test changes ``PYTHEUS``, ``CACHES`` or django-prometheus's settings
-(``setting_changed``). Every
-mistake raises :class:`~django.core.exceptions.ImproperlyConfigured` naming the key.
+(``setting_changed``). Every mistake raises
+:class:`~django.core.exceptions.ImproperlyConfigured` naming the key.
 """
 
 from __future__ import annotations
