@@ -45,15 +45,17 @@ system-deps:
 venv:
 	@bash scripts/venv.sh "$(PYTHON)" "$(VENV)" "$(VENV_GOAL)" "$(origin PYTHON)"
 
-## lint: ruff (lint and format check) and mypy
+## lint: ruff (lint and format check), the import layers (import-linter) and mypy
 lint: venv
 	@echo "lint: ruff check"
 	@$(BIN)/ruff check --quiet .
 	@echo "lint: ruff format --check"
 	@$(BIN)/ruff format --check --quiet .
+	@echo "lint: import layers"
+	@out=$$($(BIN)/lint-imports --no-cache --no-logo 2>&1) || { echo "$$out"; exit 1; }
 	@$(MAKE) typecheck
 
-## typecheck: mypy --strict on the files configured in pyproject.toml (the pytheus package)
+## typecheck: mypy --strict on the files configured in pyproject.toml (pytheus, django_pytheus)
 typecheck: venv
 	@if [ -d pytheus ]; then \
 		echo "lint: mypy"; $(BIN)/mypy; \
