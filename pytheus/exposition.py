@@ -30,6 +30,7 @@ from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from pytheus.exceptions import BackendUnavailableError, ConfigurationError
+from pytheus.naming import sample_name
 from pytheus.registry import REGISTRY
 from pytheus.samples import (
     Exemplar,
@@ -141,28 +142,25 @@ def _render_text(families: Iterable[MetricFamily]) -> str:
     append = out.append
     as_given = _naming.as_given
     for family in families:
-        name = family.name
+        # The text format names a counter (an info) after its samples: x_total (x_info).
+        name = sample_name(family.name, family.type)
         samples: Iterable[Sample] = family.samples
-        if family.type == "counter":
-            name += "_total"
-            if as_given and family.given_name != name:
-                given, total = family.given_name, name
-                name = given
-                samples = [s._replace(name=given) if s.name == total else s for s in samples]
-        elif family.type == "info":
-            name += "_info"
+        if as_given and family.type == "counter" and family.given_name != name:
+            given, total = family.given_name, name
+            name = given
+            samples = [s._replace(name=given) if s.name == total else s for s in samples]
         kind = _TEXT_TYPES.get(family.type, family.type)
         help_text = _escape_help_text(family.help)
         append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
         created: list[Sample] = []
-        last = family.samples[-1] if family.samples else None
-        if last is not None and last.name == f"{family.name}_created":
+        created_name = f"{family.name}_created"
+        if family.samples and family.samples[-1].name == created_name:
             # Families bridged from prometheus_client carry _created samples (always as
             # the last one): the text format shows them as a gauge family of their own,
             # after the family, as prometheus_client does.
-            created = [s for s in samples if s.name == last.name]
-            samples = [s for s in samples if s.name != last.name]
-        for sample_name, labels, value, timestamp, _ in samples:
+            created = [s for s in samples if s.name == created_name]
+            samples = [s for s in samples if s.name != created_name]
+        for name_of_sample, labels, value, timestamp, _ in samples:
             # Inlined label and value formatting: this loop runs once per series.
             text = labels.text if type(labels) is LabelSet else _labels_text(labels)
             number = (
@@ -173,16 +171,18 @@ def _render_text(families: Iterable[MetricFamily]) -> str:
             if timestamp is not None:
                 number = f"{number} {int(timestamp * 1000)}"
             if text:
-                append(f"{sample_name}{{{text}}} {number}\n")
+                append(f"{name_of_sample}{{{text}}} {number}\n")
             else:
-                append(f"{sample_name} {number}\n")
+                append(f"{name_of_sample} {number}\n")
         if created:
-            append(f"# HELP {last.name} {help_text}\n# TYPE {last.name} gauge\n")  # type: ignore[union-attr]
-            for sample_name, labels, value, _, _ in created:
+            append(f"# HELP {created_name} {help_text}\n# TYPE {created_name} gauge\n")
+            for name_of_sample, labels, value, _, _ in created:
                 text = _labels_text(labels)
                 number = _format_value(value)
                 append(
-                    f"{sample_name}{{{text}}} {number}\n" if text else f"{sample_name} {number}\n"
+                    f"{name_of_sample}{{{text}}} {number}\n"
+                    if text
+                    else f"{name_of_sample} {number}\n"
                 )
     return "".join(out)
 

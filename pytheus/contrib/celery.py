@@ -58,16 +58,9 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
+from pytheus.backends import close_backend
 from pytheus.metrics import Counter, Gauge, Histogram
 from pytheus.registry import REGISTRY, Registry
-
-try:
-    from celery import signals
-except ImportError as exc:  # pragma: no cover - depends on the installation
-    raise ImportError(
-        "pytheus.contrib.celery needs Celery: pip install celery (the 'celery' extra of "
-        "this package)."
-    ) from exc
 
 __all__ = [
     "EAGER",
@@ -488,31 +481,43 @@ def _on_process_shutdown(m: CeleryMetrics, sender: Any = None, **_: Any) -> None
         return  # the solo pool: the main process's atexit sends its last metrics
     # A pool process leaves through os._exit(), which skips atexit: this is its last
     # chance to send what it recorded (max_tasks_per_child, autoscaling, shutdown).
-    from pytheus.backends import close_backend
-
     worker = str(sender or m.hostname or _hostname or OTHER)
     m.processes.labels(worker=worker, role="pool").set(0)
     close_backend()
 
 
-_HANDLERS: tuple[tuple[Any, Callable[..., None]], ...] = (
-    (signals.before_task_publish, _on_before_publish),
-    (signals.after_task_publish, _on_published),
-    (signals.task_received, _on_received),
-    (signals.task_prerun, _on_prerun),
-    (signals.task_postrun, _on_postrun),
-    (signals.task_success, _on_success),
-    (signals.task_failure, _on_failure),
-    (signals.task_retry, _on_retry),
-    (signals.task_revoked, _on_revoked),
-    (signals.task_unknown, _on_unknown),
-    (signals.task_rejected, _on_rejected),
-    (signals.worker_init, _on_worker_init),
-    (signals.worker_ready, _on_worker_ready),
-    (signals.worker_shutdown, _on_worker_shutdown),
-    (signals.worker_process_init, _on_process_init),
-    (signals.worker_process_shutdown, _on_process_shutdown),
+# Signal name -> receiver; the signals are looked up when connecting, so that importing
+# this module does not import Celery (some 0.4 s: a Django site that never turns CELERY on
+# must not pay it at start-up).
+_HANDLERS: tuple[tuple[str, Callable[..., None]], ...] = (
+    ("before_task_publish", _on_before_publish),
+    ("after_task_publish", _on_published),
+    ("task_received", _on_received),
+    ("task_prerun", _on_prerun),
+    ("task_postrun", _on_postrun),
+    ("task_success", _on_success),
+    ("task_failure", _on_failure),
+    ("task_retry", _on_retry),
+    ("task_revoked", _on_revoked),
+    ("task_unknown", _on_unknown),
+    ("task_rejected", _on_rejected),
+    ("worker_init", _on_worker_init),
+    ("worker_ready", _on_worker_ready),
+    ("worker_shutdown", _on_worker_shutdown),
+    ("worker_process_init", _on_process_init),
+    ("worker_process_shutdown", _on_process_shutdown),
 )
+
+
+def _signals() -> Any:
+    try:
+        from celery import signals
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ImportError(
+            "pytheus.contrib.celery needs Celery: pip install celery (the 'celery' extra "
+            "of this package)."
+        ) from exc
+    return signals
 
 
 def instrument(
@@ -532,6 +537,7 @@ def instrument(
     disconnects.
     """
     global _current, _connected
+    signals = _signals()  # before anything is defined: without Celery, nothing changes
     # Defined unregistered, then registered together: a name already taken leaves
     # neither half of the set behind.
     new = CeleryMetrics(app, namespace, None, runtime_buckets, queue_wait_buckets)
@@ -552,8 +558,10 @@ def instrument(
     new.hostname = old.hostname if old is not None else _hostname
     _current = new
     if not _connected:
-        for signal, handler in _HANDLERS:
-            signal.connect(handler, weak=False, dispatch_uid=f"pytheus.{handler.__name__}")
+        for signal_name, handler in _HANDLERS:
+            getattr(signals, signal_name).connect(
+                handler, weak=False, dispatch_uid=f"pytheus.{handler.__name__}"
+            )
         _connected = True
     return new
 
@@ -571,8 +579,12 @@ def _unregister(metrics: CeleryMetrics, registry: Registry | None = None) -> Non
 def uninstrument() -> None:
     """Disconnect the signals and unregister the metrics."""
     global _current, _connected
-    for signal, handler in _HANDLERS:
-        signal.disconnect(handler, dispatch_uid=f"pytheus.{handler.__name__}")
+    if _connected:
+        signals = _signals()
+        for signal_name, handler in _HANDLERS:
+            getattr(signals, signal_name).disconnect(
+                handler, dispatch_uid=f"pytheus.{handler.__name__}"
+            )
     _connected = False
     old, _current = _current, None
     if old is not None:

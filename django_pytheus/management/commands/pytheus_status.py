@@ -16,7 +16,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_pytheus.apps import raise_setup_error
+from django_pytheus.startup import raise_setup_error
 from pytheus.backends import get_backend
 from pytheus.exceptions import BackendUnavailableError
 from pytheus.registry import REGISTRY
