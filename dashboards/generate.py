@@ -14,9 +14,9 @@ gauges and rare counters are read raw. Every query honours the ``job`` and ``ins
 variables, and the per-view ones ``view``. With the Redis backend every instance of a
 job reports the numbers of all its processes: choose one instance, or scrape one address.
 
-Adding a row (the Celery task panels will be one, once django_pytheus records tasks):
-write a function that returns its panels, like :func:`traffic`, and add it to
-:data:`ROWS` with its title; panel ids and grid positions follow from the order.
+Adding a row: write a function that returns its panels, like :func:`traffic` or
+:func:`celery`, and add it to :data:`ROWS` with its title; panel ids and grid positions
+follow from the order.
 """
 
 from __future__ import annotations
@@ -382,6 +382,83 @@ def backend() -> list[Panel]:
     ]
 
 
+TASKS_PUBLISHED = f"job_instance_task:celery_tasks_published:rate5m{{{SEL}}}"
+TASKS_SUCCEEDED = f"job_instance_task:celery_tasks_succeeded:rate5m{{{SEL}}}"
+TASKS_FAILED = f"rate(celery_tasks_failed_total{{{SEL}}}[5m])"
+TASK_RUNTIME = f"job_instance_task_le:celery_task_runtime_seconds_bucket:rate5m{{{SEL}}}"
+QUEUE_WAIT = f"job_instance_queue_le:celery_task_queue_wait_seconds_bucket:rate5m{{{SEL}}}"
+
+
+def celery() -> list[Panel]:
+    """Celery's tasks and workers (``PYTHEUS["CELERY"]``, pytheus.contrib.celery); with the
+    Redis backend the web processes' scrape holds the workers' numbers too."""
+    return [
+        graph(
+            "Tasks per second by task",
+            "5-minute rate of tasks published (where delay() runs), succeeded and failed "
+            "(in the workers), by task name.",
+            "ops",
+            query(f"sum by (task) ({TASKS_PUBLISHED})", "{{task}} published", "A"),
+            query(f"sum by (task) ({TASKS_SUCCEEDED})", "{{task}} succeeded", "B"),
+            query(f"sum by (task) ({TASKS_FAILED})", "{{task}} failed", "C"),
+        ),
+        graph(
+            "Task failures by exception",
+            "Tasks that raised, by task and exception type (5-minute rate; failures are rare, "
+            "so read raw rather than recorded).",
+            "ops",
+            query(f"sum by (task, exception) ({TASKS_FAILED})", "{{task}} {{exception}}"),
+        ),
+        graph(
+            "Queue wait",
+            "p50 and p99 of the time from publication to the start of a task, by queue: a "
+            "wait that grows means too few workers for the queue.",
+            "s",
+            query(quantile(0.5, QUEUE_WAIT, "queue, "), "{{queue}} p50", "A"),
+            query(quantile(0.99, QUEUE_WAIT, "queue, "), "{{queue}} p99", "B"),
+        ),
+        graph(
+            "Task run time p99 by task",
+            "99th percentile of the time a task runs, by task name.",
+            "s",
+            query(quantile(0.99, TASK_RUNTIME, "task, "), "{{task}}"),
+        ),
+        graph(
+            "Retries, revocations and rejections",
+            "Tasks retried, revoked (by reason: revoked, terminated, expired) and rejected "
+            "(unknown task, unreadable message), 5-minute rate.",
+            "ops",
+            query(
+                f"sum by (task) (rate(celery_tasks_retried_total{{{SEL}}}[5m]))",
+                "{{task}} retried",
+                "A",
+            ),
+            query(
+                f"sum by (task, reason) (rate(celery_tasks_revoked_total{{{SEL}}}[5m]))",
+                "{{task}} revoked ({{reason}})",
+                "B",
+            ),
+            query(
+                f"sum by (reason) (rate(celery_tasks_rejected_total{{{SEL}}}[5m]))",
+                "rejected ({{reason}})",
+                "C",
+            ),
+        ),
+        graph(
+            "Tasks in progress and worker processes",
+            "Tasks running now and the worker processes alive, by worker (live processes "
+            "only: a killed worker drops out within the backend's process_timeout).",
+            "short",
+            query(
+                f"sum by (worker) (celery_tasks_in_progress{{{SEL}}})", "{{worker}} running", "A"
+            ),
+            query(
+                f"sum by (worker) (celery_worker_processes{{{SEL}}})", "{{worker}} processes", "B"
+            ),
+        ),
+    ]
+
+
 #: The dashboard's rows, top to bottom: (title, panels).
 ROWS: Sequence[tuple[str, Callable[[], list[Panel]]]] = (
     ("Traffic", traffic),
@@ -389,6 +466,7 @@ ROWS: Sequence[tuple[str, Callable[[], list[Panel]]]] = (
     ("Database", database),
     ("Cache", cache),
     ("Errors", errors),
+    ("Celery tasks", celery),
     ("Metrics backend (pytheus)", backend),
 )
 
@@ -424,8 +502,9 @@ def build() -> model.Dashboard:
         dashboard.Dashboard(TITLE)
         .uid(UID)
         .description(
-            "Requests, latency, database, cache, errors and the metrics backend of a Django "
-            "site instrumented with django_pytheus. Needs deploy/prometheus/rules.yml."
+            "Requests, latency, database, cache, errors, Celery tasks and the metrics backend "
+            "of a Django site instrumented with django_pytheus. Needs "
+            "deploy/prometheus/rules.yml."
         )
         .tags(["django", "pytheus", "generated"])
         .editable()
