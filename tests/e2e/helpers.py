@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -87,6 +88,35 @@ def http_get(
         conn.request("GET", path, headers={"Connection": "close", **(headers or {})})
         response = conn.getresponse()
         return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def checkout(port: int, product: int) -> int:
+    """POST the index page's form, with its CSRF cookie and token, as a browser does."""
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=20)
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        response.read()
+        cookie = response.getheader("Set-Cookie") or ""
+        token = re.search(r"csrftoken=([^;]+)", cookie)
+        assert token, cookie
+        body = f"product={product}&quantity=1&payment=card"
+        conn.request(
+            "POST",
+            "/checkout/",
+            body=body,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Cookie": f"csrftoken={token.group(1)}",
+                "X-CSRFToken": token.group(1),
+                "Referer": f"http://{LOOPBACK}:{port}/",
+            },
+        )
+        response = conn.getresponse()
+        response.read()
+        return response.status
     finally:
         conn.close()
 

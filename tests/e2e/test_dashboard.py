@@ -1,7 +1,8 @@
-"""The dashboard and the rules against real data: the demo under gunicorn (Redis backend) gets
-the traffic of ``generate_traffic``, a real Prometheus scrapes it with prometheus.yml's rule
-files loaded, and every recording rule and every query of dashboards/django.json is
-evaluated through Prometheus's HTTP API: no error, and data wherever the traffic makes some.
+"""The dashboard and the rules against real data: the demo under gunicorn (Redis backend) and
+a Celery worker (the checkout's e-mail task) get the traffic of ``generate_traffic``, a real
+Prometheus scrapes it with prometheus.yml's rule files loaded, and every recording rule and
+every query of dashboards/django.json is evaluated through Prometheus's HTTP API: no error,
+and data wherever the traffic makes some.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tests.e2e.helpers import (
     START_TIMEOUT,
     PrometheusServer,
     answers,
+    checkout,
     demo_env,
     http_get,
     manage,
@@ -35,11 +37,30 @@ LANDING_TIMEOUT = 60.0
 MAY_BE_EMPTY = {
     "Query errors": "no query of the demo fails",
     "Dropped series": "no metric of the demo reaches its series limit",
+    "Task failures by exception": "the demo's e-mail task does not fail",
+    "Retries, revocations and rejections": "the demo's e-mail task is never retried or revoked",
 }
+# Checkouts (each one an e-mail task) after the Celery series were first scraped.
+CHECKOUTS = 3
 VARIABLES = {"$job": ".*", "$instance": ".*", "$view": ".*"}
 # One request to each view the test reads by itself, before the traffic, and its status.
 PRIMED = {"/fast/": 200, "/slow/?max=0.05": 200, "/products/": 200, "/boom/": 500}
 VIEWS_READ = {"/fast/", "/slow/", "/products/", "/boom/"}
+
+
+# The Celery series the dashboard reads, counted once per task, and their recorded rates.
+CELERY_COUNTS = (
+    "celery_tasks_published_total",
+    "celery_tasks_succeeded_total",
+    "celery_task_runtime_seconds_count",
+    "celery_task_queue_wait_seconds_count",
+)
+CELERY_RATES = (
+    "job_instance_task:celery_tasks_published:rate5m",
+    "job_instance_task:celery_tasks_succeeded:rate5m",
+    'job_instance_task_le:celery_task_runtime_seconds_bucket:rate5m{le="+Inf"}',
+    'job_instance_queue_le:celery_task_queue_wait_seconds_bucket:rate5m{le="+Inf"}',
+)
 
 
 def rule_files() -> list[Path]:
@@ -102,15 +123,20 @@ def test_every_rule_and_panel_query_answers_with_the_demos_data(
         "--bind", f"{LOOPBACK}:{port}",
         "--graceful-timeout", "5",
     ]  # fmt: skip
-    log = tmp_path / "gunicorn.log"
-    with running(gunicorn, env, log) as server:
+    worker = [
+        sys.executable, "-m", "celery", "-A", "demo_project", "worker",
+        "--loglevel", "INFO", "--concurrency", "1",
+        "--without-heartbeat", "--without-mingle", "--without-gossip",
+    ]  # fmt: skip
+    log, worker_log = tmp_path / "gunicorn.log", tmp_path / "worker.log"
+    with running(gunicorn, env, log) as server, running(worker, env, worker_log):
         wait_until(
             lambda: answers(port, "/metrics"), START_TIMEOUT, "gunicorn did not answer", (log,)
         )
         with PrometheusServer(
             tmp_path / "prometheus", [f"{LOOPBACK}:{port}"], rule_files=rule_files()
         ) as prometheus:
-            logs = (log, prometheus.log_path)
+            logs = (log, worker_log, prometheus.log_path)
             wait_until(
                 lambda: prometheus.scalar('up{job="demo"}') == 1,
                 LANDING_TIMEOUT,
@@ -119,18 +145,29 @@ def test_every_rule_and_panel_query_answers_with_the_demos_data(
             )
             # A series whose first scrape already holds all its requests shows no rate: the
             # views read one by one below are scraped once before the traffic.
+            # So are the Celery task's series: one checkout, run by the worker.
             for path, status in PRIMED.items():
                 assert http_get(port, path)[0] == status, path
+            assert checkout(port, 1) == 302
             wait_until(
                 lambda: scraped_views(prometheus) >= VIEWS_READ,
                 LANDING_TIMEOUT,
                 f"Prometheus did not scrape the views {sorted(VIEWS_READ)}",
                 logs,
             )
+            wait_until(
+                lambda: all(
+                    (prometheus.scalar(f"sum({name})") or 0) >= 1 for name in CELERY_COUNTS
+                ),
+                LANDING_TIMEOUT,
+                f"Prometheus did not scrape the first task's {CELERY_COUNTS}",
+                logs,
+            )
             traffic = manage(
                 env, "generate_traffic", "--url", f"http://{LOOPBACK}:{port}/", "--requests", "150"
             )
             assert "x 500" in traffic.stdout, traffic.stdout  # /boom/ was among them
+            assert [checkout(port, 1) for _ in range(CHECKOUTS)] == [302] * CHECKOUTS
 
             # Prometheus loaded the rules and evaluates every one without error.
             recorded = [r["record"] for r in rules() if "record" in r]
@@ -172,6 +209,14 @@ def test_every_rule_and_panel_query_answers_with_the_demos_data(
                 lambda: all(views_with(prometheus, r) >= v for r, v in expected.items()),
                 LANDING_TIMEOUT,
                 f"recorded rates missing for some of these views: {expected}",
+                logs,
+            )
+            # ... and the tasks run after the first one (the worker, the web process that
+            # published them and Prometheus each on a schedule of their own).
+            wait_until(
+                lambda: all((prometheus.scalar(f"sum({rule})") or 0) > 0 for rule in CELERY_RATES),
+                LANDING_TIMEOUT,
+                f"recorded Celery rates not above 0: {CELERY_RATES}",
                 logs,
             )
             assert sorted(r["name"] for r in loaded) == sorted(recorded + alerts)

@@ -4,8 +4,6 @@ eagerly in the web process and is counted there."""
 
 from __future__ import annotations
 
-import http.client
-import re
 import sys
 import uuid
 from pathlib import Path
@@ -16,6 +14,7 @@ from tests.core.helpers import Parsed, key, parse_text
 from tests.e2e.helpers import (
     START_TIMEOUT,
     answers,
+    checkout,
     demo_env,
     django_shell,
     http_get,
@@ -26,35 +25,6 @@ from tests.e2e.helpers import (
 from tests.servers import LOOPBACK, RedisServer, free_port
 
 TASK = "demo_project.shop.tasks.send_order_confirmation"
-
-
-def checkout(port: int, product: int) -> int:
-    """POST the index page's form, with its CSRF cookie and token, as a browser does."""
-    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=20)
-    try:
-        conn.request("GET", "/")
-        response = conn.getresponse()
-        response.read()
-        cookie = response.getheader("Set-Cookie") or ""
-        token = re.search(r"csrftoken=([^;]+)", cookie)
-        assert token, cookie
-        body = f"product={product}&quantity=1&payment=card"
-        conn.request(
-            "POST",
-            "/checkout/",
-            body=body,
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "Cookie": f"csrftoken={token.group(1)}",
-                "X-CSRFToken": token.group(1),
-                "Referer": f"http://{LOOPBACK}:{port}/",
-            },
-        )
-        response = conn.getresponse()
-        response.read()
-        return response.status
-    finally:
-        conn.close()
 
 
 def scrape(port: int) -> Parsed:
