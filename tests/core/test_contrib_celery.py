@@ -5,6 +5,8 @@ label values, replacing and disconnecting, a failing handler that never breaks a
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -154,3 +156,20 @@ def test_a_retry_that_starts_before_the_first_run_ended(
     end(first)
     assert value(registry, "celery_tasks_in_progress", **labels) == 0
     assert value(registry, "celery_task_runtime_seconds_count", task="unit.ok", queue="celery") == 2
+
+
+def test_celery_is_imported_only_when_instrumenting() -> None:
+    # A Django site imports this module at start-up whether CELERY is on or not; Celery
+    # itself costs some 0.4 s to import, which only a site that turns CELERY on pays.
+    code = (
+        "import sys\n"
+        "from pytheus.contrib import celery\n"
+        "celery.uninstrument()\n"
+        "print('celery' in sys.modules)\n"
+        "celery.instrument(registry=None)\n"
+        "print('celery' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.split() == ["False", "True"], out.stderr
