@@ -67,7 +67,7 @@ from pytheus.metrics import (
     SummaryChild,
 )
 from pytheus.registry import REGISTRY, Registry
-from pytheus.samples import Exemplar, LabelSet, MetricFamily, Sample
+from pytheus.samples import Exemplar, MetricFamily, Sample
 
 __all__ = ["PrometheusClientBridge", "get_bridge", "register", "unregister"]
 
@@ -172,21 +172,28 @@ class _Mirror:
         # With prometheus_client's _created series, after each series' own samples.
         family: MetricFamily = super().local_family()  # type: ignore[misc]
         series: list[Any] = super().children()  # type: ignore[misc]
-        created = {c.labelset: c.created for c in series if getattr(c, "created", None)}
+        # By the series' label values (a sample's labels are those and le or quantile).
+        created = {
+            c.labelset.values_tuple: (c.labelset, c.created)
+            for c in series
+            if getattr(c, "created", None)
+        }
         if not created or len(created) != len(series):
             # All or none: the text format expects them as the family's last samples.
             return family
         name = f"{self.definition.name}_created"
+        names = self.definition.labelnames
         samples: list[Sample] = []
-        previous: Mapping[str, str] | None = None
+        previous: tuple[str, ...] | None = None
         for sample in family.samples:
-            labels = _without(sample.labels, ("le", "quantile"))
-            if previous is not None and labels != previous and previous in created:
-                samples.append(Sample(name, previous, created[previous]))
+            labels = sample.labels
+            key = tuple([labels[n] for n in names])
+            if previous is not None and key != previous and previous in created:
+                samples.append(Sample(name, *created[previous]))
             samples.append(sample)
-            previous = labels
+            previous = key
         if previous is not None and previous in created:
-            samples.append(Sample(name, previous, created[previous]))
+            samples.append(Sample(name, *created[previous]))
         family.samples = samples
         return family
 
@@ -197,12 +204,6 @@ class _Mirror:
         return (
             f"<{type(self).__bases__[1].__name__} {self.definition.name!r} from prometheus_client>"
         )
-
-
-def _without(labels: Mapping[str, str], names: tuple[str, ...]) -> LabelSet:
-    if not any(n in labels for n in names):
-        return LabelSet.of(labels)
-    return LabelSet.of({k: v for k, v in labels.items() if k not in names})
 
 
 class _Loader:
@@ -276,28 +277,34 @@ class _MirroredHistogram(_Mirror, Histogram):
 
     def load(self, samples: list[Any]) -> None:
         name = self.definition.name
+        bucket_name, sum_name, created_name = f"{name}_bucket", f"{name}_sum", f"{name}_created"
         bounds = self.definition.buckets
         index = {b: i for i, b in enumerate(bounds)}
+        # The le texts of a family are few: parse each once.
+        slots: dict[str, int | None] = {}
         loader = _Loader(self)
         cumulative: dict[tuple[str, ...], list[float]] = {}
         exemplars: dict[tuple[str, ...], list[Exemplar | None]] = {}
         sums: dict[tuple[str, ...], float] = {}
         created: dict[tuple[str, ...], float] = {}
         for s in samples:
-            key = loader.key(s.labels, 1 if "le" in s.labels else 0)
+            le = s.labels.get("le")
+            key = loader.key(s.labels, 0 if le is None else 1)
             if key is None:
                 continue
-            if s.name == f"{name}_bucket":
-                i = index.get(_bound(s.labels.get("le", "")))
+            if s.name == bucket_name:
+                if le not in slots:
+                    slots[le] = index.get(_bound(le or ""))
+                i = slots[le]
                 if i is None:
                     continue  # a bucket the definition does not have
                 cumulative.setdefault(key, [0.0] * len(bounds))[i] = float(s.value)
                 exemplars.setdefault(key, [None] * len(bounds))[i] = (
                     _exemplar(s) if s.exemplar else None
                 )
-            elif s.name == f"{name}_sum":
+            elif s.name == sum_name:
                 sums[key] = float(s.value)
-            elif s.name == f"{name}_created":
+            elif s.name == created_name:
                 created[key] = float(s.value)
         for key, cum in cumulative.items():
             counts = [cum[0]] + [b - a for a, b in itertools.pairwise(cum)]
@@ -368,6 +375,12 @@ class _Source:
     def __init__(self, bridge: PrometheusClientBridge, collector: Any) -> None:
         self.bridge = bridge
         self.collector = collector
+        # A prometheus_client metric (Counter(...), Histogram(...)) yields one family, the
+        # same one every time: once seen, the bridge need not collect it to look for new
+        # ones (a scrape would otherwise collect it twice). Custom collectors may yield
+        # new families at any scrape.
+        self.fixed = type(collector).__module__ == "prometheus_client.metrics"
+        self.seen = False
         self.mirrors: dict[str, _Mirror] = {}
         self.lock = threading.Lock()
         # Set when mirrors are read in a forked child before the bridge's own after-fork
@@ -458,6 +471,9 @@ class PrometheusClientBridge:
         src = self._sources.get(id(collector))
         if src is None:
             src = self._sources[id(collector)] = _Source(self, collector)
+        elif src.fixed and src.seen:
+            return
+        src.seen = True
         for family in src.families():
             if family.name not in src.mirrors:
                 mirror = self._define(collector, family)
