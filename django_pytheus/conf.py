@@ -12,6 +12,8 @@ Every key is optional::
         "NAMESPACE": "django",  # prefix of every metric name ("" for none)
         "VIEW_LABEL": "route",  # or "view_name"
         "EXCLUDE_VIEWS": ["django_pytheus:metrics"],  # view names or view labels
+        # Whether the admin metrics dashboard's own pages and polls count as requests.
+        "RECORD_DASHBOARD": False,
         "LATENCY_BUCKETS": [...],  # request durations, seconds
         "DB_LATENCY_BUCKETS": [...],  # query durations, seconds
         "CACHE_LATENCY_BUCKETS": [...],  # cache operation durations, seconds
@@ -74,6 +76,7 @@ DEFAULTS: dict[str, Any] = {
     "NAMESPACE": "django",
     "VIEW_LABEL": "route",
     "EXCLUDE_VIEWS": (METRICS_VIEW_NAME,),
+    "RECORD_DASHBOARD": False,
     # Web requests: 5 ms to 30 s.
     "LATENCY_BUCKETS": (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
     # Queries: half a millisecond (a primary-key lookup on a local database) to 5 s.
@@ -177,6 +180,7 @@ class PytheusSettings:
     cache_metrics: bool
     auth: AuthSettings = field(default_factory=AuthSettings)
     max_series: int | None = 10_000
+    record_dashboard: bool = False
 
     def metric_name(self, name: str) -> str:
         """``name`` with the namespace in front: ``http_requests`` -> ``django_http_requests``."""
@@ -388,6 +392,7 @@ def parse_settings(raw: object, caches: Mapping[str, Any] | None = None) -> Pyth
         cache_metrics=_bool("PYTHEUS['CACHE_METRICS']", values["CACHE_METRICS"]),
         auth=_parse_auth(values["AUTH"]),
         max_series=_max_series("PYTHEUS['MAX_SERIES']", values["MAX_SERIES"]),
+        record_dashboard=_bool("PYTHEUS['RECORD_DASHBOARD']", values["RECORD_DASHBOARD"]),
     )
 
 

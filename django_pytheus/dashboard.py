@@ -1,17 +1,22 @@
 """What the admin dashboard shows, computed from the registry: no Django, no templates.
 
-The admin page (:mod:`django_pytheus.admin`) reads ``REGISTRY.collect()`` once per
-request and hands the families to :func:`build_families`, which groups each family's
-samples into series (a histogram's ``_bucket``/``_count``/``_sum`` samples become one
-series); :func:`select` then searches, filters and sorts them. Presentation (formatted
-numbers, chart geometry) is computed only for the rows a page shows, by
-:meth:`FamilyView.rows`, so that a registry of 10,000 series renders quickly.
+The admin page (:mod:`django_pytheus.admin`) reads the registry once per request and
+hands the families to :func:`build_families`, the one function that turns what the
+backend returned into series (a histogram's ``_bucket``/``_count``/``_sum`` samples
+become one series). Each family then gets its :class:`~django_pytheus.history.Window`
+(:meth:`FamilyView.observe`), from which :meth:`FamilyView.stats` computes rates,
+means and quantiles over the window; :func:`select` searches, filters and orders the
+families; :meth:`FamilyView.sorted` orders a family's series by a column, worst first
+by default; :meth:`FamilyView.rows` turns the series a page shows into text cells
+(through :mod:`django_pytheus.formatting`, the only place numbers become text).
 
 Pure helpers with tests of their own:
 
-* :func:`histogram_quantile`: PromQL's ``histogram_quantile`` on one series' buckets;
+* :func:`histogram_quantile`: PromQL's ``histogram_quantile`` on one series' buckets,
+  and :func:`quantile_estimate`, the same with the bucket it falls in;
 * :func:`mask_secrets`: a backend configuration made safe to show;
-* :func:`format_value`, :func:`format_stat`: numbers for people.
+* :func:`pretty_label`: a regex route label (``^old/(?P<year>[0-9]{4})/$``) as people
+  read it (``old/<year>/``).
 """
 
 from __future__ import annotations
@@ -20,30 +25,37 @@ import bisect
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from django_pytheus import formatting as fmt
+from django_pytheus.formatting import Unit
+from django_pytheus.history import History, Reading, Window
 from pytheus.samples import LabelSet, MetricFamily, escape_label_value
 
 __all__ = [
     "QUANTILES",
     "TYPES",
+    "Estimate",
     "FamilyView",
     "Row",
+    "Selection",
     "Series",
+    "Stats",
     "backend_status",
     "build_families",
-    "format_stat",
-    "format_value",
+    "build_family",
     "histogram_quantile",
     "mask_secrets",
+    "pretty_label",
+    "quantile_estimate",
     "select",
 ]
 
-#: The quantiles estimated for every histogram series.
-QUANTILES = (0.5, 0.9, 0.99)
+#: The quantiles estimated for every histogram series, shown highest first.
+QUANTILES = (0.99, 0.9, 0.5)
 
 #: Family types in the order the type filter lists them, with their display names.
 TYPES = {
@@ -56,10 +68,92 @@ TYPES = {
     "unknown": "Untyped",
 }
 
+#: Family name prefixes of the process and runtime collectors, listed last.
+RUNTIME_PREFIXES = ("process_", "python_", "pytheus_")
+
 NAN = math.nan
 INF = math.inf
 
 # --------------------------------------------------------------------------- quantiles
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """A quantile: ``value`` as PromQL computes it and, for a histogram, the bucket
+    ``(lower, upper]`` it falls in (NaN for a summary's measured quantile)."""
+
+    value: float
+    lower: float = NAN
+    upper: float = NAN
+
+    @property
+    def estimated(self) -> bool:
+        return self.lower == self.lower
+
+
+NO_ESTIMATE = Estimate(NAN)
+
+
+def _merge(buckets: Iterable[tuple[float, float]]) -> list[list[float]] | None:
+    """Sorted, merged, non-decreasing ``[bound, cumulative]`` pairs; None if unusable."""
+    merged: list[list[float]] = []
+    for bound, count in sorted(buckets, key=lambda b: b[0]):
+        if merged and merged[-1][0] == bound:
+            merged[-1][1] += count
+        else:
+            merged.append([bound, count])
+    if len(merged) < 2 or merged[-1][0] != INF:
+        return None
+    # Float sums of counts can wobble by an ulp; keep such steps flat (as PromQL does,
+    # with the same tolerance), then take the envelope so the counts never decrease.
+    previous = merged[0][1]
+    for b in merged[1:]:
+        delta = abs(b[1] - previous)
+        if delta and delta / b[1] <= 1e-12:
+            b[1] = previous
+        elif delta:
+            previous = b[1]
+    highest = merged[0][1]
+    for b in merged[1:]:
+        highest = b[1] = max(highest, b[1])
+    return merged
+
+
+def quantile_estimate(q: float, buckets: Iterable[tuple[float, float]]) -> Estimate:
+    """:func:`histogram_quantile` with the bucket the quantile falls in.
+
+    >>> quantile_estimate(0.5, [(1.0, 2), (2.0, 6), (math.inf, 8)])
+    Estimate(value=1.5, lower=1.0, upper=2.0)
+    """
+    if math.isnan(q):
+        return NO_ESTIMATE
+    if q < 0:
+        return Estimate(-INF)
+    if q > 1:
+        return Estimate(INF)
+    merged = _merge(buckets)
+    if merged is None:
+        return NO_ESTIMATE
+    observations = merged[-1][1]
+    if observations <= 0:
+        return NO_ESTIMATE
+    rank = q * observations
+    counts = [b[1] for b in merged[:-1]]
+    i = bisect.bisect_left(counts, rank)  # the first bucket holding the rank-th observation
+    if i == len(merged) - 1:
+        # Past the highest finite bound: PromQL answers that bound.
+        return Estimate(merged[-2][0], merged[-2][0], INF)
+    upper, count = merged[i]
+    if i == 0 and upper <= 0:
+        return Estimate(upper, -INF, upper)
+    lower = 0.0
+    if i > 0:
+        lower = merged[i - 1][0]
+        count -= merged[i - 1][1]
+        rank -= merged[i - 1][1]
+    if count == 0:  # only when q == 0 and the lowest bucket is empty
+        return NO_ESTIMATE
+    return Estimate(lower + (upper - lower) * (rank / count), lower, upper)
 
 
 def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float:
@@ -82,51 +176,7 @@ def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> floa
     >>> histogram_quantile(0.5, [(1.0, 2), (2.0, 6), (math.inf, 8)])
     1.5
     """
-    if math.isnan(q):
-        return NAN
-    if q < 0:
-        return -INF
-    if q > 1:
-        return INF
-    merged: list[list[float]] = []
-    for bound, count in sorted(buckets, key=lambda b: b[0]):
-        if merged and merged[-1][0] == bound:
-            merged[-1][1] += count
-        else:
-            merged.append([bound, count])
-    if len(merged) < 2 or merged[-1][0] != INF:
-        return NAN
-    # Float sums of counts can wobble by an ulp; keep such steps flat (as PromQL does,
-    # with the same tolerance), then take the envelope so the counts never decrease.
-    previous = merged[0][1]
-    for b in merged[1:]:
-        delta = abs(b[1] - previous)
-        if delta and delta / b[1] <= 1e-12:
-            b[1] = previous
-        elif delta:
-            previous = b[1]
-    highest = merged[0][1]
-    for b in merged[1:]:
-        highest = b[1] = max(highest, b[1])
-    observations = merged[-1][1]
-    if observations <= 0:
-        return NAN
-    rank = q * observations
-    counts = [b[1] for b in merged[:-1]]
-    i = bisect.bisect_left(counts, rank)  # the first bucket holding the rank-th observation
-    if i == len(merged) - 1:
-        return merged[-2][0]
-    upper, count = merged[i]
-    if i == 0 and upper <= 0:
-        return upper
-    lower = 0.0
-    if i > 0:
-        lower = merged[i - 1][0]
-        count -= merged[i - 1][1]
-        rank -= merged[i - 1][1]
-    if count == 0:  # only when q == 0 and the lowest bucket is empty
-        return NAN
-    return lower + (upper - lower) * (rank / count)
+    return quantile_estimate(q, buckets).value
 
 
 # --------------------------------------------------------------------------- secrets
@@ -181,59 +231,47 @@ def mask_secrets(value: Any) -> Any:
     return f"<{type(value).__module__}.{type(value).__qualname__}>"
 
 
-# --------------------------------------------------------------------------- numbers
+# --------------------------------------------------------------------------- labels
+
+_NAMED_GROUP = re.compile(r"\(\?P<(\w+)>")
 
 
-def format_value(value: float) -> str:
-    """A sample value for people: ``1,234``, ``0.25``, ``1.5e+09``, ``+Inf``, ``NaN``."""
-    if value != value:
-        return "NaN"
-    if value in (INF, -INF):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == int(value) and abs(value) < 1e15:
-        return f"{int(value):,}"
-    if 1e-4 <= abs(value) < 1e9:
-        return f"{value:,.6g}" if abs(value) >= 1e6 else f"{value:.6g}"
-    return f"{value:.4g}"
-
-
-_UNITS = {
-    "seconds": ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns")),
-    "bytes": ((1024.0**3, "GiB"), (1024.0**2, "MiB"), (1024.0, "KiB"), (1.0, "B")),
-}
-
-
-def unit_of(name: str, unit: str = "") -> str:
-    """``seconds`` or ``bytes`` when the family measures them (by unit or name), else ''."""
-    for known in _UNITS:
-        if unit == known or name.endswith(f"_{known}"):
-            return known
-    return ""
-
-
-def format_stat(value: float, unit: str = "") -> str:
-    """A statistic of a distribution (sum, mean, quantile, bound) in a readable unit.
-
-    ``format_stat(0.0123, "seconds")`` is ``12.3 ms``; ``format_stat(2048, "bytes")``
-    is ``2 KiB``; without a known unit it is :func:`format_value`. NaN (no data) is
-    shown as an em dash.
-    """
-    if value != value:
-        return "—"
-    if unit not in _UNITS or value in (INF, -INF) or value == 0:
-        return format_value(value)
-    scales = _UNITS[unit]
-    scale, symbol = next(((s, u) for s, u in scales if abs(value) >= s), scales[-1])
-    scaled = value / scale
-    if unit == "seconds" and scale == 1.0 and abs(scaled) >= 1000:
-        return f"{scaled:,.0f} s"
-    return f"{scaled:.3g} {symbol}"
+def pretty_label(value: str) -> str:
+    """A label value as people read it: a regex route (``re_path``) loses its regex
+    syntax, ``/admin/(?P<url>.*)$`` reading ``/admin/<url>``; anything else as is."""
+    if "(?P<" not in value:
+        return value
+    out: list[str] = []
+    i = 0
+    while i < len(value):
+        match = _NAMED_GROUP.match(value, i)
+        if match is None:
+            out.append(value[i])
+            i += 1
+            continue
+        out.append(f"<{match.group(1)}>")
+        depth, i = 1, match.end()
+        while i < len(value) and depth:  # skip the group's pattern, nested groups too
+            if value[i] == "\\":
+                i += 1
+            elif value[i] == "(":
+                depth += 1
+            elif value[i] == ")":
+                depth -= 1
+            i += 1
+    text = "".join(out)
+    if text.startswith("/^"):
+        text = "/" + text[2:]
+    return text.removeprefix("^").removesuffix("$")
 
 
 # --------------------------------------------------------------------------- series
 
 # The label that tells a family's samples of one series apart, per type.
 _PART_LABEL = {"histogram": "le", "summary": "quantile"}
+
+# Types whose values only go up, and so have rates over a window.
+RATED = frozenset({"counter", "histogram", "summary"})
 
 
 @dataclass(slots=True)
@@ -282,6 +320,71 @@ class Series:
         return f"Series({self.key!r}, {self.data!r})"
 
 
+class Stats:
+    """A series' numbers as the page shows them, over the family's window.
+
+    ``total`` (a counter's value, a histogram's or summary's count) and ``sum`` are
+    since the series was created; ``rate`` and ``increase`` over the window (NaN
+    without one); ``mean``, the quantiles and the chart's ``bars`` over the window
+    when ``windowed``, else since start. Quantiles are worked out when first asked for.
+    """
+
+    __slots__ = (
+        "total",
+        "value",
+        "sum",
+        "rate",
+        "increase",
+        "mean",
+        "bars",
+        "windowed",
+        "state",
+        "_buckets",
+        "_quantiles",
+    )
+
+    def __init__(self) -> None:
+        self.total = NAN
+        self.value = NAN
+        self.sum = NAN
+        self.rate = NAN
+        self.increase = NAN
+        self.mean = NAN
+        self.bars: list[float] = []  # per-bucket (not cumulative) counts, +Inf last
+        self.windowed = False
+        self.state = ""
+        self._buckets: Sequence[tuple[float, float]] = ()  # cumulative, for quantiles
+        self._quantiles: dict[float, Estimate] = {}
+
+    def quantile(self, q: float) -> Estimate:
+        estimate = self._quantiles.get(q)
+        if estimate is None:
+            estimate = self._quantiles[q] = quantile_estimate(q, self._buckets)
+        return estimate
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A value column of a series table: its id (cells, sorting), title and tooltip."""
+
+    id: str
+    title: str
+    description: str = ""
+    numeric: bool = True
+    essential: bool = True  # shown on a phone without asking for all columns
+
+
+@dataclass(slots=True)
+class Cell:
+    """One value as text, with the tooltip that says what it is (or PromQL's value of
+    an estimate shown as a range)."""
+
+    id: str
+    text: str
+    title: str = ""
+    estimate: bool = False
+
+
 @dataclass(slots=True)
 class Bar:
     """One bucket of a histogram chart: geometry in SVG units and a tooltip.
@@ -295,19 +398,23 @@ class Bar:
     width: str
     height: str
     label: str  # the bucket's bound, under the bar in large charts
-    title: str  # "≤ 10 ms: 3 observations"
+    title: str  # "≤ 5 ms: 3 observations"
     cx: str = "0"  # the bar's centre, where its label goes
     show_label: bool = True  # labels too close together are thinned out
+    count: str = ""  # the observations, for the chart's table
+    where: str = ""  # the bucket, as formatting.value_range() says it
 
 
 @dataclass(slots=True)
 class Chart:
-    """An inline SVG bar chart: ``height`` for the bars, ``full_height`` with the labels."""
+    """An inline SVG bar chart: ``height`` for the bars, ``full_height`` with the labels;
+    ``summary`` says in words what it shows (its accessible name)."""
 
     width: int
     height: int
     bars: list[Bar]
     large: bool
+    summary: str = ""
 
     @property
     def full_height(self) -> int:
@@ -320,15 +427,23 @@ class Chart:
 
 @dataclass(slots=True)
 class Row:
-    """A series as a table row: label values, formatted cells, optional chart."""
+    """A series as a table row: label values as shown, text cells, optional chart."""
 
     key: str
     labels: tuple[str, ...]
-    cells: list[tuple[str, str]]  # (column id, text)
+    raw_labels: tuple[str, ...]  # the values themselves, where ``labels`` prettified them
+    cells: list[Cell]
     chart: Chart | None = None
 
+    def label_pairs(self) -> list[tuple[str, str]]:
+        """(shown, title) per label: the title is the raw value when it was prettified."""
+        return [
+            (shown, raw if raw != shown else "")
+            for shown, raw in zip(self.labels, self.raw_labels, strict=True)
+        ]
 
-@dataclass
+
+@dataclass(eq=False)
 class FamilyView:
     """A metric family as the dashboard shows it."""
 
@@ -340,11 +455,19 @@ class FamilyView:
     series: list[Series]
     total_series: int = 0
     matched_by_labels: bool = False  # the search matched some series, not the family
+    unit_hint: Unit | None = None  # overrides what the name and unit say
+    window: Window | None = None  # set by observe()
+    stale_since: float = 0.0  # when these values were read, if they are old (outage)
+    local_only: bool = False  # this process's own values (the backend is unreachable)
+    _stats: dict[str, Stats] = field(default_factory=dict, repr=False)
+    _bounds: tuple[float, ...] | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ about
 
     @property
     def series_text(self) -> str:
         """The number of series, as the page shows it (``10,000``)."""
-        return format_value(self.total_series)
+        return fmt.count(self.total_series)
 
     @property
     def query_name(self) -> str:
@@ -357,34 +480,72 @@ class FamilyView:
         return TYPES.get(self.type, self.type)
 
     @property
-    def stat_unit(self) -> str:
-        return unit_of(self.name, self.unit)
+    def value_unit(self) -> Unit:
+        """The unit of the values (of observations, for histograms and summaries)."""
+        if self.unit_hint is not None:
+            return self.unit_hint
+        return fmt.unit_for(self.name, self.unit, self.type)
 
     @property
-    def columns(self) -> list[tuple[str, str]]:
-        """The value columns (id, title) of this family's series table."""
-        if self.type == "histogram":
+    def bounds(self) -> tuple[float, ...]:
+        """A histogram's bucket bounds (``+Inf`` last), from its first series."""
+        if self._bounds is None:
+            first = next((s for s in self.series if s.data.buckets), None)
+            self._bounds = tuple(b for b, _ in first.data.buckets) if first else ()
+        return self._bounds
+
+    @property
+    def rated(self) -> bool:
+        return self.type in RATED
+
+    @property
+    def window_text(self) -> str:
+        """Over what the rates, means and quantiles are: ``last 58 s``, ``since start``."""
+        if not self.rated:
+            return ""
+        span = self.window.span if self.window is not None else 0.0
+        return f"last {fmt.duration(span)}" if span > 0 else "since start"
+
+    @property
+    def columns(self) -> list[Column]:
+        """The value columns of this family's series table."""
+        over = self.window_text
+        if self.type == "counter":
             return [
-                ("count", "Count"),
-                ("sum", "Sum"),
-                ("mean", "Mean"),
-                *((f"p{_q_id(q)}", f"p{_q_id(q)}") for q in QUANTILES),
+                Column("rate", "Per second", f"Increase per second, {over}"),
+                Column("total", "Total", "Since the series was created"),
             ]
-        if self.type == "summary":
-            quantiles = sorted(
-                {q for s in self.series[:100] for q, _ in s.data.quantiles}, key=_float
-            )
+        if self.type in ("histogram", "summary"):
+            what = "estimated from the buckets" if self.type == "histogram" else "measured"
+            quantiles = QUANTILES if self.type == "histogram" else self._summary_quantiles()
             return [
-                ("count", "Count"),
-                ("sum", "Sum"),
-                ("mean", "Mean"),
-                *((f"q{q}", f"q{q}") for q in quantiles),
+                Column("rate", "Per second", f"Observations per second, {over}"),
+                *(
+                    Column(
+                        fmt.quantile_name(q),
+                        fmt.quantile_name(q),
+                        f"{_ordinal(q)} percentile, {what}"
+                        + (f", {over}" if self.type == "histogram" else ""),
+                        essential=i == 0,
+                    )
+                    for i, q in enumerate(quantiles)
+                ),
+                Column(
+                    "mean", "Mean", f"Sum of observations / their count, {over}", essential=False
+                ),
+                Column(
+                    "total", "Count", "Observations since the series was created", essential=False
+                ),
             ]
         if self.type == "stateset":
-            return [("state", "State")]
+            return [Column("state", "State", "The current state", numeric=False)]
         if self.type == "info":
             return []
-        return [("value", "Value")]
+        return [Column("value", "Value", "The current value")]
+
+    def _summary_quantiles(self) -> list[float]:
+        found = {_float(q) for s in self.series[:100] for q, _ in s.data.quantiles}
+        return sorted((q for q in found if q == q), reverse=True)
 
     @property
     def state_names(self) -> list[str]:
@@ -399,50 +560,235 @@ class FamilyView:
     def has_chart(self) -> bool:
         return self.type == "histogram"
 
+    # ------------------------------------------------------------------ window
+
+    def reading(self, now: float, previous: Reading | None = None) -> Reading | None:
+        """The values of every series now, for :class:`~django_pytheus.history.History`;
+        None for types without rates."""
+        kind = self.type
+        if kind == "counter":
+            counters = ((s.key, (s.data.value,)) for s in self.series)
+            return Reading.of(now, counters, width=1, total_index=0, layout=kind, previous=previous)
+        if kind == "summary":
+            summaries = ((s.key, (s.data.count, s.data.sum)) for s in self.series)
+            return Reading.of(
+                now, summaries, width=2, total_index=0, layout=kind, previous=previous
+            )
+        if kind != "histogram" or not self.bounds:
+            return None
+        bounds = self.bounds
+        n = len(bounds)
+
+        def vectors() -> Iterable[tuple[str, list[float]]]:
+            for s in self.series:
+                d = s.data
+                buckets = d.buckets
+                # A series with other buckets (a custom collector) has no rates.
+                if len(buckets) == n and all(
+                    b == c[0] for b, c in zip(bounds, buckets, strict=True)
+                ):
+                    yield s.key, [c for _, c in buckets] + [d.sum]
+
+        return Reading.of(
+            now, vectors(), width=n + 1, total_index=n - 1, layout=bounds, previous=previous
+        )
+
+    def observe(self, history: History, seconds: float, now: float) -> None:
+        """Give ``history`` this family's values now and take its window (of the last
+        ``seconds``; 0 keeps the reading but shows totals since start)."""
+        if not self.rated:
+            return
+        reading = self.reading(now, history.latest(self.name))
+        if reading is None:
+            return
+        window = history.observe(self.name, reading, seconds or 60.0)
+        self.window = window if seconds else Window(reading)
+        self._stats.clear()
+
+    # ------------------------------------------------------------------ numbers
+
+    def stats(self, series: Series) -> Stats:
+        """``series``' numbers over this family's window (computed once)."""
+        s = self._stats.get(series.key)
+        if s is not None:
+            return s
+        s = self._stats[series.key] = Stats()
+        d = series.data
+        kind = self.type
+        window = self.window
+        span = window.span if window is not None else 0.0
+        increase = window.increase(series.key) if window is not None and span > 0 else None
+        if kind == "counter":
+            s.total = d.value
+            if increase is not None:
+                s.increase, s.rate = increase[0], increase[0] / span
+        elif kind == "histogram":
+            s.total, s.sum = d.count, d.sum
+            buckets: Sequence[tuple[float, float]] = d.buckets
+            mean = d.sum / d.count if d.count else NAN
+            if increase is not None:
+                n = len(self.bounds)
+                s.increase, s.rate, s.windowed = increase[n - 1], increase[n - 1] / span, True
+                buckets = list(zip(self.bounds, increase[:n], strict=True))
+                mean = increase[n] / s.increase if s.increase > 0 else NAN
+            s.mean, s._buckets = mean, buckets
+            previous = 0.0
+            for _, cumulative in buckets:
+                s.bars.append(max(cumulative - previous, 0.0))
+                previous = max(previous, cumulative)
+        elif kind == "summary":
+            s.total, s.sum = d.count, d.sum
+            s.mean = d.sum / d.count if d.count else NAN
+            if increase is not None:
+                s.increase, s.rate, s.windowed = increase[0], increase[0] / span, True
+                s.mean = increase[1] / increase[0] if increase[0] > 0 else NAN
+            # Measured by the summary itself, over its own time window.
+            s._quantiles = {_float(q): Estimate(v) for q, v in d.quantiles}
+        elif kind == "stateset":
+            s.state = ", ".join(state for state, v in d.states if v) or fmt.NO_DATA
+        else:
+            s.value = d.value
+        return s
+
+    # ------------------------------------------------------------------ order
+
+    @property
+    def default_sort(self) -> str:
+        """The column that answers the question, worst first: the highest rate, p99 or
+        value (``-`` means highest first); label order for states and infos."""
+        if self.type == "counter":
+            return "-rate"
+        if self.type == "histogram":
+            return "-p99"
+        if self.type == "summary":
+            quantiles = self._summary_quantiles()
+            return f"-{fmt.quantile_name(quantiles[0])}" if quantiles else "-rate"
+        if self.type in ("gauge", "unknown"):
+            return "-value"
+        return ""
+
+    def sort_options(self) -> list[str]:
+        """Every valid sort key: value columns and labels, each either way."""
+        keys = [c.id for c in self.columns] + [f"label-{n}" for n in self.labelnames]
+        return keys + [f"-{k}" for k in keys]
+
+    def sorted(self, series: Sequence[Series], sort: str = "") -> list[Series]:
+        """``series`` ordered by ``sort`` (a column id, ``-`` first for highest first;
+        ``label-<name>`` for a label); numbers missing (NaN) go last either way, ties
+        by total (highest first), then by labels."""
+        sort = sort if sort in self.sort_options() else self.default_sort
+        descending = sort.startswith("-")
+        column = sort.lstrip("-")
+        if not column:
+            return list(series)
+        if column.startswith("label-"):
+            i = self.labelnames.index(column[len("label-") :])
+            return sorted(series, key=lambda s: (s.labels[i], s.labels), reverse=descending)
+        getter = self._sort_value(column)
+        if getter is None:
+            return sorted(series, key=lambda s: self.stats(s).state, reverse=descending)
+        sign = -1.0 if descending else 1.0
+
+        def key(s: Series) -> tuple[bool, float, float, tuple[str, ...]]:
+            value = getter(self.stats(s))
+            total = self.stats(s).total
+            return (
+                value != value,
+                sign * value if value == value else 0.0,
+                -total if total == total else 0.0,
+                s.labels,
+            )
+
+        return sorted(series, key=key)
+
+    def _sort_value(self, column: str) -> Callable[[Stats], float] | None:
+        if column in ("rate", "total", "value", "mean"):
+            return lambda s: getattr(s, column)  # type: ignore[no-any-return]
+        if column.startswith("p"):
+            q = _float(column[1:]) / 100
+            return lambda s: s.quantile(q).value
+        return None
+
+    # ------------------------------------------------------------------ text
+
     def rows(self, series: Sequence[Series] | None = None, *, large: bool = False) -> list[Row]:
         """Presentation of ``series`` (default: all), computed only for them."""
-        unit = self.stat_unit
-        columns = [c for c, _ in self.columns]
-        return [
-            self._row(s, columns, unit, large) for s in (self.series if series is None else series)
-        ]
+        columns = self.columns
+        return [self._row(s, columns, large) for s in (self.series if series is None else series)]
 
-    def _row(self, series: Series, columns: list[str], unit: str, large: bool) -> Row:
-        s = series.data
-        key, labels = series.key, series.labels
+    def _row(self, series: Series, columns: list[Column], large: bool) -> Row:
+        stats = self.stats(series)
+        cells = [self._cell(column, stats) for column in columns]
+        chart = None
         if self.type == "histogram":
-            mean = s.sum / s.count if s.count else NAN
-            cells = [
-                ("count", format_value(s.count)),
-                ("sum", format_stat(s.sum, unit)),
-                ("mean", format_stat(mean, unit)),
-                *(
-                    (f"p{_q_id(q)}", format_stat(histogram_quantile(q, s.buckets), unit))
-                    for q in QUANTILES
-                ),
-            ]
-            return Row(key, labels, cells, bucket_chart(s.buckets, unit, large=large))
-        if self.type == "summary":
-            mean = s.sum / s.count if s.count else NAN
-            by_q = dict(s.quantiles)
-            cells = [
-                ("count", format_value(s.count)),
-                ("sum", format_stat(s.sum, unit)),
-                ("mean", format_stat(mean, unit)),
-            ]
-            cells += [(c, format_stat(by_q.get(c[1:], NAN), unit)) for c in columns[3:]]
-            return Row(key, labels, cells)
-        if self.type == "stateset":
-            current = [state for state, v in s.states if v]
-            return Row(key, labels, [("state", ", ".join(current) or "—")])
-        if self.type == "info":
-            return Row(key, labels, [])
-        return Row(key, labels, [("value", format_value(s.value))])
+            over = self.window_text if stats.windowed else "since start"
+            chart = bucket_chart(self.bounds, stats.bars, self.value_unit, large=large, over=over)
+        shown = tuple(pretty_label(v) for v in series.labels)
+        return Row(series.key, shown, series.labels, cells, chart)
+
+    def _cell(self, column: Column, s: Stats) -> Cell:
+        unit = self.value_unit
+        over = self.window_text
+        cid = column.id
+        if cid == "rate":
+            if s.rate != s.rate:
+                return Cell(
+                    cid, fmt.NO_DATA, "Shown from the next refresh: needs an earlier reading"
+                )
+            counted = unit if self.type == "counter" else fmt.PLAIN
+            increase = (
+                fmt.number(s.increase, counted)
+                if counted.kind in ("seconds", "bytes", "currency")
+                else fmt.count(s.increase)
+            )
+            return Cell(cid, fmt.rate(s.rate, counted), f"{increase} in the {over}")
+        if cid == "total":
+            if self.type == "counter" and unit.kind in ("seconds", "bytes", "currency"):
+                return Cell(cid, fmt.number(s.total, unit), "Since the series was created")
+            return Cell(cid, fmt.count(s.total), "Since the series was created")
+        if cid == "value":
+            return Cell(cid, fmt.number(s.value, unit))
+        if cid == "mean":
+            return Cell(cid, fmt.number(s.mean, unit), column.description)
+        if cid == "state":
+            return Cell(cid, s.state)
+        q = _float(cid[1:]) / 100
+        estimate = s.quantile(q)
+        if estimate.value != estimate.value:
+            nothing = f"No observations in the {over}" if s.windowed else "No observations yet"
+            return Cell(cid, fmt.NO_DATA, nothing)
+        if not estimate.estimated:
+            return Cell(cid, fmt.number(estimate.value, unit), column.description)
+        text = fmt.value_range(estimate.lower, estimate.upper, unit)
+        # A bucket of whole numbers one wide holds one value: exact, not an estimate.
+        exact = unit.whole and estimate.upper - max(estimate.lower, -1.0) <= 1
+        title = (
+            f"The {_ordinal(q)} percentile is in the bucket {text} "
+            f"({'the ' + over if s.windowed else 'since start'}). PromQL's "
+            f"histogram_quantile() interpolates {_precise(estimate.value, unit)} in it."
+        )
+        return Cell(cid, text, title, estimate=not exact)
 
 
-def _q_id(q: float) -> str:
-    """``0.5`` -> ``50``, ``0.99`` -> ``99``, ``0.999`` -> ``99.9``."""
-    return f"{q * 100:g}"
+def _ordinal(q: float) -> str:
+    n = f"{round(q * 100, 6):g}"
+    if n.endswith("1") and not n.endswith("11"):
+        return f"{n}st"
+    if n.endswith("2") and not n.endswith("12"):
+        return f"{n}nd"
+    if n.endswith("3") and not n.endswith("13"):
+        return f"{n}rd"
+    return f"{n}th"
+
+
+def _precise(value: float, unit: Unit) -> str:
+    """PromQL's value in a tooltip: in the unit, with more digits than the page's."""
+    if unit.kind == "seconds":
+        return f"{value:.6g} s"
+    if unit.kind == "bytes":
+        return f"{value:,.6g} B"
+    suffix = f" {unit.symbol}" if unit.symbol and unit.kind == "plain" else ""
+    return f"{value:.6g}{suffix}"
 
 
 def _float(text: str) -> float:
@@ -456,29 +802,28 @@ def _svg_number(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def bucket_chart(buckets: Sequence[tuple[float, float]], unit: str, *, large: bool) -> Chart:
-    """Bars of the per-bucket (not cumulative) counts, +Inf included, in equal widths."""
+def bucket_chart(
+    bounds: Sequence[float],
+    counts: Sequence[float],
+    unit: Unit,
+    *,
+    large: bool,
+    over: str = "since start",
+) -> Chart:
+    """Bars of the per-bucket (not cumulative) ``counts``, +Inf included, in equal
+    widths; its ``summary`` names the busiest bucket and the total."""
     width, height = (640, 120) if large else (100, 24)
-    ordered = sorted(buckets)
-    counts: list[float] = []
-    previous = 0.0
-    for _, cumulative in ordered:
-        counts.append(max(cumulative - previous, 0.0))
-        previous = max(previous, cumulative)
+    n = max(len(bounds), 1)
     top = max(counts, default=0.0) or 1.0
-    n = max(len(ordered), 1)
     slot = width / n
     gap = min(6.0 if large else 2.0, slot * 0.2)
     label_every = math.ceil(48 / slot)  # a bound's label needs about 48 units
     bars = []
-    for i, ((bound, _), count) in enumerate(zip(ordered, counts, strict=True)):
+    for i, (bound, count) in enumerate(zip(bounds, counts, strict=False)):
         h = 0.0 if count != count else (count / top) * (height - 1)
         h = max(h, 1.0) if count else 0.0  # a non-empty bucket stays visible
-        bound_text = format_stat(bound, unit)
-        lower = format_stat(ordered[i - 1][0], unit) if i else None
-        where = f"{lower} to {bound_text}" if lower else f"≤ {bound_text}"
-        if bound == INF:
-            where = f"> {lower}" if lower else "all"
+        lower = bounds[i - 1] if i else (0.0 if bound > 0 else -INF)
+        where = fmt.value_range(lower, bound, unit) if n > 1 else "all"
         observations = "observation" if count == 1 else "observations"
         bars.append(
             Bar(
@@ -486,13 +831,25 @@ def bucket_chart(buckets: Sequence[tuple[float, float]], unit: str, *, large: bo
                 y=_svg_number(height - h),
                 width=_svg_number(slot - gap),
                 height=_svg_number(h),
-                label=bound_text,
-                title=f"{where}: {format_value(count)} {observations}",
+                label=fmt.number(bound, unit) if bound != INF else "+Inf",
+                title=f"{where}: {fmt.count(count)} {observations}",
                 cx=_svg_number(i * slot + slot / 2),
                 show_label=(n - 1 - i) % label_every == 0,
+                count=fmt.count(count),
+                where=where,
             )
         )
-    return Chart(width, height, bars, large)
+    total = sum(counts)
+    if not total:
+        summary = f"Observations per bucket, {over}: none"
+    else:
+        busiest = max(range(len(bars)), key=lambda i: counts[i])
+        where = bars[busiest].where
+        summary = (
+            f"Observations per bucket, {over}: {fmt.count(total)} in all, "
+            f"most ({fmt.count(counts[busiest])}) in {where}"
+        )
+    return Chart(width, height, bars, large, summary)
 
 
 def _label_key(names: tuple[str, ...], values: tuple[str, ...]) -> str:
@@ -614,7 +971,9 @@ def _parse(kind: str, name: str, samples: list[tuple[str, str, float]]) -> Serie
     return d
 
 
-def build_family(family: MetricFamily, labelnames: Sequence[str] | None = None) -> FamilyView:
+def build_family(
+    family: MetricFamily, labelnames: Sequence[str] | None = None, unit_hint: Unit | None = None
+) -> FamilyView:
     """Group one family's samples into series. ``labelnames``: the definition's, if known."""
     kind = family.type
     name = family.name
@@ -653,19 +1012,45 @@ def build_family(family: MetricFamily, labelnames: Sequence[str] | None = None) 
         labelnames=names,
         series=series,
         total_series=len(series),
+        unit_hint=unit_hint,
     )
 
 
 def build_families(
-    families: Iterable[MetricFamily], labelnames: Mapping[str, Sequence[str]] | None = None
+    families: Iterable[MetricFamily],
+    labelnames: Mapping[str, Sequence[str]] | None = None,
+    unit_hints: Mapping[str, Unit] | None = None,
 ) -> list[FamilyView]:
-    """:func:`build_family` for each family; ``labelnames`` maps family names to the
-    label names of local definitions (remote families learn theirs from samples)."""
+    """What the backend returned, as the dashboard's families of series: the one
+    place that knows the shape of the backend's output.
+
+    ``labelnames`` maps family names to the label names of local definitions (remote
+    families learn theirs from samples); ``unit_hints`` gives units the names do not
+    tell (the queries per request are whole numbers of queries).
+    """
     labelnames = labelnames or {}
-    return [build_family(f, labelnames.get(f.name)) for f in families]
+    unit_hints = unit_hints or {}
+    return [build_family(f, labelnames.get(f.name), unit_hints.get(f.name)) for f in families]
 
 
 # --------------------------------------------------------------------------- selection
+
+#: Where a family comes from, in the order the dashboard lists them, with headings.
+ORIGINS = {
+    "site": "This site's metrics",
+    "django": "Requests, database and cache (django_pytheus)",
+    "runtime": "Process and runtime",
+}
+#: The orders of the family list.
+SORTS = {"": "This site first", "name": "Name", "active": "Most active"}
+
+
+def origin(name: str, app: Collection[str] = ()) -> str:
+    """``site``, ``django`` (one of ``app``, django_pytheus's own families) or
+    ``runtime`` (the process, Python and pytheus collectors)."""
+    if f"{name}_".startswith(RUNTIME_PREFIXES):  # an Info's family "python" too
+        return "runtime"
+    return "django" if name in app else "site"
 
 
 @dataclass
@@ -676,14 +1061,26 @@ class Selection:
     type_counts: dict[str, int]  # families per type, after the search
     total_families: int
     total_series: int
+    matched_series: int  # series of the families found (those that matched, by label)
 
     @property
     def total_series_text(self) -> str:
-        return format_value(self.total_series)
+        return fmt.count(self.total_series)
+
+    @property
+    def matched_series_text(self) -> str:
+        return fmt.count(self.matched_series)
 
 
 def _matches(s: Series, needle: str) -> bool:
     return any(needle in v.lower() for v in s.labels)
+
+
+def activity(family: FamilyView) -> float:
+    """Observations or increase per second over the family's window, all series."""
+    if not family.rated:
+        return 0.0
+    return sum(r for s in family.series if (r := family.stats(s).rate) == r)
 
 
 def select(
@@ -691,13 +1088,15 @@ def select(
     *,
     query: str = "",
     type: str = "",
-    sort: str = "name",
+    sort: str = "",
+    app: Collection[str] = (),
 ) -> Selection:
-    """Search names, help text and label values; filter by type; sort.
+    """Search names, help text and label values; filter by type; order.
 
     A family whose name or help matches keeps all its series; otherwise it is shown
-    with the series whose label values match, if any. ``sort`` is ``name`` or
-    ``series`` (most series first).
+    with the series whose label values match, if any. ``sort`` is ``""`` (this site's
+    metrics, then django_pytheus's, named in ``app``, then the process's; by name
+    within each), ``name`` or ``active`` (highest rate first).
     """
     needle = query.strip().lower()
     everything = list(families)
@@ -708,90 +1107,139 @@ def select(
             continue
         matching = [s for s in f.series if _matches(s, needle)]
         if matching:
-            found.append(
-                FamilyView(
-                    f.name,
-                    f.type,
-                    f.help,
-                    f.unit,
-                    f.labelnames,
-                    matching,
-                    f.total_series,
-                    matched_by_labels=True,
-                )
-            )
+            found.append(_with_series(f, matching))
     type_counts = dict.fromkeys(TYPES, 0)
     for f in found:
         type_counts[f.type] = type_counts.get(f.type, 0) + 1
     if type:
         found = [f for f in found if f.type == type]
-    if sort == "series":
-        found.sort(key=lambda f: (-len(f.series), f.name))
-    else:
+    if sort == "name":
         found.sort(key=lambda f: f.name)
+    elif sort == "active":
+        found.sort(key=lambda f: (-activity(f), f.name))
+    else:
+        ranks = {o: i for i, o in enumerate(ORIGINS)}
+        found.sort(key=lambda f: (ranks[origin(f.name, app)], f.name))
     return Selection(
         families=found,
         type_counts=type_counts,
         total_families=len(everything),
         total_series=sum(f.total_series for f in everything),
+        matched_series=sum(len(f.series) for f in found),
+    )
+
+
+def _with_series(family: FamilyView, series: list[Series]) -> FamilyView:
+    """``family`` showing only ``series`` (its numbers and window shared)."""
+    return FamilyView(
+        family.name,
+        family.type,
+        family.help,
+        family.unit,
+        family.labelnames,
+        series,
+        family.total_series,
+        matched_by_labels=True,
+        unit_hint=family.unit_hint,
+        window=family.window,
+        stale_since=family.stale_since,
+        local_only=family.local_only,
+        _stats=family._stats,
+        _bounds=family._bounds,
     )
 
 
 # --------------------------------------------------------------------------- backend
 
 
-def _age(seconds: float) -> str:
-    if seconds < 1:
-        return "just now"
-    if seconds < 120:
-        return f"{seconds:.0f} s ago"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min ago"
-    return f"{seconds / 3600:.0f} h ago"
+@dataclass
+class Outage:
+    """Reading the metrics has been failing since ``since`` (Unix time): ``error`` is
+    the last failure, ``failures`` how many reads failed in a row."""
+
+    since: float
+    error: str
+    failures: int = 1
+
+
+# Configuration keys shown as the server, not again among the options.
+_SERVER_KEYS = frozenset({"url", "host", "port", "db", "unix_socket_path"})
+
+
+def _server(backend: object, config: Mapping[str, Any] | None) -> str:
+    """Where a Redis backend's server is (``127.0.0.1:6379, db 0``), without secrets."""
+    client = getattr(backend, "client", None)
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    if isinstance(kwargs, Mapping):
+        if kwargs.get("path"):
+            return f"{kwargs['path']}, db {kwargs.get('db', 0)}"
+        if kwargs.get("host"):
+            return f"{kwargs['host']}:{kwargs.get('port', 6379)}, db {kwargs.get('db', 0)}"
+    url = (config or {}).get("url")
+    return str(mask_secrets(url)) if isinstance(url, str) else ""
 
 
 def backend_status(
-    backend: object, config: Mapping[str, Any] | None = None, *, now: float | None = None
+    backend: object,
+    config: Mapping[str, Any] | None = None,
+    *,
+    now: float | None = None,
+    outage: Outage | None = None,
+    cache_alias: str | None = None,
 ) -> dict[str, Any]:
-    """What the status panel shows of ``backend``, secrets masked, without network I/O.
+    """What the page shows of ``backend``, secrets masked, without network I/O.
 
     Backends with a ``status()`` method (the Redis backend) report whether the last
     flush or scrape reached the server, when the last flush succeeded, how many series
     wait to be sent and how many errors there were; others (in-memory) only their class.
-    Every value is a string or a bool, ready for the template and the JSON endpoint.
+    ``outage`` (tracked by the page) says since when reading has failed, and why. Every
+    value is a string, a bool or a list of ``(key, value)`` strings.
     """
     cls = type(backend)
+    now = time.time() if now is None else now
     info: dict[str, Any] = {
         "backend": cls.__name__,
         "backend_path": f"{cls.__module__}.{cls.__qualname__}",
         "shared": False,
-        "healthy": True,
+        "healthy": outage is None,
         "health": "In this process only",
         "last_flush": "",
         "pending_series": "",
         "errors": "",
         "server": "",
-        "process": "",
-        "config": "",
+        "config": [],
+        "problem": "",
     }
     if config:
         masked = mask_secrets(dict(config))
-        info["config"] = ", ".join(f"{k}={v}" for k, v in masked.items())
+        info["config"] = [(str(k), str(v)) for k, v in masked.items() if str(k) not in _SERVER_KEYS]
+    if cache_alias:
+        info["config"].insert(0, ("CACHE", cache_alias))
     status = getattr(backend, "status", None)
-    if not callable(status):
-        return info
-    raw = status()
-    now = time.time() if now is None else now
-    healthy = bool(raw.get("healthy", True))
-    last = raw.get("last_flush")
-    info.update(
-        shared=True,
-        healthy=healthy,
-        health="Reachable" if healthy else "Unreachable",
-        last_flush=_age(max(now - last, 0.0)) if last else "never",
-        pending_series=format_value(raw.get("pending_series") or 0),
-        errors=format_value(raw.get("errors") or 0),
-        server=str(mask_secrets(str(raw.get("redis", "")))),
-        process=str(raw.get("process", "")),
-    )
+    raw: Mapping[str, Any] = status() if callable(status) else {}
+    if callable(status):
+        healthy = bool(raw.get("healthy", True)) and outage is None
+        last = raw.get("last_flush")
+        info.update(
+            shared=True,
+            healthy=healthy,
+            health="Reachable" if healthy else "Unreachable",
+            last_flush=fmt.age(max(now - last, 0.0)) if last else "never",
+            pending_series=fmt.count(raw.get("pending_series") or 0),
+            errors=fmt.count(raw.get("errors") or 0),
+            server=_server(backend, config),
+        )
+    if outage is not None:
+        info["health"] = "Unreachable" if info["shared"] else "Unreadable"
+        info["problem"] = (
+            f"Reading the metrics has failed since {fmt.clock(outage.since)} "
+            f"({fmt.duration(max(now - outage.since, 0.0))}, {fmt.count(outage.failures)} "
+            f"failed read{'s' if outage.failures != 1 else ''}): {outage.error}"
+        )
+    elif info["shared"] and not info["healthy"]:
+        info["problem"] = (
+            "The last flush to Redis failed; values recorded since wait in this process "
+            "and are sent when Redis answers again."
+        )
     return info

@@ -15,7 +15,9 @@ What is recorded, and when (metric names in :mod:`django_pytheus.metrics`):
   ``request.resolver_match`` after the response is made; requests that matched no
   pattern (404s from the resolver, requests answered by a middleware before
   resolution) are ``<unmatched>``, never their raw path.
-* Requests to ``EXCLUDE_VIEWS`` (by default ``/metrics`` itself) are not recorded.
+* Requests to ``EXCLUDE_VIEWS`` (by default ``/metrics`` itself) are not recorded,
+  nor, unless ``RECORD_DASHBOARD`` is True, those to the admin metrics dashboard
+  (views marked with the :data:`DASHBOARD_VIEW` attribute).
   Those whose URL takes no arguments are recognised by path before anything is
   measured; the others are known only once resolved, and so do show in the
   in-progress gauge (labelled by method only) while they run.
@@ -50,7 +52,11 @@ from django_pytheus.conf import get_settings
 from django_pytheus.context import RequestState, current_request
 from django_pytheus.metrics import METHODS, UNMATCHED
 
-__all__ = ["PytheusMiddleware"]
+__all__ = ["DASHBOARD_VIEW", "PytheusMiddleware"]
+
+#: Views with this attribute set (the admin metrics dashboard's, on any AdminSite) are
+#: not recorded unless ``PYTHEUS["RECORD_DASHBOARD"]`` is True.
+DASHBOARD_VIEW = "pytheus_dashboard"
 
 # Method label per method, so that the common case costs one dictionary lookup.
 _METHOD_LABELS = {m: m for m in METHODS}
@@ -175,6 +181,7 @@ class PytheusMiddleware:
         self.get_response = get_response
         self._exclude = settings.exclude_views
         self._by_route = settings.view_label == "route"
+        self._record_dashboard = settings.record_dashboard
         # (method, view key, status) -> the series to record into, or None when the
         # view is excluded; views are few, so this stays small.
         self._series: dict[tuple[str, str | None, str], _metrics.RequestSeries | None] = {}
@@ -308,5 +315,11 @@ class PytheusMiddleware:
         else:
             view = view_key
         if match is not None and (match.view_name in self._exclude or view in self._exclude):
+            return None
+        if (
+            match is not None
+            and not self._record_dashboard
+            and getattr(match.func, DASHBOARD_VIEW, False)
+        ):
             return None
         return m.request_series(rec.method, view, status)
