@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,7 +69,7 @@ from django_pytheus.models import Metric
 from django_pytheus.overview import QUERIES, AppNames, Overview, Trend, build_overview
 from pytheus.backends import get_backend
 from pytheus.exceptions import BackendUnavailableError
-from pytheus.registry import REGISTRY
+from pytheus.registry import REGISTRY, get_registry
 from pytheus.samples import MetricFamily
 
 __all__ = [
@@ -105,6 +106,15 @@ class _State:
         self.last: dict[str, FamilyView] = {}  # the last values read, by family name
         self.last_read = 0.0  # when (Unix time)
         self.outage: Outage | None = None
+        self._source: tuple[weakref.ref[Any], weakref.ref[Any]] | None = None
+
+    def follow(self, registry: object, backend: object) -> None:
+        """Start afresh when the registry or the backend is another one (tests swap
+        them; readings of other values would make up rates)."""
+        source = self._source
+        if source is None or source[0]() is not registry or source[1]() is not backend:
+            self.forget()
+            self._source = (weakref.ref(registry), weakref.ref(backend))
 
     def read_ok(self, families: Iterable[FamilyView], when: float) -> None:
         with self.lock:
@@ -374,6 +384,7 @@ class MetricAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         backend fails, the families last read (stale) and this process's own values."""
         start = time.perf_counter()
         wall = time.time()
+        STATE.follow(get_registry(), get_backend())
         try:
             families = list(REGISTRY.collect(names))
         except BackendUnavailableError as exc:
