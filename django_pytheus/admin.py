@@ -106,6 +106,8 @@ class _State:
         self.last: dict[str, FamilyView] = {}  # the last values read, by family name
         self.last_read = 0.0  # when (Unix time)
         self.outage: Outage | None = None
+        # The clock of the readings (monotonic: rates must not jump with the wall clock).
+        self.clock: Callable[[], float] = time.monotonic
         self._source: tuple[weakref.ref[Any], weakref.ref[Any]] | None = None
 
     def follow(self, registry: object, backend: object) -> None:
@@ -258,9 +260,11 @@ def _query(params: Mapping[str, str], **changes: str) -> str:
     return query_string({**params, **changes})
 
 
-def query_string(params: Mapping[str, str]) -> str:
+def query_string(params: Mapping[str, str], empty: str = "?") -> str:
+    """``params`` as a query string, empty and default values left out; ``empty``
+    when nothing is left (``?`` clears the current query in a link)."""
     kept = {k: v for k, v in params.items() if v and _DEFAULTS.get(k) != v}
-    return f"?{urlencode(kept)}" if kept else "?"
+    return f"?{urlencode(kept)}" if kept else empty
 
 
 def _headers(family: FamilyView, sort: str) -> list[dict[str, Any]]:
@@ -394,7 +398,7 @@ class MetricAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         start = time.perf_counter()
         views = build_families(families, _local_labelnames(), hints)
         seconds = float(data.params["w"])
-        now = time.monotonic()
+        now = STATE.clock()
         for view in views:
             view.observe(STATE.history, seconds, now)
         STATE.read_ok(views, wall)
@@ -436,7 +440,7 @@ class MetricAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             app,
             self._family_link(data.params),
             trend=STATE.trend,
-            now=time.monotonic(),
+            now=STATE.clock(),
         )
         data.build_ms += (time.perf_counter() - build_start) * 1000
         if names:
@@ -523,7 +527,7 @@ class MetricAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 url = self._reverse("family", name)
             except NoReverseMatch:
                 return ""
-            return url + query_string({"q": query, "w": params["w"], f"o.{name}": sort})
+            return url + query_string({"q": query, "w": params["w"], f"o.{name}": sort}, "")
 
         return link
 

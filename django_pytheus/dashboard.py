@@ -339,7 +339,9 @@ class Stats:
         "bars",
         "windowed",
         "state",
+        "mean_since_start",
         "_buckets",
+        "_since_start",
         "_quantiles",
     )
 
@@ -353,7 +355,9 @@ class Stats:
         self.bars: list[float] = []  # per-bucket (not cumulative) counts, +Inf last
         self.windowed = False
         self.state = ""
+        self.mean_since_start = NAN
         self._buckets: Sequence[tuple[float, float]] = ()  # cumulative, for quantiles
+        self._since_start: Sequence[tuple[float, float]] = ()  # the same, since start
         self._quantiles: dict[float, Estimate] = {}
 
     def quantile(self, q: float) -> Estimate:
@@ -361,6 +365,12 @@ class Stats:
         if estimate is None:
             estimate = self._quantiles[q] = quantile_estimate(q, self._buckets)
         return estimate
+
+    def quantile_since_start(self, q: float) -> float:
+        """For ordering series idle over the window (whose quantile there is NaN)."""
+        if self._since_start is self._buckets:
+            return self.quantile(q).value
+        return quantile_estimate(q, self._since_start).value
 
 
 @dataclass(frozen=True, slots=True)
@@ -625,7 +635,8 @@ class FamilyView:
         elif kind == "histogram":
             s.total, s.sum = d.count, d.sum
             buckets: Sequence[tuple[float, float]] = d.buckets
-            mean = d.sum / d.count if d.count else NAN
+            mean = s.mean_since_start = d.sum / d.count if d.count else NAN
+            s._since_start = buckets
             if increase is not None:
                 n = len(self.bounds)
                 s.increase, s.rate, s.windowed = increase[n - 1], increase[n - 1] / span, True
@@ -638,7 +649,7 @@ class FamilyView:
                 previous = max(previous, cumulative)
         elif kind == "summary":
             s.total, s.sum = d.count, d.sum
-            s.mean = d.sum / d.count if d.count else NAN
+            s.mean = s.mean_since_start = d.sum / d.count if d.count else NAN
             if increase is not None:
                 s.increase, s.rate, s.windowed = increase[0], increase[0] / span, True
                 s.mean = increase[1] / increase[0] if increase[0] > 0 else NAN
@@ -689,24 +700,34 @@ class FamilyView:
             return sorted(series, key=lambda s: self.stats(s).state, reverse=descending)
         sign = -1.0 if descending else 1.0
 
-        def key(s: Series) -> tuple[bool, float, float, tuple[str, ...]]:
-            value = getter(self.stats(s))
-            total = self.stats(s).total
+        def key(s: Series) -> tuple[bool, float, bool, float, float, tuple[str, ...]]:
+            # The value over the window; series idle over it (NaN) after the others,
+            # ordered by the same value since start; missing values last either way.
+            stats = self.stats(s)
+            value, since_start = getter(stats)
+            total = stats.total
             return (
                 value != value,
                 sign * value if value == value else 0.0,
+                since_start != since_start,
+                sign * since_start if since_start == since_start else 0.0,
                 -total if total == total else 0.0,
                 s.labels,
             )
 
         return sorted(series, key=key)
 
-    def _sort_value(self, column: str) -> Callable[[Stats], float] | None:
-        if column in ("rate", "total", "value", "mean"):
-            return lambda s: getattr(s, column)  # type: ignore[no-any-return]
+    def _sort_value(self, column: str) -> Callable[[Stats], tuple[float, float]] | None:
+        """(over the window, since start) of a column, for ordering."""
+        if column == "rate":
+            return lambda s: (s.rate, s.total)
+        if column in ("total", "value"):
+            return lambda s: (getattr(s, column), NAN)
+        if column == "mean":
+            return lambda s: (s.mean, s.mean_since_start)
         if column.startswith("p"):
             q = _float(column[1:]) / 100
-            return lambda s: s.quantile(q).value
+            return lambda s: (s.quantile(q).value, s.quantile_since_start(q))
         return None
 
     # ------------------------------------------------------------------ text
@@ -733,7 +754,7 @@ class FamilyView:
         if cid == "rate":
             if s.rate != s.rate:
                 return Cell(
-                    cid, fmt.NO_DATA, "Shown from the next refresh: needs an earlier reading"
+                    cid, fmt.NO_DATA, "Needs an earlier reading: shown from the next refresh on"
                 )
             counted = unit if self.type == "counter" else fmt.PLAIN
             increase = (

@@ -396,8 +396,9 @@ def _query_heavy(queries: FamilyView, link: LinkMaker) -> list[Ranked]:
         mean = vector[n] / count
         _, p99_text, _ = _quantile(queries, vector, 0.99)
         _, p99_short, _ = _quantile(queries, vector, 0.99, WHOLE)
+        requests = "request" if count == 1 else "requests"
         title = (
-            f"{fmt.plain(vector[n])} queries in {fmt.count(count)} requests; "
+            f"{fmt.number(vector[n], QUERIES)} in {fmt.count(count)} {requests}; "
             f"p99 {p99_text} per request"
         )
         found.append((mean, count, view, title, f"p99 {p99_short}"))

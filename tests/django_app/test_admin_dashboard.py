@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001, RUF003 (the en dash of ranges such as "5–10 ms" is what the page shows)
 """The dashboard's pure parts: histogram_quantile against hand-computed values and a
 real PromQL engine, secrets masking, regex routes made readable, grouping samples into
 series, search, filter and order, the backend's status."""

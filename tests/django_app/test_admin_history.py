@@ -1,9 +1,11 @@
+# ruff: noqa: RUF001, RUF003 (the en dash of ranges such as "5–10 ms" is what the page shows)
 """Readings kept for rates over a window (django_pytheus.history): increases, resets as
 PromQL's rate() treats them, series that appear, thinning and the memory bound; and
 windowed quantiles from bucket differences, checked against PromQL itself."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -74,7 +76,7 @@ def test_the_window_starts_at_the_oldest_reading_inside_it() -> None:
 
 def test_readings_thin_out_as_they_age_and_expire() -> None:
     history = History()
-    for t in range(0, 2000):  # a poll every second for half an hour
+    for t in range(2000):  # a poll every second for half an hour
         history.observe("c", counter_reading(float(t), a=float(t)), 60)
     readings = history._readings["c"]
     assert len(readings) < 60
@@ -83,7 +85,7 @@ def test_readings_thin_out_as_they_age_and_expire() -> None:
     # Recent readings are dense, old ones sparse: a gap is about a sixth of its age
     # (at most twice that, as readings between are dropped), so a window always finds
     # a first reading close to its start.
-    for older, newer in zip(readings, readings[1:], strict=False):
+    for older, newer in itertools.pairwise(readings):
         assert newer.time - older.time <= max(2.0, (1999 - older.time) / 3)
 
 
@@ -195,7 +197,8 @@ def test_windowed_quantiles_and_rates_agree_with_promql(promtool: str, tmp_path:
             minute * 60.0, [("", [*counts, 0.0])], width=5, total_index=3, layout=tuple(bounds)
         )
         window = history.observe("h", reading, 300)
-    assert window is not None and window.span == 300
+    assert window is not None
+    assert window.span == 300
     increase = window.increase("")
     assert increase is not None
     series = [

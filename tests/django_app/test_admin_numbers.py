@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001, RUF003 (the en dash of ranges such as "5–10 ms" is what the page shows)
 """The dashboard's one number format (django_pytheus.formatting): digits, units from
 the metric's unit or name, bucket ranges, rates, timestamps and ages."""
 

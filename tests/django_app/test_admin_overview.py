@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001, RUF003 (the en dash of ranges such as "5–10 ms" is what the page shows)
 """The on-call overview (django_pytheus.overview) worked out from families read twice:
 requests per second, 5xx share, p99, the slowest views, the N+1 finder, cache hit
 ratios, exceptions by type, sparklines; since start when there is no earlier reading."""
