@@ -609,6 +609,10 @@ class MetricAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "has_view_permission": True,
             "data": data,
             "params": params,
+            # What the page's forms carry along: the values that are not the default.
+            "kept_params": {
+                k: v for k, v in params.items() if v and _DEFAULTS.get(k) != v and k != "p"
+            },
             "status": self._status(),
             "type_links": type_links,
             "sort_links": sort_links,

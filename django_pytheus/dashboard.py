@@ -22,7 +22,9 @@ Pure helpers with tests of their own:
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
+import operator
 import re
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -94,29 +96,66 @@ class Estimate:
 NO_ESTIMATE = Estimate(NAN)
 
 
-def _merge(buckets: Iterable[tuple[float, float]]) -> list[list[float]] | None:
-    """Sorted, merged, non-decreasing ``[bound, cumulative]`` pairs; None if unusable."""
-    merged: list[list[float]] = []
+def _merge(buckets: Iterable[tuple[float, float]]) -> tuple[list[float], list[float]] | None:
+    """Sorted bounds and their counts, equal bounds merged; None if unusable."""
+    bounds: list[float] = []
+    counts: list[float] = []
     for bound, count in sorted(buckets, key=lambda b: b[0]):
-        if merged and merged[-1][0] == bound:
-            merged[-1][1] += count
+        if bounds and bounds[-1] == bound:
+            counts[-1] += count
         else:
-            merged.append([bound, count])
-    if len(merged) < 2 or merged[-1][0] != INF:
+            bounds.append(bound)
+            counts.append(count)
+    if len(bounds) < 2 or bounds[-1] != INF:
         return None
-    # Float sums of counts can wobble by an ulp; keep such steps flat (as PromQL does,
-    # with the same tolerance), then take the envelope so the counts never decrease.
-    previous = merged[0][1]
-    for b in merged[1:]:
-        delta = abs(b[1] - previous)
-        if delta and delta / b[1] <= 1e-12:
-            b[1] = previous
-        elif delta:
-            previous = b[1]
-    highest = merged[0][1]
-    for b in merged[1:]:
-        highest = b[1] = max(highest, b[1])
-    return merged
+    return bounds, counts
+
+
+def _estimate(q: float, bounds: Sequence[float], cumulative: Sequence[float]) -> Estimate:
+    """The quantile of buckets whose ``bounds`` increase strictly up to ``+Inf``."""
+    if math.isnan(q):
+        return NO_ESTIMATE
+    if q < 0:
+        return Estimate(-INF)
+    if q > 1:
+        return Estimate(INF)
+    n = len(bounds)
+    if n < 2 or bounds[-1] != INF:
+        return NO_ESTIMATE
+    counts = cumulative
+    if not all(map(operator.le, counts, itertools.islice(counts, 1, None))):
+        # Float sums of counts can wobble by an ulp; keep such steps flat (as PromQL
+        # does, with the same tolerance), then take the envelope so that the counts
+        # never decrease. (Counts that never decrease need neither: the usual case.)
+        counts = list(cumulative)
+        previous = highest = counts[0]
+        for i in range(1, n):
+            c = counts[i]
+            delta = abs(c - previous)
+            if delta and delta / c <= 1e-12:
+                c = previous
+            elif delta:
+                previous = c
+            counts[i] = highest = max(c, highest)
+    observations = counts[-1]
+    if observations <= 0:
+        return NO_ESTIMATE
+    rank = q * observations
+    i = bisect.bisect_left(counts, rank, 0, n - 1)  # the first bucket holding that rank
+    if i == n - 1:
+        # Past the highest finite bound: PromQL answers that bound.
+        return Estimate(bounds[-2], bounds[-2], INF)
+    upper, count = bounds[i], counts[i]
+    if i == 0 and upper <= 0:
+        return Estimate(upper, -INF, upper)
+    lower = 0.0
+    if i > 0:
+        lower = bounds[i - 1]
+        count -= counts[i - 1]
+        rank -= counts[i - 1]
+    if count == 0:  # only when q == 0 and the lowest bucket is empty
+        return NO_ESTIMATE
+    return Estimate(lower + (upper - lower) * (rank / count), lower, upper)
 
 
 def quantile_estimate(q: float, buckets: Iterable[tuple[float, float]]) -> Estimate:
@@ -125,35 +164,10 @@ def quantile_estimate(q: float, buckets: Iterable[tuple[float, float]]) -> Estim
     >>> quantile_estimate(0.5, [(1.0, 2), (2.0, 6), (math.inf, 8)])
     Estimate(value=1.5, lower=1.0, upper=2.0)
     """
-    if math.isnan(q):
-        return NO_ESTIMATE
-    if q < 0:
-        return Estimate(-INF)
-    if q > 1:
-        return Estimate(INF)
     merged = _merge(buckets)
     if merged is None:
-        return NO_ESTIMATE
-    observations = merged[-1][1]
-    if observations <= 0:
-        return NO_ESTIMATE
-    rank = q * observations
-    counts = [b[1] for b in merged[:-1]]
-    i = bisect.bisect_left(counts, rank)  # the first bucket holding the rank-th observation
-    if i == len(merged) - 1:
-        # Past the highest finite bound: PromQL answers that bound.
-        return Estimate(merged[-2][0], merged[-2][0], INF)
-    upper, count = merged[i]
-    if i == 0 and upper <= 0:
-        return Estimate(upper, -INF, upper)
-    lower = 0.0
-    if i > 0:
-        lower = merged[i - 1][0]
-        count -= merged[i - 1][1]
-        rank -= merged[i - 1][1]
-    if count == 0:  # only when q == 0 and the lowest bucket is empty
-        return NO_ESTIMATE
-    return Estimate(lower + (upper - lower) * (rank / count), lower, upper)
+        return _estimate(q, (), ())
+    return _estimate(q, *merged)
 
 
 def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float:
@@ -283,9 +297,15 @@ class SeriesData:
     value: float = NAN
     count: float = NAN
     sum: float = NAN
-    buckets: list[tuple[float, float]] = field(default_factory=list)  # (le, cumulative)
+    bounds: tuple[float, ...] = ()  # a histogram's le, increasing (+Inf last)
+    cumulative: list[float] = field(default_factory=list)  # its counts, per bound
     quantiles: list[tuple[str, float]] = field(default_factory=list)
     states: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def buckets(self) -> list[tuple[float, float]]:
+        """``(le, cumulative count)`` pairs, as the ``_bucket`` samples carry them."""
+        return list(zip(self.bounds, self.cumulative, strict=True))
 
 
 class Series:
@@ -302,13 +322,15 @@ class Series:
         kind: str = "gauge",
         name: str = "",
         samples: list[tuple[str, str, float]] | None = None,
+        *,
+        data: SeriesData | None = None,
     ) -> None:
         self.key = key  # the label text without le/quantile/state: stable across refreshes
         self.labels = labels  # values in the order of FamilyView.labelnames ('' if absent)
         self._kind = kind
         self._name = name
         self._samples = samples or []  # (sample name, le/quantile/state value, value)
-        self._data: SeriesData | None = None
+        self._data = data  # known already, or parsed from the samples when asked for
 
     @property
     def data(self) -> SeriesData:
@@ -336,11 +358,11 @@ class Stats:
         "rate",
         "increase",
         "mean",
-        "bars",
         "windowed",
         "state",
         "mean_since_start",
-        "_buckets",
+        "_bounds",
+        "_cumulative",
         "_since_start",
         "_quantiles",
     )
@@ -352,25 +374,35 @@ class Stats:
         self.rate = NAN
         self.increase = NAN
         self.mean = NAN
-        self.bars: list[float] = []  # per-bucket (not cumulative) counts, +Inf last
         self.windowed = False
         self.state = ""
         self.mean_since_start = NAN
-        self._buckets: Sequence[tuple[float, float]] = ()  # cumulative, for quantiles
-        self._since_start: Sequence[tuple[float, float]] = ()  # the same, since start
+        self._bounds: Sequence[float] = ()  # a histogram's, increasing up to +Inf
+        self._cumulative: Sequence[float] = ()  # over the window, or since start
+        self._since_start: Sequence[float] = ()
         self._quantiles: dict[float, Estimate] = {}
 
     def quantile(self, q: float) -> Estimate:
         estimate = self._quantiles.get(q)
         if estimate is None:
-            estimate = self._quantiles[q] = quantile_estimate(q, self._buckets)
+            estimate = self._quantiles[q] = _estimate(q, self._bounds, self._cumulative)
         return estimate
 
     def quantile_since_start(self, q: float) -> float:
         """For ordering series idle over the window (whose quantile there is NaN)."""
-        if self._since_start is self._buckets:
+        if self._since_start is self._cumulative:
             return self.quantile(q).value
-        return quantile_estimate(q, self._since_start).value
+        return _estimate(q, self._bounds, self._since_start).value
+
+    @property
+    def bars(self) -> list[float]:
+        """Per-bucket (not cumulative) counts, +Inf last: the chart's bars."""
+        out = []
+        previous = 0.0
+        for cumulative in self._cumulative:
+            out.append(max(cumulative - previous, 0.0))
+            previous = max(previous, cumulative)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,10 +530,13 @@ class FamilyView:
 
     @property
     def bounds(self) -> tuple[float, ...]:
-        """A histogram's bucket bounds (``+Inf`` last), from its first series."""
+        """A histogram's bucket bounds (``+Inf`` last), from its first series; empty
+        when they do not increase strictly (a custom collector's repeated bounds)."""
         if self._bounds is None:
-            first = next((s for s in self.series if s.data.buckets), None)
-            self._bounds = tuple(b for b, _ in first.data.buckets) if first else ()
+            first = next((s for s in self.series if s.data.bounds), None)
+            bounds = first.data.bounds if first else ()
+            increasing = all(a < b for a, b in itertools.pairwise(bounds))
+            self._bounds = bounds if increasing and bounds and bounds[-1] == INF else ()
         return self._bounds
 
     @property
@@ -592,12 +627,9 @@ class FamilyView:
         def vectors() -> Iterable[tuple[str, list[float]]]:
             for s in self.series:
                 d = s.data
-                buckets = d.buckets
                 # A series with other buckets (a custom collector) has no rates.
-                if len(buckets) == n and all(
-                    b == c[0] for b, c in zip(bounds, buckets, strict=True)
-                ):
-                    yield s.key, [c for _, c in buckets] + [d.sum]
+                if d.bounds == bounds:
+                    yield s.key, [*d.cumulative, d.sum]
 
         return Reading.of(
             now, vectors(), width=n + 1, total_index=n - 1, layout=bounds, previous=previous
@@ -634,19 +666,19 @@ class FamilyView:
                 s.increase, s.rate = increase[0], increase[0] / span
         elif kind == "histogram":
             s.total, s.sum = d.count, d.sum
-            buckets: Sequence[tuple[float, float]] = d.buckets
-            mean = s.mean_since_start = d.sum / d.count if d.count else NAN
-            s._since_start = buckets
+            s.mean = s.mean_since_start = d.sum / d.count if d.count else NAN
+            if d.bounds == self.bounds:
+                s._bounds, s._cumulative = d.bounds, d.cumulative
+            else:  # bounds that repeat or differ: merged as PromQL does
+                merged = _merge(d.buckets)
+                if merged is not None:
+                    s._bounds, s._cumulative = merged
+            s._since_start = s._cumulative
             if increase is not None:
                 n = len(self.bounds)
                 s.increase, s.rate, s.windowed = increase[n - 1], increase[n - 1] / span, True
-                buckets = list(zip(self.bounds, increase[:n], strict=True))
-                mean = increase[n] / s.increase if s.increase > 0 else NAN
-            s.mean, s._buckets = mean, buckets
-            previous = 0.0
-            for _, cumulative in buckets:
-                s.bars.append(max(cumulative - previous, 0.0))
-                previous = max(previous, cumulative)
+                s._cumulative = increase[:n]
+                s.mean = increase[n] / s.increase if s.increase > 0 else NAN
         elif kind == "summary":
             s.total, s.sum = d.count, d.sum
             s.mean = s.mean_since_start = d.sum / d.count if d.count else NAN
@@ -706,9 +738,13 @@ class FamilyView:
             stats = self.stats(s)
             value, since_start = getter(stats)
             total = stats.total
+            if value == value:
+                return (False, sign * value, False, 0.0, -total if total == total else 0.0,
+                        s.labels)  # fmt: skip
+            since_start = since_start()
             return (
-                value != value,
-                sign * value if value == value else 0.0,
+                True,
+                0.0,
                 since_start != since_start,
                 sign * since_start if since_start == since_start else 0.0,
                 -total if total == total else 0.0,
@@ -717,17 +753,20 @@ class FamilyView:
 
         return sorted(series, key=key)
 
-    def _sort_value(self, column: str) -> Callable[[Stats], tuple[float, float]] | None:
-        """(over the window, since start) of a column, for ordering."""
+    def _sort_value(
+        self, column: str
+    ) -> Callable[[Stats], tuple[float, Callable[[], float]]] | None:
+        """A column's value over the window and, for series idle over it, a function
+        that gives it since start (worked out only for those), for ordering."""
         if column == "rate":
-            return lambda s: (s.rate, s.total)
+            return lambda s: (s.rate, lambda: s.total)
         if column in ("total", "value"):
-            return lambda s: (getattr(s, column), NAN)
+            return lambda s: (getattr(s, column), lambda: NAN)
         if column == "mean":
-            return lambda s: (s.mean, s.mean_since_start)
+            return lambda s: (s.mean, lambda: s.mean_since_start)
         if column.startswith("p"):
             q = _float(column[1:]) / 100
-            return lambda s: (s.quantile(q).value, s.quantile_since_start(q))
+            return lambda s: (s.quantile(q).value, lambda: s.quantile_since_start(q))
         return None
 
     # ------------------------------------------------------------------ text
@@ -967,16 +1006,19 @@ def _parse(kind: str, name: str, samples: list[tuple[str, str, float]]) -> Serie
     """A series' numbers from its samples (sample name, part label value, value)."""
     d = SeriesData()
     if kind == "histogram":
+        buckets = []
         for sample_name, part, v in samples:
             if sample_name.endswith("_bucket"):
-                d.buckets.append((_float(part), v))
+                buckets.append((_float(part), v))
             elif sample_name.endswith("_count"):
                 d.count = v
             else:
                 d.sum = v
-        d.buckets.sort()
-        if d.count != d.count and d.buckets:
-            d.count = d.buckets[-1][1]
+        buckets.sort()
+        d.bounds = tuple(b for b, _ in buckets)
+        d.cumulative = [c for _, c in buckets]
+        if d.count != d.count and buckets:
+            d.count = buckets[-1][1]
     elif kind == "summary":
         for sample_name, part, v in samples:
             if sample_name == name:
@@ -992,12 +1034,61 @@ def _parse(kind: str, name: str, samples: list[tuple[str, str, float]]) -> Serie
     return d
 
 
+def _fast_series(family: MetricFamily) -> list[tuple[LabelSet, SeriesData]] | None:
+    """The series of a family as pytheus's metrics build them, without regrouping:
+    one sample per counter or gauge series; a histogram series' buckets in order, then
+    its ``_count`` and ``_sum`` with the series' own labels. None for anything else
+    (a custom collector's family), which :func:`_group` sorts out."""
+    kind, name, samples = family.type, family.name, family.samples
+    out: list[tuple[LabelSet, SeriesData]] = []
+    if kind in ("counter", "gauge", "unknown"):
+        wanted = f"{name}_total" if kind == "counter" else name
+        for sample in samples:
+            labels = sample.labels
+            if sample.name != wanted or not isinstance(labels, LabelSet):
+                return None
+            out.append((labels, SeriesData(value=sample.value)))
+        return out
+    if kind != "histogram" or not samples:
+        return None
+    bucket, count, total = f"{name}_bucket", f"{name}_count", f"{name}_sum"
+    n = next((i for i, s in enumerate(samples) if s.name != bucket), len(samples))
+    if n == 0 or len(samples) % (n + 2):
+        return None
+    bounds = []
+    for s in samples[:n]:
+        labels = s.labels
+        if not isinstance(labels, LabelSet) or tuple(labels)[-1:] != ("le",):
+            return None
+        bounds.append(_float(labels.values_tuple[-1]))
+    le = tuple(bounds)
+    if le[-1] != INF or any(a >= b for a, b in itertools.pairwise(le)):
+        return None
+    for start in range(0, len(samples), n + 2):
+        chunk = samples[start : start + n + 2]
+        counted, summed = chunk[n], chunk[n + 1]
+        own = counted.labels
+        if counted.name != count or summed.name != total or summed.labels is not own:
+            return None
+        if chunk[0].name != bucket or chunk[n - 1].name != bucket:
+            return None
+        if not isinstance(own, LabelSet):
+            return None
+        cumulative = [s.value for s in chunk[:n]]
+        out.append((own, SeriesData(count=counted.value, sum=summed.value, bounds=le,
+                                    cumulative=cumulative)))  # fmt: skip
+    return out
+
+
 def build_family(
     family: MetricFamily, labelnames: Sequence[str] | None = None, unit_hint: Unit | None = None
 ) -> FamilyView:
     """Group one family's samples into series. ``labelnames``: the definition's, if known."""
     kind = family.type
     name = family.name
+    fast = _fast_series(family)
+    if fast is not None:
+        return _family_of_series(family, fast, labelnames, unit_hint)
     part_label = _PART_LABEL.get(kind)
     if kind == "stateset":
         part_label = name  # an Enum's state is the label named after the metric
@@ -1028,6 +1119,36 @@ def build_family(
     return FamilyView(
         name=name,
         type=kind,
+        help=family.help,
+        unit=family.unit,
+        labelnames=names,
+        series=series,
+        total_series=len(series),
+        unit_hint=unit_hint,
+    )
+
+
+def _family_of_series(
+    family: MetricFamily,
+    found: list[tuple[LabelSet, SeriesData]],
+    labelnames: Sequence[str] | None,
+    unit_hint: Unit | None,
+) -> FamilyView:
+    names = tuple(labelnames) if labelnames is not None else ()
+    if labelnames is None:
+        for labels, _ in found:  # remote families: the names their series carry
+            names += tuple(n for n in labels if n not in names)
+    series = []
+    for labels, data in found:
+        values = labels.values_tuple
+        if len(values) != len(names) or tuple(labels) != names:
+            by_name = dict(zip(labels, values, strict=True))
+            values = tuple(by_name.get(n, "") for n in names)
+        series.append(Series(labels.text, values, family.type, family.name, data=data))
+    series.sort(key=lambda s: s.labels)
+    return FamilyView(
+        name=family.name,
+        type=family.type,
         help=family.help,
         unit=family.unit,
         labelnames=names,

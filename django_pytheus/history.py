@@ -25,10 +25,10 @@ computes correct rates once it has answered twice.
 
 from __future__ import annotations
 
+import operator
 import threading
 from array import array
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 __all__ = ["MAX_AGE", "History", "Reading", "Window"]
 
@@ -54,7 +54,7 @@ class Reading:
     buckets after a deploy): they are never compared.
     """
 
-    __slots__ = ("time", "keys", "width", "total_index", "data", "totals", "layout")
+    __slots__ = ("time", "keys", "width", "total_index", "data", "totals", "layout", "resets")
 
     def __init__(
         self,
@@ -74,6 +74,9 @@ class Reading:
         self.data = data
         self.totals = totals
         self.layout = layout
+        # Series whose total went down since the reading kept before this one: they
+        # restarted from zero. Kept across thinning (a dropped reading's pass to the next).
+        self.resets: frozenset[str] = frozenset()
 
     @classmethod
     def of(
@@ -122,8 +125,22 @@ class Reading:
         i = self.keys.get(key)
         return None if i is None else self.totals[i]
 
+    def went_down(self, before: Reading) -> frozenset[str]:
+        """The series whose total is lower here than in ``before`` (restarted)."""
+        if before.keys is self.keys:  # the same series in the same order: the usual case
+            return frozenset(
+                key
+                for key, a, b in zip(self.keys, before.totals, self.totals, strict=True)
+                if b < a
+            )
+        down = []
+        for key, i in self.keys.items():
+            j = before.keys.get(key)
+            if j is not None and self.totals[i] < before.totals[j]:
+                down.append(key)
+        return frozenset(down)
 
-@dataclass
+
 class Window:
     """The readings of one family over a window, ending with the current one.
 
@@ -131,8 +148,15 @@ class Window:
     earlier reading (the page then shows totals since start only).
     """
 
-    current: Reading
-    earlier: list[Reading] = field(default_factory=list)  # oldest first
+    def __init__(self, current: Reading, earlier: list[Reading] | None = None) -> None:
+        self.current = current
+        self.earlier = earlier or []  # oldest first
+        # Which series restarted at each step, as known now: thinning may later move
+        # a dropped reading's resets to a reading of this window.
+        self._steps = tuple(r.resets for r in (*self.earlier[1:], current))
+        self._resets = frozenset().union(*self._steps) if self.earlier else frozenset()
+        self._diff: list[float] | None = None
+        self._diffed = False
 
     @property
     def span(self) -> float:
@@ -149,46 +173,48 @@ class Window:
         i = current.keys.get(key)
         if i is None or not self.earlier:
             return None
+        if key in self._resets:
+            return self._increase_with_resets(key)
         w = current.width
+        bulk = self._bulk()
+        if bulk is not None:
+            return bulk[i * w : (i + 1) * w]
         now = current.data[i * w : (i + 1) * w]
         base = self.earlier[0]
         j = base.keys.get(key)
-        # A quick pass over the totals: does any step go down (a reset)?
-        previous = base.totals[j] if j is not None else 0.0
-        reset = False
-        for reading in self.earlier[1:]:
-            t = reading.total(key)
-            if t is None:
-                continue
-            if t < previous:
-                reset = True
-                break
-            previous = t
-        if not reset and current.totals[i] < previous:
-            reset = True
-        if not reset:
-            if j is None:
-                return now.tolist()
-            before = base.data[j * w : (j + 1) * w]
-            return [a - b for a, b in zip(now, before, strict=True)]
-        return self._increase_with_resets(key, now.tolist())
+        if j is None:  # not there yet: counted from zero
+            return now.tolist()
+        return list(map(operator.sub, now, base.data[j * w : (j + 1) * w]))
 
-    def _increase_with_resets(self, key: str, now: list[float]) -> list[float]:
-        vectors = [v for v in (r.vector(key) for r in self.earlier) if v is not None]
-        vectors.append(now)
-        base = self.earlier[0].vector(key)
-        out = [0.0] * len(now)
-        previous = base if base is not None else [0.0] * len(now)
-        start = 1 if base is not None else 0
+    def _bulk(self) -> list[float] | None:
+        """Every series' increase at once, when the first and the last reading hold the
+        same series in the same order (the usual case): one subtraction in C."""
+        if not self._diffed:
+            base, current = self.earlier[0], self.current
+            if base.keys is current.keys and base.width == current.width:
+                self._diff = list(map(operator.sub, current.data, base.data))
+            self._diffed = True
+        return self._diff
+
+    def _increase_with_resets(self, key: str) -> list[float]:
+        """The increase step by step, as PromQL's rate() adds it: a step that goes down
+        (or that a thinned-out reading saw go down) counts the new value whole."""
         total_index = self.current.total_index
-        for vector in vectors[start:]:
-            if vector[total_index] < previous[total_index]:
-                # Started again from zero: all of the new value is new.
-                out = [o + v for o, v in zip(out, vector, strict=True)]
+        previous = self.earlier[0].vector(key)
+        out: list[float] | None = None
+        for reading, resets in zip((*self.earlier[1:], self.current), self._steps, strict=True):
+            vector = reading.vector(key)
+            if vector is None:
+                continue
+            if previous is None:
+                step = vector  # not there before: counted from zero
+            elif key in resets or vector[total_index] < previous[total_index]:
+                step = vector  # started again from zero: all of the new value is new
             else:
-                out = [o + v - p for o, v, p in zip(out, vector, previous, strict=True)]
+                step = [v - p for v, p in zip(vector, previous, strict=True)]
+            out = step if out is None else [o + v for o, v in zip(out, step, strict=True)]
             previous = vector
-        return out
+        return out if out is not None else [0.0] * self.current.width
 
     def rate(self, key: str) -> float | None:
         """Per second over the window, of the number that only goes up."""
@@ -231,6 +257,8 @@ class History:
             if readings and readings[-1].layout != reading.layout:
                 self._values -= sum(r.size for r in readings)
                 readings.clear()  # buckets or labels changed: old readings do not compare
+            if readings:
+                reading.resets = reading.went_down(readings[-1])
             earlier = [r for r in readings if r.time < reading.time - MIN_SPAN * 0.999]
             window = Window(reading, _window(earlier, reading.time, seconds))
             readings.append(reading)
@@ -247,17 +275,22 @@ class History:
 
     def _thin(self, readings: list[Reading], now: float) -> None:
         kept: list[Reading] = []
+        carried: frozenset[str] = frozenset()  # resets seen by readings dropped here
         for reading in readings[:-1]:
             age = now - reading.time
-            if age > MAX_AGE:
-                self._values -= reading.size
-                continue
             gap = max(MIN_GAP, age / SPACING)
-            if kept and reading.time - kept[-1].time < gap:
+            if age > MAX_AGE or (kept and reading.time - kept[-1].time < gap):
                 self._values -= reading.size
+                carried |= reading.resets
                 continue
+            if carried and kept:
+                reading.resets |= carried
+            carried = frozenset()
             kept.append(reading)
-        kept.append(readings[-1])
+        newest = readings[-1]
+        if carried and kept:
+            newest.resets |= carried
+        kept.append(newest)
         readings[:] = kept
 
     def _limit(self) -> None:

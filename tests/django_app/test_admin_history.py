@@ -53,6 +53,17 @@ def test_a_reset_counts_the_new_value_whole_as_promql_does() -> None:
     assert history.observe("c", counter_reading(20.0, a=150), 60).increase("a") == [150.0]
 
 
+def test_a_reset_between_readings_thinned_out_is_remembered() -> None:
+    # 100 -> (restart) 5 -> 150 -> 160 -> 170: 170 in all since the first reading.
+    history = History()
+    for t, v in ((0.0, 100), (2.0, 5), (4.0, 150)):
+        history.observe("c", counter_reading(t, a=v), 600)
+    assert history.observe("c", counter_reading(200.0, a=160), 600).increase("a") == [160.0]
+    # Thinning has dropped the readings of the restart by now; its trace is kept.
+    assert [r.time for r in history._readings["c"]] == [0.0, 200.0]
+    assert history.observe("c", counter_reading(210.0, a=170), 600).increase("a") == [170.0]
+
+
 def test_a_series_that_appears_counts_from_zero() -> None:
     history = History()
     history.observe("c", counter_reading(0.0, a=1), 60)
