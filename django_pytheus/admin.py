@@ -400,6 +400,7 @@ class MetricAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         seconds = float(data.params["w"])
         now = STATE.clock()
         for view in views:
+            view.read_at = wall
             view.observe(STATE.history, seconds, now)
         STATE.read_ok(views, wall)
         data.read_at = wall
@@ -657,6 +658,8 @@ def _family_json(shown: Shown) -> dict[str, Any]:
     return {
         "series": family.series_text,
         "window": family.window_text,
+        "window_title": family.window_title,
+        "window_bounds": [round(t, 3) for t in family.window_bounds],
         "order": [row.key for row in shown.rows],
         "hidden": shown.hidden,
         "stale": bool(family.stale_since),

@@ -499,6 +499,7 @@ class FamilyView:
     matched_by_labels: bool = False  # the search matched some series, not the family
     unit_hint: Unit | None = None  # overrides what the name and unit say
     window: Window | None = None  # set by observe()
+    read_at: float = 0.0  # when these values were read (Unix time)
     stale_since: float = 0.0  # when these values were read, if they are old (outage)
     local_only: bool = False  # this process's own values (the backend is unreachable)
     _stats: dict[str, Stats] = field(default_factory=dict, repr=False)
@@ -550,6 +551,22 @@ class FamilyView:
             return ""
         span = self.window.span if self.window is not None else 0.0
         return f"last {fmt.duration(span)}" if span > 0 else "since start"
+
+    @property
+    def window_bounds(self) -> tuple[float, float]:
+        """The window as Unix times (its first and last reading), for its tooltip."""
+        span = self.window.span if self.window is not None else 0.0
+        return (self.read_at - span, self.read_at) if span > 0 else (0.0, self.read_at)
+
+    @property
+    def window_title(self) -> str:
+        start, end = self.window_bounds
+        if not start:
+            return "Since each series was created: there is no earlier reading to compare"
+        return (
+            f"Rates, means and percentiles from {fmt.clock(start)} to {fmt.clock(end)}: "
+            "between the first and the last reading of this window"
+        )
 
     @property
     def columns(self) -> list[Column]:
@@ -1284,6 +1301,7 @@ def _with_series(family: FamilyView, series: list[Series]) -> FamilyView:
         matched_by_labels=True,
         unit_hint=family.unit_hint,
         window=family.window,
+        read_at=family.read_at,
         stale_since=family.stale_since,
         local_only=family.local_only,
         _stats=family._stats,

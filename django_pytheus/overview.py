@@ -153,13 +153,14 @@ def spark(points: Sequence[tuple[float, float]], now: float, what: str, show: Ca
     if len(points) < 2:
         return None
     width, height = 120, 28
-    start = now - TREND_SECONDS
+    # The line spans what there is (at least a minute), up to the last 15 minutes.
+    start = max(min(points[0][0], now - 60.0), now - TREND_SECONDS)
     values = [v for _, v in points]
     low, high = min(values), max(values)
     scale = high or 1.0
     coords = []
     for t, v in points:
-        x = max(t - start, 0.0) / TREND_SECONDS * width
+        x = max(t - start, 0.0) / max(now - start, 1.0) * width
         y = height - 1 - (v / scale) * (height - 2)
         coords.append(f"{x:.1f},{y:.1f}")
     summary = (

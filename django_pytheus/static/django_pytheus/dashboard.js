@@ -165,6 +165,8 @@
         const badge = article.querySelector("[data-pytheus-window]");
         if (badge && family.window) {
             setText(badge, family.window, true);
+            setTitle(badge, family.window_title);
+            badge.setAttribute("data-pytheus-window-bounds", (family.window_bounds || []).join(" "));
         }
         const single = article.querySelector(".pytheus-single");
         if (single) {
@@ -427,7 +429,13 @@
         const link = article && article.querySelector(
             'a[data-pytheus-sort="' + CSS.escape(focus.column || "") + '"]');
         if (link) {
-            link.focus();
+            // After the load and the scroll to the family's anchor, which would take
+            // a focus given earlier away again.
+            window.addEventListener("load", function () {
+                window.setTimeout(function () {
+                    link.focus();
+                }, 0);
+            });
         }
     }
 
