@@ -157,6 +157,7 @@ class Window:
         self._resets = frozenset().union(*self._steps) if self.earlier else frozenset()
         self._diff: list[float] | None = None
         self._diffed = False
+        self._totals: dict[str, float] | None = None
 
     @property
     def span(self) -> float:
@@ -185,6 +186,24 @@ class Window:
         if j is None:  # not there yet: counted from zero
             return now.tolist()
         return list(map(operator.sub, now, base.data[j * w : (j + 1) * w]))
+
+    def total_increases(self) -> dict[str, float]:
+        """What each series' total (a counter's value, a histogram's count) added over
+        the window, resets included; worked out for all series at once."""
+        if self._totals is None:
+            current, base = self.current, self.earlier[0]
+            if base.keys is current.keys:
+                out = dict(zip(current.keys, map(operator.sub, current.totals, base.totals),
+                               strict=True))  # fmt: skip
+            else:
+                out = {}
+                for key, i in current.keys.items():
+                    j = base.keys.get(key)
+                    out[key] = current.totals[i] - (base.totals[j] if j is not None else 0.0)
+            for key in self._resets & out.keys():
+                out[key] = self._increase_with_resets(key)[current.total_index]
+            self._totals = out
+        return self._totals
 
     def _bulk(self) -> list[float] | None:
         """Every series' increase at once, when the first and the last reading hold the

@@ -67,10 +67,15 @@
         }
     }
 
+    // Times in UTC, as the server writes them ("failing since 03:12:04 UTC").
+    function clock(date) {
+        return date.toISOString().slice(11, 19) + " UTC";
+    }
+
     function showRead(date) {
         readAt = date;
         updated.setAttribute("datetime", date.toISOString());
-        updated.textContent = date.toLocaleTimeString();
+        updated.textContent = clock(date);
         showAge();
     }
 
@@ -85,7 +90,7 @@
         if (!readAt) {
             return "";
         }
-        return "The values below were read at " + readAt.toLocaleTimeString() + " (" +
+        return "The values below were read at " + clock(readAt) + " (" +
             ageText((Date.now() - readAt.getTime()) / 1000) + ") and are marked stale.";
     }
 
