@@ -29,6 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django_pytheus.conf import PytheusSettings, get_settings
 from pytheus.backends import Backend, load_backend
 from pytheus.exceptions import PytheusError
+from pytheus.exposition import set_counter_names
 from pytheus.metrics import set_default_max_series
 
 __all__ = [
@@ -104,6 +105,8 @@ def setup() -> None:
 
     settings = get_settings()
     set_default_max_series(settings.max_series)
+    if settings.counter_names is not None:
+        set_counter_names(settings.counter_names)
     load_configured_backend(settings)
     metrics.reset_metrics()
     if settings.db_metrics:

@@ -80,7 +80,7 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                     f"PYTHEUS['BACKEND'] cannot be imported: {exc}",
                     hint="Use a dotted path such as "
                     "'pytheus.backends.redis.MultiProcessRedisBackend' and install what it "
-                    "needs (pip install 'pytheus[redis]').",
+                    "needs (pip install redis hiredis, the 'redis' extra of this package).",
                     id="django_pytheus.E002",
                 )
             ]

@@ -25,6 +25,10 @@ Every key is optional::
         # cardinality guard, set with set_default_max_series() when the app is set up);
         # None removes the limit.
         "MAX_SERIES": 10_000,
+        # Counter names in the text format: "total" (name_total, the convention) or
+        # "as_given" (exactly as defined, as pytheus 0.6.1 exposed them). None: the
+        # PYTHEUS_COUNTER_NAMES environment variable, else "total".
+        "COUNTER_NAMES": None,
         "AUTH": {  # who may read /metrics; see django_pytheus.access
             "TOKENS": ["..."],
             "BASIC": {"prometheus": "..."},
@@ -56,6 +60,8 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+
+from pytheus.exposition import COUNTER_NAMES
 
 __all__ = [
     "DEFAULTS",
@@ -118,6 +124,7 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_METRICS": True,
     # The core's default: a label with unbounded values stops growing there.
     "MAX_SERIES": 10_000,
+    "COUNTER_NAMES": None,
     "AUTH": None,
 }
 
@@ -180,6 +187,7 @@ class PytheusSettings:
     cache_metrics: bool
     auth: AuthSettings = field(default_factory=AuthSettings)
     max_series: int | None = 10_000
+    counter_names: str | None = None
     record_dashboard: bool = False
 
     def metric_name(self, name: str) -> str:
@@ -371,6 +379,9 @@ def parse_settings(raw: object, caches: Mapping[str, Any] | None = None) -> Pyth
     view_label = values["VIEW_LABEL"]
     if view_label not in VIEW_LABELS:
         raise _type_error("PYTHEUS['VIEW_LABEL']", "'route' or 'view_name'", view_label)
+    counter_names = values["COUNTER_NAMES"]
+    if counter_names is not None and counter_names not in COUNTER_NAMES:
+        raise _type_error("PYTHEUS['COUNTER_NAMES']", "'total', 'as_given' or None", counter_names)
 
     return PytheusSettings(
         backend=backend,
@@ -392,6 +403,7 @@ def parse_settings(raw: object, caches: Mapping[str, Any] | None = None) -> Pyth
         cache_metrics=_bool("PYTHEUS['CACHE_METRICS']", values["CACHE_METRICS"]),
         auth=_parse_auth(values["AUTH"]),
         max_series=_max_series("PYTHEUS['MAX_SERIES']", values["MAX_SERIES"]),
+        counter_names=counter_names,
         record_dashboard=_bool("PYTHEUS['RECORD_DASHBOARD']", values["RECORD_DASHBOARD"]),
     )
 

@@ -94,7 +94,9 @@ class DjangoMetrics:
         name = settings.metric_name
 
         def counter(n: str, help_text: str, labels: list[str]) -> Counter:
-            return Counter(name(n), help_text, required_labels=labels, registry=registry)
+            # Named with _total, so that it keeps it in the text format whatever
+            # PYTHEUS['COUNTER_NAMES'] says: that setting is for the application's counters.
+            return Counter(f"{name(n)}_total", help_text, required_labels=labels, registry=registry)
 
         def histogram(
             n: str, help_text: str, labels: list[str], buckets: tuple[float, ...], unit: str

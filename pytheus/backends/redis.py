@@ -49,6 +49,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytheus.backends import redis_scripts
+from pytheus.backends.redis_options import map_pytheus_options
 from pytheus.exceptions import (
     BackendUnavailableError,
     ConfigurationError,
@@ -69,7 +70,8 @@ try:
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(
-        "The Redis backend needs the redis package: pip install 'pytheus[redis]'"
+        "The Redis backend needs the redis package: pip install redis hiredis (the 'redis' "
+        "extra of this package)"
     ) from exc
 
 if TYPE_CHECKING:
@@ -154,7 +156,7 @@ class _Config:
     """The validated backend configuration."""
 
     def __init__(self, config: Mapping[str, Any] | None) -> None:
-        config = dict(config or {})
+        config = map_pytheus_options(config or {}, _CONFIG_KEYS)
         for key in config:
             if key not in _CONFIG_KEYS:
                 close = difflib.get_close_matches(key, _CONFIG_KEYS, n=1)
