@@ -1264,9 +1264,12 @@ def _matches(s: Series, needle: str) -> bool:
 
 def activity(family: FamilyView) -> float:
     """Observations or increase per second over the family's window, all series."""
-    if not family.rated:
+    window = family.window
+    if not family.rated or window is None or window.span <= 0:
         return 0.0
-    return sum(r for s in family.series if (r := family.stats(s).rate) == r)
+    keys = {s.key for s in family.series}
+    increases = window.total_increases()
+    return sum(v for k, v in increases.items() if k in keys) / window.span
 
 
 def select(
