@@ -198,3 +198,41 @@ def test_dark_mode_histogram_and_family_page(
     page.screenshot(path=ARTIFACTS / "family-dark.png")
     assert page.outside == []  # type: ignore[attr-defined]
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_a_poll_answered_without_a_window_keeps_the_rates(
+    browser: Browser, live_server: Any, credentials: tuple[str, str]
+) -> None:
+    """With several worker processes, a poll may reach one that has no earlier reading
+    and answers totals since start: the rates on screen stay, the totals move on."""
+    get(live_server, "/hello/")
+    page = open_page(browser, live_server.url)
+    log_in(page, credentials, "/admin/django_pytheus/metric/?q=hello")
+    page.select_option("#pytheus-interval", "2")
+    row = page.locator('[data-pytheus-family="django_http_requests"] tbody tr').first
+    rate = row.locator('[data-pytheus-cell="rate"]')
+    expect(rate).to_have_text(re.compile(r"/s$"))
+    badge = page.locator('[data-pytheus-family="django_http_requests"] [data-pytheus-window]')
+    expect(badge).to_have_text(re.compile(r"^last "))
+    shown = rate.inner_text()
+
+    def fresh_worker(route: Any) -> None:
+        response = route.fetch()
+        payload = response.json()
+        payload["overview"]["window"] = "since start"
+        for family in payload["families"].values():
+            family["window"] = "since start"
+            for values in family["rows"].values():
+                if "rate" in values["cells"]:
+                    values["cells"]["rate"] = ["—", ""]
+        route.fulfill(response=response, json=payload)
+
+    page.route("**/metric/data/**", fresh_worker)
+    for _ in range(3):
+        get(live_server, "/hello/")
+    total = row.locator('[data-pytheus-cell="total"]')
+    expect(total).to_have_text("4", timeout=DEADLINE_MS)  # totals move on
+    expect(rate).to_have_text(shown)  # the rate stays
+    expect(badge).to_have_text(re.compile(r"^last "))
+    expect(page.locator("[data-pytheus-overview-window]")).to_have_text(re.compile(r"^last "))
+    assert page.errors == []  # type: ignore[attr-defined]

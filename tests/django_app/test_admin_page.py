@@ -281,6 +281,12 @@ def test_rates_over_the_window_after_a_second_reading(client: Client, clock: Clo
     assert polled["window"] == "last 20 s"
     assert polled["order"] == ['queue="slow"', 'queue="busy"']
     assert polled["rows"]['queue="slow"']["cells"]["rate"] == ["20/s", "400 in the last 20 s"]
+    # "Most active": the family whose series add the most per second first.
+    Gauge("aa_idle", "Idle.").set(1)
+    clock.now += 10
+    jobs.labels(queue="busy").inc(10)
+    order = re.findall(r'data-pytheus-family="(\w+)"', page(client, "?sort=active"))
+    assert order[0] == "jobs", order
 
 
 def test_the_overview_answers_the_on_call_questions(client: Client, clock: Clock) -> None:

@@ -137,7 +137,15 @@
         }
     }
 
-    function fillRow(row, values, fresh) {
+    // With several worker processes, a poll may reach one that has no earlier reading
+    // yet: it answers totals since start. Rates already on screen are kept then (its
+    // totals still count), rather than flipping between a window and since start.
+    function loses(element, window) {
+        return Boolean(element) && window === "since start" &&
+            element.textContent.indexOf("last ") === 0;
+    }
+
+    function fillRow(row, values, fresh, totalsOnly) {
         if (Array.isArray(values.labels)) {
             row.querySelectorAll("[data-pytheus-label]").forEach(function (cell, i) {
                 const pair = values.labels[i] || ["", ""];
@@ -149,6 +157,9 @@
         row.querySelectorAll("[data-pytheus-cell]").forEach(function (cell) {
             const id = cell.getAttribute("data-pytheus-cell");
             const value = (values.cells || {})[id];
+            if (totalsOnly && !FLASHING.has(id)) {
+                return;
+            }
             if (Array.isArray(value)) {
                 // Totals and values flash when they change; rates and percentiles
                 // move at every refresh, and flashing them all would only be noise.
@@ -157,7 +168,7 @@
             }
         });
         const chart = row.querySelector("[data-pytheus-chart]");
-        if (chart && Array.isArray(values.bars)) {
+        if (chart && Array.isArray(values.bars) && !totalsOnly) {
             updateChart(chart, values.bars, values.chart);
         }
     }
@@ -168,7 +179,8 @@
             setText(count, String(family.series));
         }
         const badge = article.querySelector("[data-pytheus-window]");
-        if (badge && family.window) {
+        const totalsOnly = loses(badge, family.window);
+        if (badge && family.window && !totalsOnly) {
             setText(badge, family.window, true);
             setTitle(badge, family.window_title);
             badge.setAttribute("data-pytheus-window-bounds", (family.window_bounds || []).join(" "));
@@ -177,7 +189,7 @@
         if (single) {
             const values = family.rows[single.getAttribute("data-pytheus-series")];
             if (values) {
-                fillRow(single, values, false);
+                fillRow(single, values, false, totalsOnly);
             }
             return;
         }
@@ -194,6 +206,16 @@
         body.querySelectorAll("tr[data-pytheus-series]").forEach(function (row) {
             existing.set(row.getAttribute("data-pytheus-series"), row);
         });
+        if (totalsOnly) {
+            // Not reordered either: the order is by rate.
+            body.querySelectorAll("tr[data-pytheus-series]").forEach(function (row) {
+                const values = family.rows[row.getAttribute("data-pytheus-series")];
+                if (values) {
+                    fillRow(row, values, false, true);
+                }
+            });
+            return;
+        }
         const model = body.querySelector("tr[data-pytheus-series]");
         const rows = [];
         (family.order || []).forEach(function (key) {
@@ -251,6 +273,9 @@
             return;
         }
         const windowBadge = section.querySelector("[data-pytheus-overview-window]");
+        if (loses(windowBadge, overview.window)) {
+            return;  // its figures are rates: kept until a poll brings rates again
+        }
         if (windowBadge) {
             setText(windowBadge, overview.window, true);
         }
