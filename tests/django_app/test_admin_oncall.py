@@ -194,6 +194,21 @@ def test_the_overview_names_the_slow_and_the_n_plus_1_view_within_one_refresh(
         expect(first_row.locator("td").nth(1)).to_have_text("/slow/")
         expect(page.locator('th[aria-sort="descending"]')).to_have_text("p99")
         page.go_back()
+        # Live, for a few refreshes: the sparklines fill in (the README's picture).
+        page.check("#pytheus-autorefresh")
+        page.select_option("#pytheus-interval", "2")
+        more = site.traffic(60, background=True)
+        assert more is not None
+        spark = page.locator('[data-pytheus-figure="requests"] [data-pytheus-spark]')
+        page.wait_for_function(
+            """() => (document.querySelector('[data-pytheus-figure="requests"] polyline')
+                .getAttribute("points") || "").split(" ").length >= 4""",
+            timeout=60_000,
+        )
+        expect(spark).to_be_visible()
+        expect(spark).to_have_attribute("aria-label", re.compile(r"^Requests per second over"))
+        _, errors = more.communicate(timeout=180)
+        assert more.returncode == 0, errors
         page.evaluate("window.scrollTo(0, 0)")
         page.click("#toggle-nav-sidebar")
         page.screenshot(path=ARTIFACTS / "oncall-overview.png")

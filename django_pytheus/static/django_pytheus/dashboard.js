@@ -287,7 +287,7 @@
             }
             card.classList.toggle("pytheus-bad", Boolean(figure.bad));
             const text = card.querySelector("[data-pytheus-text]");
-            setText(text, figure.text);
+            setText(text, figure.text, true);  // rates move at every refresh: no flash
             setTitle(text, figure.title);
             setText(card.querySelector("[data-pytheus-detail]"), figure.detail, true);
             const spark = card.querySelector("[data-pytheus-spark]");
