@@ -166,6 +166,18 @@ def run(backend: str, rounds: int) -> list[tuple[str, list[float], list[float], 
     return results
 
 
+def reference_ms() -> float:
+    """CPU time of a fixed loop: the yardstick of this machine at this moment."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.process_time() - start)
+    return best * 1000
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=("memory", "redis"), action="append")
@@ -185,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     import subprocess
 
     backends = args.backend or ["memory", "redis"]
+    print(
+        f"Reference: a pure-Python loop took {reference_ms():.0f} ms of CPU here (how fast "
+        "this machine is right now: compare runs by it on a shared machine)"
+    )
     print(
         f"Admin dashboard, {COUNTERS + HISTOGRAMS + GAUGES:,} series "
         f"({args.rounds} requests per case; goal: under {GOAL_SECONDS * 1000:.0f} ms)"
