@@ -684,6 +684,7 @@ def _overview_json(overview: Overview) -> dict[str, Any]:
             }
             for f in overview.figures
         },
+        "windows": overview.windows,
         "lists": {
             "slow": ranked(overview.slow),
             "queries": ranked(overview.queries),

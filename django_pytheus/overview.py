@@ -115,6 +115,7 @@ class Overview:
     exceptions: list[Ranked] = field(default_factory=list)
     caches: list[Ranked] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)  # family role -> its page
+    windows: dict[str, str] = field(default_factory=dict)  # list -> what it is over
     missing: list[str] = field(default_factory=list)  # families the site does not record
 
 
@@ -223,6 +224,14 @@ def _span(family: FamilyView | None) -> float:
     return window.span if window is not None else 0.0
 
 
+def _over(family: FamilyView | None) -> str:
+    """What a figure is over: ``last 58 s``, or ``since start`` without an earlier
+    reading of its family (a family's page reads only that family: the overview's
+    families need not all have one)."""
+    span = _span(family)
+    return f"last {fmt.duration(span)}" if span > 0 else "since start"
+
+
 # --------------------------------------------------------------------------- overview
 
 
@@ -241,10 +250,14 @@ def build_overview(
     queries = families.get(names.queries)
     hits, misses = families.get(names.cache_hits), families.get(names.cache_misses)
     exceptions = families.get(names.exceptions)
-    anchor = requests or duration
-    span = _span(anchor)
-    over = f"last {fmt.duration(span)}" if span > 0 else "since start"
+    over = _over(requests or duration)
     overview = Overview(window_text=over)
+    overview.windows = {
+        "slow": _over(duration),
+        "queries": _over(queries),
+        "exceptions": _over(exceptions),
+        "caches": _over(hits),
+    }
     overview.missing = [n for n in names.all() if n not in families]
     overview.links = {
         role: link(name, "", "")
@@ -258,10 +271,10 @@ def build_overview(
     if requests is not None:
         overview.figures += _request_figures(requests, link, over, points, now)
     if duration is not None:
-        overview.figures.append(_latency_figure(duration, link, over, points, now))
+        overview.figures.append(_latency_figure(duration, link, _over(duration), points, now))
         overview.slow = _slowest(duration, requests, link)
     if hits is not None and misses is not None:
-        figure, overview.caches = _caches(hits, misses, link, over)
+        figure, overview.caches = _caches(hits, misses, link, _over(hits))
         overview.figures.append(figure)
     if queries is not None:
         overview.queries = _query_heavy(queries, link)

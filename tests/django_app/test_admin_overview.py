@@ -176,3 +176,22 @@ def test_the_window_is_what_was_asked_for(window: int) -> None:
     assert window * 0.75 <= span <= window
     assert overview.window_text == f"last {fmt.duration(span)}"
     assert figures(overview)["requests"].text == "0.1/s"
+
+
+def test_each_part_says_what_it_is_over() -> None:
+    """A family's own page reads only that family: the overview's families may have
+    readings of different ages. Each figure and list says its own window."""
+    site = Site()
+    site.request("/a/", 0.01, n=10)
+    views = build_families(site.registry.collect())
+    by_name = {v.name: v for v in views}
+    by_name[NAMES.duration].observe(site.history, 60, 0.0)  # read alone, earlier
+    site.request("/a/", 0.01, n=10)
+    _, overview = site.read(now=10.0)
+    assert overview.window_text == "since start"  # the requests: first read now
+    assert overview.windows["slow"] == "last 10 s"
+    assert overview.windows["queries"] == "since start"
+    f = figures(overview)
+    assert f["requests"].detail == "since start"
+    assert f["latency"].detail == "last 10 s"
+    assert [(r.name, r.extra) for r in overview.slow] == [("/a/", "1/s")]

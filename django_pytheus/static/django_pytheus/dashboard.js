@@ -302,6 +302,15 @@
         });
         Object.keys(overview.lists || {}).forEach(function (id) {
             const list = section.querySelector('[data-pytheus-list="' + CSS.escape(id) + '"]');
+            const badge = section.querySelector(
+                '[data-pytheus-list-window="' + CSS.escape(id) + '"]');
+            const over = (overview.windows || {})[id];
+            if (loses(badge, over)) {
+                return;
+            }
+            if (badge && over) {
+                setText(badge, over, true);
+            }
             if (list) {
                 updateList(list, overview.lists[id]);
             }
