@@ -173,6 +173,10 @@ def test_dark_mode_histogram_and_family_page(
     assert body_bg == "rgb(18, 18, 18)", body_bg
     assert status_bg == "rgb(33, 33, 33)", status_bg  # --darkened-bg in dark mode
     page.screenshot(path=ARTIFACTS / "dashboard-dark.png")
+    # The backend's figure opens its panel (folded away while all is well).
+    expect(page.locator("#pytheus-backend")).not_to_have_attribute("open", "")
+    page.click("[data-pytheus-backend-figure]")
+    expect(page.locator("#pytheus-backend")).to_have_attribute("open", "")
 
     page.goto("/admin/django_pytheus/metric/?q=task_duration&w=0")
     histogram = page.locator('[data-pytheus-family="task_duration_seconds"]')

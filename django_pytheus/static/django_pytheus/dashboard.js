@@ -478,6 +478,15 @@
         }
     }
 
+    // The backend's figure opens the panel with its details.
+    const backendFigure = root.querySelector("[data-pytheus-backend-figure]");
+    const backendPanel = document.getElementById("pytheus-backend");
+    if (backendFigure && backendPanel) {
+        backendFigure.addEventListener("click", function () {
+            backendPanel.open = true;
+        });
+    }
+
     // ------------------------------------------------------------------ phones
 
     // On a phone a table first shows the columns that answer the question (labels,
