@@ -9,8 +9,9 @@
    ``BACKEND_CONFIG = {"CACHE": alias}`` the backend gets that django-redis cache's
    connection pool; making the client opens no connection;
 3. defines the metrics (:mod:`django_pytheus.metrics`);
-4. installs the query observer on every connection (:mod:`django_pytheus.db`) and
-   instruments every cache (:mod:`django_pytheus.cache`), as the settings ask.
+4. installs the query observer on every connection (:mod:`django_pytheus.db`),
+   instruments every cache (:mod:`django_pytheus.cache`) and connects the model
+   signals (:mod:`django_pytheus.orm`), as the settings ask.
 
 A mistake in the settings does not stop ``django.setup()``: it is kept, reported by
 ``manage.py check`` (``django_pytheus.E001``/``E003``) and raised when the middleware
@@ -101,14 +102,14 @@ def setup() -> None:
     Called by ``ready()``; tests call it again after changing ``PYTHEUS``. Raises
     :class:`~django.core.exceptions.ImproperlyConfigured`.
     """
-    from django_pytheus import cache, db, metrics
+    from django_pytheus import cache, db, metrics, orm
 
     settings = get_settings()
     set_default_max_series(settings.max_series)
     if settings.counter_names is not None:
         set_counter_names(settings.counter_names)
     load_configured_backend(settings)
-    metrics.reset_metrics()
+    orm.install(settings, metrics.reset_metrics().orm)
     if settings.db_metrics:
         db.install()
     else:
