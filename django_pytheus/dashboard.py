@@ -807,7 +807,11 @@ class FamilyView:
         if window is None or span <= 0:
             return since_start, nothing
 
+        increases = window.total_increases()
+
         def now(s: Series) -> float:
+            if not increases.get(s.key):  # idle over the window: no quantile there
+                return NAN
             increase = window.increase(s.key)
             return NAN if increase is None else _estimate(q, bounds, increase[:n]).value
 
