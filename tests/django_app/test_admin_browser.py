@@ -91,6 +91,8 @@ def test_search_and_live_values_without_a_reload(
     get(live_server, "/hello/")  # the request counter's series exists from the start
     page = open_page(browser, live_server.url)
     log_in(page, credentials, "/admin/django_pytheus/metric/")
+    spark = page.locator('[data-pytheus-figure="requests"] [data-pytheus-spark]')
+    assert spark.get_attribute("hidden") is not None  # one reading: no trend yet
     expect(page.locator("#content h1")).to_have_text("Metrics")
     expect(page.locator(".breadcrumbs")).to_contain_text("Prometheus metrics (pytheus)")
     expect(page.locator("[data-pytheus-family]").first).to_be_visible()
@@ -125,6 +127,8 @@ def test_search_and_live_values_without_a_reload(
     expect(page.locator("[data-pytheus-error]")).to_be_hidden()
     # A rate once there is an earlier reading.
     expect(row.locator('[data-pytheus-cell="rate"]')).to_have_text(re.compile(r"\d.*/s"))
+    # The sparkline, hidden when the page was made (no trend yet), appears with the polls.
+    expect(spark).to_be_visible(timeout=DEADLINE_MS)
     # And again, from the poll that follows (the toggle stays on).
     get(live_server, "/hello/")
     expect(cell).to_have_text("6", timeout=DEADLINE_MS)

@@ -207,6 +207,10 @@ def test_the_overview_names_the_slow_and_the_n_plus_1_view_within_one_refresh(
         )
         expect(spark).to_be_visible()
         expect(spark).to_have_attribute("aria-label", re.compile(r"^Requests per second over"))
+        # A sparkline that was not there when the page was made appears too.
+        latency = page.locator('[data-pytheus-figure="latency"] [data-pytheus-spark]')
+        expect(latency).to_be_visible(timeout=60_000)
+        expect(latency).to_have_attribute("aria-label", re.compile(r"^p99 latency"))
         _, errors = more.communicate(timeout=180)
         assert more.returncode == 0, errors
         page.evaluate("window.scrollTo(0, 0)")

@@ -292,7 +292,8 @@
             setText(card.querySelector("[data-pytheus-detail]"), figure.detail, true);
             const spark = card.querySelector("[data-pytheus-spark]");
             if (spark) {
-                spark.hidden = !figure.spark;
+                // The attribute, not the property: SVG elements have no .hidden.
+                spark.toggleAttribute("hidden", !figure.spark);
                 if (figure.spark) {
                     spark.querySelector("polyline").setAttribute("points", figure.spark[0]);
                     spark.setAttribute("aria-label", figure.spark[1]);
