@@ -64,10 +64,11 @@ from django_pytheus.dashboard import (
     select,
 )
 from django_pytheus.history import History
-from django_pytheus.middleware import DASHBOARD_VIEW
+from django_pytheus.metrics import DASHBOARD_VIEW
 from django_pytheus.models import Metric
 from django_pytheus.overview import QUERIES, AppNames, Overview, Trend, build_overview
 from pytheus.backends import get_backend
+from pytheus.definitions import SeriesSource
 from pytheus.exceptions import BackendUnavailableError
 from pytheus.registry import REGISTRY, get_registry
 from pytheus.samples import MetricFamily
@@ -187,12 +188,10 @@ class PageData:
 def _local_labelnames() -> dict[str, tuple[str, ...]]:
     """Label names of the metrics this process defined, by family name (a family
     without series would otherwise show none)."""
-    from pytheus.metrics import Metric as CoreMetric
-
     return {
         c.definition.name: c.definition.labelnames
         for c in REGISTRY.collectors()
-        if isinstance(c, CoreMetric)
+        if isinstance(c, SeriesSource)
     }
 
 
@@ -497,7 +496,7 @@ class MetricAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         sort = data.params.get(f"o.{family.name}", "")
         ordered = shown.sorted(matching, sort)
         data.page = Paginator(ordered, SERIES_PER_PAGE).get_page(data.params["p"])
-        data.shown.append(_shown(shown, data.page.object_list, 0, sort))
+        data.shown.append(_shown(shown, list(data.page.object_list), 0, sort))
         data.build_ms += (time.perf_counter() - start) * 1000
         return data
 
@@ -603,7 +602,7 @@ class MetricAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             shown.more_url = link(name, params["q"] if shown.family.matched_by_labels else "", sort)
         context = {
             **self.admin_site.each_context(request),
-            "title": opts.verbose_name_plural.capitalize(),
+            "title": str(opts.verbose_name_plural).capitalize(),
             "subtitle": None,
             "opts": opts,
             "app_label": opts.app_label,

@@ -20,24 +20,30 @@ django_pytheus.W004  Warning ``DEBUG`` is off and ``/metrics`` has no access con
                              (``PYTHEUS['AUTH']``)
 ==================== ======= ==========================================================
 
-Silence a warning you mean to live with in ``SILENCED_SYSTEM_CHECKS``.
+Silence a warning you mean to live with in ``SILENCED_SYSTEM_CHECKS``. The app registers
+the checks of :data:`CHECKS` in ``ready()``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
+from django_pytheus import startup
 from django_pytheus.conf import get_settings
+from django_pytheus.middleware import PytheusMiddleware
+from django_pytheus.orm import chosen_models
 from pytheus.backends import Backend, import_backend_class
 from pytheus.exceptions import ConfigurationError
 
 __all__ = [
+    "CHECKS",
     "check_backend",
     "check_middleware",
     "check_models",
@@ -49,7 +55,6 @@ __all__ = [
 MIDDLEWARE_PATH = "django_pytheus.middleware.PytheusMiddleware"
 
 
-@register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E001: the ``PYTHEUS`` setting validates (and AUTH's CALLABLE imports)."""
     hint = "Fix the PYTHEUS setting as the message says; django_pytheus.conf describes every key."
@@ -71,18 +76,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     return []
 
 
-@register()
 def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E002: the backend class imports; E003: ``ready()`` could load the backend."""
-    from django_pytheus import apps
-
     try:
         backend = get_settings().backend
     except ImproperlyConfigured:
         return []  # reported by E001
     if backend is not None:
         try:
-            cls = import_backend_class(backend) if isinstance(backend, str) else backend
+            # object: a dotted path may name anything, not only a class.
+            cls: object = import_backend_class(backend) if isinstance(backend, str) else backend
         except ConfigurationError as exc:
             return [
                 Error(
@@ -105,8 +108,8 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                     id="django_pytheus.E002",
                 )
             ]
-    error = apps.setup_error
-    if isinstance(error, apps.BackendLoadError):
+    error = startup.setup_error()
+    if isinstance(error, startup.BackendLoadError):
         return [
             Error(
                 str(error),
@@ -118,17 +121,14 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return []
 
 
-@register(Tags.models)
 def check_models(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E004: every model ``MODEL_METRICS`` names is installed."""
-    from django_pytheus.orm import chosen_models
-
     try:
-        settings = get_settings()
+        config = get_settings()
     except ImproperlyConfigured:
         return []  # reported by E001
     try:
-        chosen_models(settings)
+        chosen_models(config)
     except ImproperlyConfigured as exc:
         return [
             Error(
@@ -146,8 +146,6 @@ def _is_ours(path: object) -> bool:
         return True
     if not isinstance(path, str):
         return False
-    from django_pytheus.middleware import PytheusMiddleware
-
     try:
         cls = import_string(path)
     except ImportError:
@@ -155,7 +153,6 @@ def _is_ours(path: object) -> bool:
     return isinstance(cls, type) and issubclass(cls, PytheusMiddleware)
 
 
-@register()
 def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W001: the middleware is installed; W002: it comes first."""
     middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
@@ -182,7 +179,6 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     return []
 
 
-@register(Tags.urls)
 def check_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W003: the metrics URL is included in the URLconf."""
     try:
@@ -202,7 +198,6 @@ def check_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return []
 
 
-@register(Tags.security)
 def check_security(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W004: /metrics is not public when DEBUG is off."""
     try:
@@ -221,3 +216,16 @@ def check_security(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             id="django_pytheus.W004",
         )
     ]
+
+
+Check = Callable[..., list[CheckMessage]]
+
+#: Every check with the tags it is registered under (``ready()`` registers them).
+CHECKS: Sequence[tuple[Check, tuple[str, ...]]] = (
+    (check_settings, ()),
+    (check_backend, ()),
+    (check_models, (Tags.models,)),
+    (check_middleware, ()),
+    (check_urls, (Tags.urls,)),
+    (check_security, (Tags.security,)),
+)

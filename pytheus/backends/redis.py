@@ -50,19 +50,21 @@ from typing import TYPE_CHECKING, Any
 
 from pytheus.backends import redis_scripts
 from pytheus.backends.redis_options import map_pytheus_options
+from pytheus.definitions import (
+    HistogramState,
+    MetricDefinition,
+    MetricSeries,
+    SeriesSource,
+    SummaryState,
+)
 from pytheus.exceptions import (
     BackendUnavailableError,
     ConfigurationError,
     MetricDefinitionError,
 )
-from pytheus.metrics import (
-    GaugeChild,
-    HistogramState,
-    Metric,
-    MetricDefinition,
-    SummaryState,
-)
-from pytheus.samples import EMPTY_LABELS, LabelSet, MetricFamily, series_names
+from pytheus.families import build_family
+from pytheus.naming import series_names
+from pytheus.samples import EMPTY_LABELS, LabelSet, MetricFamily
 
 try:
     import redis
@@ -383,7 +385,7 @@ class MultiProcessRedisBackend:
 
     # ------------------------------------------------------------------ definitions
 
-    def register_metric(self, metric: Metric[Any]) -> None:
+    def register_metric(self, metric: SeriesSource) -> None:
         """Check that the metric can be stored and remember it; no network I/O."""
         d = metric.definition
         if d.quantiles:
@@ -400,9 +402,7 @@ class MultiProcessRedisBackend:
             )
         canonical = _canonical_definition(d)
         if self.config.flush_interval <= 0:
-            metric.lock_factory = self._write_through_lock
-            for child in metric.children():
-                child._lock = self._write_through_lock()
+            metric.use_lock_factory(self._write_through_lock)
         with self._defs_lock:
             stored = self._conflicts.get(d.name) or self._stored_defs.get(d.name)
             if stored is not None and stored != canonical:
@@ -726,8 +726,8 @@ class MultiProcessRedisBackend:
                 key = entry[0] if entry else self._series_key(metric, c.labelset)
                 # Gauges are per process: the child writes its own values afresh.
                 value = None if kind == "gauge" else _shadow_value(kind, c.snapshot())
-                if summed and isinstance(c, GaugeChild):
-                    c._value = 0.0  # set() could flush (write-through) inside this hook
+                if summed and not isinstance(metric, _Stat):
+                    c.reset_in_forked_child()  # set() could flush (write-through) here
                 self._shadow[c] = (key, value)
         for stat in self._stats.all():
             stat.value = 0.0
@@ -756,12 +756,23 @@ class MultiProcessRedisBackend:
 
     def collect(
         self,
-        metrics: Sequence[Metric[Any]],
+        metrics: Sequence[SeriesSource],
         *,
         names: Collection[str] | None = None,
         include_remote: bool = False,
     ) -> Iterator[MetricFamily]:
         """Flush this process and read every metric, in one round trip."""
+        for series in self.collect_series(metrics, names=names, include_remote=include_remote):
+            yield build_family(series)
+
+    def collect_series(
+        self,
+        metrics: Sequence[SeriesSource],
+        *,
+        names: Collection[str] | None = None,
+        include_remote: bool = False,
+    ) -> Iterator[MetricSeries]:
+        """Flush this process and read every metric's series, in one round trip."""
         with self._flush_lock:
             try:
                 self._resend_pending()
@@ -800,10 +811,10 @@ class MultiProcessRedisBackend:
     def _families(
         self,
         reply: Sequence[Any],
-        metrics: Sequence[Metric[Any]],
+        metrics: Sequence[SeriesSource],
         names: Collection[str] | None,
         include_remote: bool,
-    ) -> Iterator[MetricFamily]:
+    ) -> Iterator[MetricSeries]:
         raw_defs, live, raw_help = reply[1], {_text(p) for p in reply[2]}, reply[3]
         helps = {_text(raw_help[i]): _text(raw_help[i + 1]) for i in range(0, len(raw_help), 2)}
         wanted = set(names) if names is not None else None
@@ -816,8 +827,10 @@ class MultiProcessRedisBackend:
         }
         for i in range(0, len(raw_defs), 2):
             name, stored = _text(raw_defs[i]), _text(raw_defs[i + 1])
-            metric: Metric[Any] | None = local.pop(name, None)
-            if metric is None or _canonical_definition(metric.definition) != stored:
+            metric = local.pop(name, None)
+            if metric is not None and _canonical_definition(metric.definition) == stored:
+                definition = metric.definition
+            else:
                 # Defined only elsewhere, or differently elsewhere: what Redis holds
                 # was written under the stored definition, so read it with that one.
                 if metric is None and not include_remote:
@@ -825,11 +838,10 @@ class MultiProcessRedisBackend:
                 definition = _definition_from_json(name, stored, helps.get(name, ""))
                 if wanted is not None and wanted.isdisjoint(series_names(name, definition.type)):
                     continue
-                metric = Metric.detached(definition)
             values = reply[4 + i // 2]
-            yield metric.build_family(self._series(metric.definition, values, live))
+            yield MetricSeries(definition, self._series(definition, values, live))
         for metric in local.values():  # defined here, not yet in Redis
-            yield metric.build_family([])
+            yield MetricSeries(metric.definition, [])
 
     @staticmethod
     def _decode_labelsets(d: MetricDefinition, keys: list[str], into: dict[str, LabelSet]) -> None:
@@ -951,8 +963,9 @@ def _aggregate_gauge(
 class _Stat:
     """A statistic of the backend itself, flushed like a metric with one series.
 
-    Not a :class:`~pytheus.metrics.Metric`: it belongs to one backend instance, is in
-    no registry, and is only changed under the backend's flush lock.
+    Not a metric (a :class:`~pytheus.definitions.SeriesSource`): it belongs to one
+    backend instance, is in no registry, and is only changed under the backend's flush
+    lock.
     """
 
     __slots__ = ("definition", "labelset", "value", "__weakref__")
