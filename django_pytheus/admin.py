@@ -68,10 +68,11 @@ from django_pytheus.metrics import DASHBOARD_VIEW
 from django_pytheus.models import Metric
 from django_pytheus.overview import QUERIES, AppNames, Overview, Trend, build_overview
 from pytheus.backends import get_backend
-from pytheus.definitions import SeriesSource
+from pytheus.definitions import MetricSeries, SeriesSource
 from pytheus.exceptions import BackendUnavailableError
+from pytheus.families import as_series
+from pytheus.naming import sample_name
 from pytheus.registry import REGISTRY, get_registry
-from pytheus.samples import MetricFamily
 
 __all__ = [
     "FAMILIES_PER_PAGE",
@@ -185,35 +186,24 @@ class PageData:
     build_ms: float = 0.0
 
 
-def _local_labelnames() -> dict[str, tuple[str, ...]]:
-    """Label names of the metrics this process defined, by family name (a family
-    without series would otherwise show none)."""
-    return {
-        c.definition.name: c.definition.labelnames
-        for c in REGISTRY.collectors()
-        if isinstance(c, SeriesSource)
-    }
-
-
-def _local_families(names: Sequence[str] | None) -> list[MetricFamily]:
+def _local_series(names: Sequence[str] | None) -> list[MetricSeries]:
     """This process's own values, read without the backend (which cannot be read)."""
-    from pytheus.metrics import Metric as CoreMetric
-
-    out: list[MetricFamily] = []
+    out: list[MetricSeries] = []
     for collector in REGISTRY.collectors():
         try:
-            if isinstance(collector, CoreMetric):
-                out.append(collector.local_family())
+            if isinstance(collector, SeriesSource):
+                out.append(collector.local_series())
             else:
-                out.extend(collector.collect())
+                out.extend(as_series(f) for f in collector.collect())
         except Exception:  # a custom collector that fails is left out, as in a scrape
             continue
-    return [f for f in out if names is None or _wanted(f.name, f.type, names)]
+    return [
+        ms for ms in out if names is None or _wanted(ms.definition.name, ms.definition.type, names)
+    ]
 
 
 def _wanted(name: str, kind: str, names: Sequence[str]) -> bool:
-    suffix = {"counter": "_total", "info": "_info"}.get(kind, "")
-    return name in names or f"{name}{suffix}" in names
+    return name in names or sample_name(name, kind) in names
 
 
 def app_names() -> AppNames:
@@ -389,13 +379,13 @@ class MetricAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         wall = time.time()
         STATE.follow(get_registry(), get_backend())
         try:
-            families = list(REGISTRY.collect(names))
+            found = list(REGISTRY.collect_series(names))
         except BackendUnavailableError as exc:
             data.collect_ms = (time.perf_counter() - start) * 1000
             return self._fallback(data, names, str(exc), hints)
         data.collect_ms = (time.perf_counter() - start) * 1000
         start = time.perf_counter()
-        views = build_families(families, _local_labelnames(), hints)
+        views = build_families(found, hints)
         seconds = float(data.params["w"])
         now = STATE.clock()
         for view in views:
@@ -419,8 +409,8 @@ class MetricAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         for view in views:
             view.stale_since = data.read_at
         known = {v.name for v in views}
-        local = [f for f in _local_families(names) if f.name not in known]
-        for view in build_families(local, _local_labelnames(), hints):
+        local = [ms for ms in _local_series(names) if ms.definition.name not in known]
+        for view in build_families(local, hints):
             view.local_only = True  # never given to the history: not the shared values
             views.append(view)
             data.local_only = True

@@ -1,14 +1,15 @@
 """What the admin dashboard shows, computed from the registry: no Django, no templates.
 
-The admin page (:mod:`django_pytheus.admin`) reads the registry once per request and
-hands the families to :func:`build_families`, the one function that turns what the
-backend returned into series (a histogram's ``_bucket``/``_count``/``_sum`` samples
-become one series). Each family then gets its :class:`~django_pytheus.history.Window`
-(:meth:`FamilyView.observe`), from which :meth:`FamilyView.stats` computes rates,
-means and quantiles over the window; :func:`select` searches, filters and orders the
-families; :meth:`FamilyView.sorted` orders a family's series by a column, worst first
-by default; :meth:`FamilyView.rows` turns the series a page shows into text cells
-(through :mod:`django_pytheus.formatting`, the only place numbers become text).
+The admin page (:mod:`django_pytheus.admin`) reads ``REGISTRY.collect_series()`` once
+per request and hands what it yields to :func:`build_families`: each metric's
+definition with its series' label sets and values (a histogram's per-bucket counts and
+sum), so no sample is ever regrouped into series here. Each family then gets its
+:class:`~django_pytheus.history.Window` (:meth:`FamilyView.observe`), from which
+:meth:`FamilyView.stats` computes rates, means and quantiles over the window;
+:func:`select` searches, filters and orders the families; :meth:`FamilyView.sorted`
+orders a family's series by a column, worst first by default; :meth:`FamilyView.rows`
+turns the series a page shows into text cells (through
+:mod:`django_pytheus.formatting`, the only place numbers become text).
 
 Pure helpers with tests of their own:
 
@@ -35,6 +36,8 @@ from urllib.parse import urlsplit, urlunsplit
 from django_pytheus import formatting as fmt
 from django_pytheus.formatting import Unit
 from django_pytheus.history import History, Reading, Window
+from pytheus.definitions import MetricDefinition, MetricSeries
+from pytheus.families import as_series
 from pytheus.naming import sample_name
 from pytheus.samples import LabelSet, MetricFamily, escape_label_value
 
@@ -283,8 +286,6 @@ def pretty_label(value: str) -> str:
 # --------------------------------------------------------------------------- series
 
 # The label that tells a family's samples of one series apart, per type.
-_PART_LABEL = {"histogram": "le", "summary": "quantile"}
-
 # Types whose values only go up, and so have rates over a window.
 RATED = frozenset({"counter", "histogram", "summary"})
 
@@ -300,7 +301,7 @@ class SeriesData:
     sum: float = NAN
     bounds: tuple[float, ...] = ()  # a histogram's le, increasing (+Inf last)
     cumulative: list[float] = field(default_factory=list)  # its counts, per bound
-    quantiles: list[tuple[str, float]] = field(default_factory=list)
+    quantiles: list[tuple[float, float]] = field(default_factory=list)
     states: list[tuple[str, float]] = field(default_factory=list)
 
     @property
@@ -310,33 +311,32 @@ class SeriesData:
 
 
 class Series:
-    """One series of a family. Its numbers (:attr:`data`) are read from its samples
+    """One series of a family. Its numbers (:attr:`data`) are worked out from its value
     when first asked for: a page shows a few of 10,000 series, and searching them
     needs only their labels."""
 
-    __slots__ = ("key", "labels", "_kind", "_name", "_samples", "_data")
+    __slots__ = ("key", "labels", "_definition", "_value", "_data")
 
     def __init__(
         self,
         key: str,
         labels: tuple[str, ...],
-        kind: str = "gauge",
-        name: str = "",
-        samples: list[tuple[str, str, float]] | None = None,
+        definition: MetricDefinition | None = None,
+        value: Any = None,
         *,
         data: SeriesData | None = None,
     ) -> None:
-        self.key = key  # the label text without le/quantile/state: stable across refreshes
+        self.key = key  # the series' label text: stable across refreshes
         self.labels = labels  # values in the order of FamilyView.labelnames ('' if absent)
-        self._kind = kind
-        self._name = name
-        self._samples = samples or []  # (sample name, le/quantile/state value, value)
-        self._data = data  # known already, or parsed from the samples when asked for
+        self._definition = definition
+        self._value = value  # as MetricSeries carries it
+        self._data = data  # known already, or worked out from the value when asked for
 
     @property
     def data(self) -> SeriesData:
         if self._data is None:
-            self._data = _parse(self._kind, self._name, self._samples)
+            assert self._definition is not None, "a Series needs a definition or its data"
+            self._data = series_data(self._definition, self._value)
         return self._data
 
     def __repr__(self) -> str:
@@ -606,7 +606,7 @@ class FamilyView:
         return [Column("value", "Value", "The current value")]
 
     def _summary_quantiles(self) -> list[float]:
-        found = {_float(q) for s in self.series[:100] for q, _ in s.data.quantiles}
+        found = {q for s in self.series[:100] for q, _ in s.data.quantiles}
         return sorted((q for q in found if q == q), reverse=True)
 
     @property
@@ -703,7 +703,7 @@ class FamilyView:
                 s.increase, s.rate, s.windowed = increase[0], increase[0] / span, True
                 s.mean = increase[1] / increase[0] if increase[0] > 0 else NAN
             # Measured by the summary itself, over its own time window.
-            s._quantiles = {_float(q): Estimate(v) for q, v in d.quantiles}
+            s._quantiles = {q: Estimate(v) for q, v in d.quantiles}
         elif kind == "stateset":
             s.state = ", ".join(state for state, v in d.states if v) or fmt.NO_DATA
         else:
@@ -794,7 +794,7 @@ class FamilyView:
             return None
         q = _float(column[1:]) / 100
         if self.type == "summary":
-            return (lambda s: {_float(k): v for k, v in s.data.quantiles}.get(q, NAN)), nothing
+            return (lambda s: dict(s.data.quantiles).get(q, NAN)), nothing
         bounds = self.bounds
         if not bounds:  # buckets that differ between series: the slow way
             return (lambda s: self.stats(s).quantile(q).value), nothing
@@ -964,237 +964,57 @@ def _label_key(names: tuple[str, ...], values: tuple[str, ...]) -> str:
     return ",".join(f'{n}="{escape_label_value(v)}"' for n, v in zip(names, values, strict=True))
 
 
-class _Group:
-    """The samples of one series while a family is grouped."""
-
-    __slots__ = ("labels", "fallback", "samples")
-
-    def __init__(self) -> None:
-        self.labels: Mapping[str, str] | None = None  # the series' own labels, if seen
-        self.fallback: tuple[tuple[str, ...], tuple[str, ...]] | None = None
-        self.samples: list[tuple[str, str, float]] = []  # (sample name, part, value)
-
-    def names_values(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        labels = self.labels
-        if labels is None:
-            assert self.fallback is not None
-            return self.fallback
-        names = tuple(labels)
-        if isinstance(labels, LabelSet):
-            return names, labels.values_tuple
-        return names, tuple(labels[n] for n in names)
-
-
-def _without_part(
-    labels: Mapping[str, str], part_label: str
-) -> tuple[str, str, tuple[tuple[str, ...], tuple[str, ...]]]:
-    """The slow way: (series key, part value, (names, values)) of a labelled sample."""
-    names = tuple(labels)
-    values = labels.values_tuple if isinstance(labels, LabelSet) else tuple(labels.values())
-    if part_label not in names:
-        return _label_key(names, values), "", (names, values)
-    i = names.index(part_label)
-    names, part, values = names[:i] + names[i + 1 :], values[i], values[:i] + values[i + 1 :]
-    return _label_key(names, values), part, (names, values)
-
-
-def _group(
-    family: MetricFamily, part_sample: str | None, part_label: str | None, sample_names: set[str]
-) -> dict[str, _Group]:
-    """The family's samples by series, keyed by the series' label text.
-
-    ``part_sample`` is the name of the samples that carry ``part_label`` (a histogram's
-    ``_bucket`` samples carry ``le``). The core appends that label last to the series'
-    own LabelSet, whose text is cached: the key is then a slice of the sample's text,
-    which keeps a registry of 10,000 histogram series quick to group.
-    """
-    groups: dict[str, _Group] = {}
-    for sample in family.samples:
-        name = sample.name
-        if name not in sample_names:
-            continue
-        labels = sample.labels
-        part = ""
-        own: Mapping[str, str] | None = None
-        fallback = None
-        if name != part_sample or part_label is None:
-            own = labels
-            key = labels.text if isinstance(labels, LabelSet) else _label_key(*_split(labels))
-        else:
-            key = ""
-            values = labels.values_tuple if isinstance(labels, LabelSet) else ()
-            tail = f'{part_label}="{values[-1]}"' if values else ""
-            if tail and labels.text == tail:  # type: ignore[attr-defined]
-                part = values[-1]
-            elif tail and labels.text.endswith("," + tail):  # type: ignore[attr-defined]
-                part = values[-1]
-                key = labels.text[: -len(tail) - 1]  # type: ignore[attr-defined]
-            else:
-                key, part, fallback = _without_part(labels, part_label)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = _Group()
-        if own is not None and group.labels is None:
-            group.labels = own
-        elif group.labels is None and group.fallback is None:
-            if fallback is None:
-                names = tuple(labels)[:-1]
-                fallback = names, labels.values_tuple[:-1]  # type: ignore[attr-defined]
-            group.fallback = fallback
-        group.samples.append((name, part, sample.value))
-    return groups
-
-
-def _split(labels: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    names = tuple(labels)
-    return names, tuple(labels[n] for n in names)
-
-
-def _parse(kind: str, name: str, samples: list[tuple[str, str, float]]) -> SeriesData:
-    """A series' numbers from its samples (sample name, part label value, value)."""
-    d = SeriesData()
+def series_data(definition: MetricDefinition, value: Any) -> SeriesData:
+    """A series' numbers from its value as :class:`~pytheus.definitions.MetricSeries`
+    carries it (shaped by type, see :data:`pytheus.definitions.SERIES_VALUES`)."""
+    kind = definition.type
+    if kind == "counter":
+        return SeriesData(value=value[0])
     if kind == "histogram":
-        buckets = []
-        for sample_name, part, v in samples:
-            if sample_name.endswith("_bucket"):
-                buckets.append((_float(part), v))
-            elif sample_name.endswith("_count"):
-                d.count = v
-            else:
-                d.sum = v
-        buckets.sort()
-        d.bounds = tuple(b for b, _ in buckets)
-        d.cumulative = [c for _, c in buckets]
-        if d.count != d.count and buckets:
-            d.count = buckets[-1][1]
-    elif kind == "summary":
-        for sample_name, part, v in samples:
-            if sample_name == name:
-                d.quantiles.append((part, v))
-            elif sample_name.endswith("_count"):
-                d.count = v
-            else:
-                d.sum = v
-    elif kind == "stateset":
-        d.states = [(part, v) for _, part, v in samples]
-    elif samples:
-        d.value = samples[-1][2]
-    return d
-
-
-def _fast_series(family: MetricFamily) -> list[tuple[LabelSet, SeriesData]] | None:
-    """The series of a family as pytheus's metrics build them, without regrouping:
-    one sample per counter or gauge series; a histogram series' buckets in order, then
-    its ``_count`` and ``_sum`` with the series' own labels. None for anything else
-    (a custom collector's family), which :func:`_group` sorts out."""
-    kind, name, samples = family.type, family.name, family.samples
-    out: list[tuple[LabelSet, SeriesData]] = []
-    if kind in ("counter", "gauge", "unknown"):
-        wanted = f"{name}_total" if kind == "counter" else name
-        for sample in samples:
-            labels = sample.labels
-            if sample.name != wanted or not isinstance(labels, LabelSet):
-                return None
-            out.append((labels, SeriesData(value=sample.value)))
-        return out
-    if kind != "histogram" or not samples:
-        return None
-    bucket, count, total = f"{name}_bucket", f"{name}_count", f"{name}_sum"
-    n = next((i for i, s in enumerate(samples) if s.name != bucket), len(samples))
-    if n == 0 or len(samples) % (n + 2):
-        return None
-    bounds = []
-    for s in samples[:n]:
-        labels = s.labels
-        if not isinstance(labels, LabelSet) or tuple(labels)[-1:] != ("le",):
-            return None
-        bounds.append(_float(labels.values_tuple[-1]))
-    le = tuple(bounds)
-    if le[-1] != INF or any(a >= b for a, b in itertools.pairwise(le)):
-        return None
-    for start in range(0, len(samples), n + 2):
-        chunk = samples[start : start + n + 2]
-        counted, summed = chunk[n], chunk[n + 1]
-        own = counted.labels
-        if counted.name != count or summed.name != total or summed.labels is not own:
-            return None
-        if chunk[0].name != bucket or chunk[n - 1].name != bucket:
-            return None
-        if not isinstance(own, LabelSet):
-            return None
-        cumulative = [s.value for s in chunk[:n]]
-        out.append((own, SeriesData(count=counted.value, sum=summed.value, bounds=le,
-                                    cumulative=cumulative)))  # fmt: skip
-    return out
-
-
-def build_family(
-    family: MetricFamily, labelnames: Sequence[str] | None = None, unit_hint: Unit | None = None
-) -> FamilyView:
-    """Group one family's samples into series. ``labelnames``: the definition's, if known."""
-    kind = family.type
-    name = family.name
-    fast = _fast_series(family)
-    if fast is not None:
-        return _family_of_series(family, fast, labelnames, unit_hint)
-    part_label = _PART_LABEL.get(kind)
+        cumulative = list(itertools.accumulate(value.counts))
+        count = cumulative[-1] if cumulative else 0.0
+        return SeriesData(
+            count=count, sum=value.sum, bounds=definition.buckets, cumulative=cumulative
+        )
+    if kind == "summary":
+        return SeriesData(count=value.observations, sum=value.sum, quantiles=list(value.quantiles))
     if kind == "stateset":
-        part_label = name  # an Enum's state is the label named after the metric
-    if kind == "histogram":
-        wanted = {f"{name}_bucket", f"{name}_count", f"{name}_sum"}
-    elif kind == "summary":
-        wanted = {name, f"{name}_count", f"{name}_sum"}
-    else:  # x_total for a counter, x_info for an info, else x
-        wanted = {sample_name(name, kind)}
-    part_sample = {"histogram": f"{name}_bucket"}.get(kind, name if part_label else None)
-    groups = _group(family, part_sample, part_label, wanted)
-    names = tuple(labelnames) if labelnames is not None else ()
-    split = {key: group.names_values() for key, group in groups.items()}
-    for series_names in dict.fromkeys(n for n, _ in split.values()):  # few distinct tuples
-        names += tuple(n for n in series_names if n not in names)
-    series = []
-    for key, group in groups.items():
-        series_names, values = split[key]
-        if series_names != names:  # a series without some label, or in another order
-            by_name = dict(zip(series_names, values, strict=True))
-            values = tuple(by_name.get(n, "") for n in names)
-        series.append(Series(key, values, kind, name, group.samples))
-    series.sort(key=lambda s: s.labels)
-    return FamilyView(
-        name=name,
-        type=kind,
-        help=family.help,
-        unit=family.unit,
-        labelnames=names,
-        series=series,
-        total_series=len(series),
-        unit_hint=unit_hint,
-    )
+        return SeriesData(states=[(s, 1.0 if s == value else 0.0) for s in definition.states])
+    if kind == "info":
+        return SeriesData(value=1.0)
+    return SeriesData(value=value)
 
 
-def _family_of_series(
-    family: MetricFamily,
-    found: list[tuple[LabelSet, SeriesData]],
-    labelnames: Sequence[str] | None,
-    unit_hint: Unit | None,
-) -> FamilyView:
-    names = tuple(labelnames) if labelnames is not None else ()
-    if labelnames is None:
-        for labels, _ in found:  # remote families: the names their series carry
-            names += tuple(n for n in labels if n not in names)
+def build_family(item: MetricSeries | MetricFamily, unit_hint: Unit | None = None) -> FamilyView:
+    """One metric's series as the dashboard shows them.
+
+    ``item`` is what ``REGISTRY.collect_series()`` yields: the definition and each
+    series' label set and value, so nothing is regrouped here. A family of samples (a
+    custom collector's, in tests) is read back into series by the core first.
+    """
+    ms = as_series(item)
+    d = ms.definition
+    kind = d.type
+    names = d.labelnames
+    found: list[tuple[LabelSet, Any]] = list(ms.series)
+    if kind == "info":  # the info's labels are shown as columns after the series' own
+        found = [(LabelSet.of({**labels, **value}), value) for labels, value in found]
+    for labels, _ in found:  # labels a backend adds (pid), or an info's
+        if labels.names_tuple != names:
+            names += tuple(n for n in labels.names_tuple if n not in names)
     series = []
-    for labels, data in found:
+    for labels, value in found:
         values = labels.values_tuple
-        if len(values) != len(names) or tuple(labels) != names:
-            by_name = dict(zip(labels, values, strict=True))
+        if labels.names_tuple != names:
+            by_name = dict(zip(labels.names_tuple, values, strict=True))
             values = tuple(by_name.get(n, "") for n in names)
-        series.append(Series(labels.text, values, family.type, family.name, data=data))
+        series.append(Series(labels.text, values, d, value))
     series.sort(key=lambda s: s.labels)
     return FamilyView(
-        name=family.name,
-        type=family.type,
-        help=family.help,
-        unit=family.unit,
+        name=d.name,
+        type=kind,
+        help=d.help,
+        unit=d.unit,
         labelnames=names,
         series=series,
         total_series=len(series),
@@ -1203,20 +1023,16 @@ def _family_of_series(
 
 
 def build_families(
-    families: Iterable[MetricFamily],
-    labelnames: Mapping[str, Sequence[str]] | None = None,
-    unit_hints: Mapping[str, Unit] | None = None,
+    found: Iterable[MetricSeries | MetricFamily], unit_hints: Mapping[str, Unit] | None = None
 ) -> list[FamilyView]:
-    """What the backend returned, as the dashboard's families of series: the one
-    place that knows the shape of the backend's output.
+    """What ``REGISTRY.collect_series()`` returned, as the dashboard's families of series.
 
-    ``labelnames`` maps family names to the label names of local definitions (remote
-    families learn theirs from samples); ``unit_hints`` gives units the names do not
-    tell (the queries per request are whole numbers of queries).
+    ``unit_hints`` gives units the names do not tell (the queries per request are whole
+    numbers of queries).
     """
-    labelnames = labelnames or {}
     unit_hints = unit_hints or {}
-    return [build_family(f, labelnames.get(f.name), unit_hints.get(f.name)) for f in families]
+    families = [as_series(item) for item in found]
+    return [build_family(ms, unit_hints.get(ms.definition.name)) for ms in families]
 
 
 # --------------------------------------------------------------------------- selection

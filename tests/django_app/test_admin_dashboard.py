@@ -9,7 +9,6 @@ import json
 import math
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,6 +20,7 @@ from django_pytheus.dashboard import (
     Outage,
     backend_status,
     bucket_chart,
+    build_families,
     build_family,
     histogram_quantile,
     mask_secrets,
@@ -29,9 +29,10 @@ from django_pytheus.dashboard import (
     select,
 )
 from pytheus.backends import MemoryBackend
-from pytheus.metrics import Counter, Enum, Histogram, Info, Summary
+from pytheus.definitions import MetricSeries
+from pytheus.metrics import Counter, Enum, Gauge, Histogram, Info, Summary
 from pytheus.registry import CollectorRegistry
-from pytheus.samples import MetricFamily, Sample
+from pytheus.samples import LabelSet, MetricFamily, Sample
 
 INF = math.inf
 
@@ -270,11 +271,6 @@ def test_pretty_label_reads_regex_routes(route: str, shown: str) -> None:
 # ------------------------------------------------------------------ grouping
 
 
-def family_of(metric: Any) -> MetricFamily:
-    family: MetricFamily = metric.local_family()
-    return family
-
-
 @pytest.fixture
 def registry() -> CollectorRegistry:
     return CollectorRegistry()
@@ -285,7 +281,7 @@ def test_histogram_series(registry: CollectorRegistry) -> None:
     for v in (0.05, 0.05, 0.3, 0.7, 2.0):
         h.labels(route="/a").observe(v)
     h.labels(route="/b")
-    view = build_family(family_of(h), ["route"])
+    view = build_family(h.local_series())
     assert view.labelnames == ("route",)
     assert [s.labels for s in view.series] == [("/a",), ("/b",)]
     a = view.series[0].data
@@ -312,7 +308,7 @@ def test_histogram_series(registry: CollectorRegistry) -> None:
 def test_summary_info_and_state_set_series(registry: CollectorRegistry) -> None:
     s = Summary("size_bytes", "Sizes.", quantiles=(0.5, 0.9), registry=registry)
     s.observe(2048)
-    view = build_family(family_of(s))
+    view = build_family(s.local_series())
     # One naming of quantiles: p90 and p50, as for histograms (measured, not estimated).
     assert [c.id for c in view.columns] == ["rate", "p90", "p50", "mean", "total"]
     assert {c.id: (c.text, c.estimate) for c in view.rows()[0].cells} == {
@@ -327,7 +323,7 @@ def test_summary_info_and_state_set_series(registry: CollectorRegistry) -> None:
     registry = CollectorRegistry()
     i = Info("build", "Build.", registry=registry)
     i.info({"version": "1.2", "commit": "abc"})
-    view = build_family(family_of(i))
+    view = build_family(i.local_series())
     assert view.query_name == "build_info"
     assert view.labelnames == ("version", "commit")
     assert [s.labels for s in view.series] == [("1.2", "abc")]
@@ -336,7 +332,7 @@ def test_summary_info_and_state_set_series(registry: CollectorRegistry) -> None:
     e = Enum("mode", "Mode.", ["host"], states=["off", "on"], registry=registry)
     e.labels(host="a").state("on")
     e.labels(host="b").state("off")
-    view = build_family(family_of(e), ["host"])
+    view = build_family(e.local_series())
     assert view.labelnames == ("host",)  # the state label is not a column
     assert view.state_names == ["off", "on"]
     assert [r.cells[0].text for r in view.rows()] == ["on", "off"]
@@ -350,6 +346,25 @@ def test_remote_family_learns_its_label_names_from_samples() -> None:
     assert view.labelnames == ("queue", "zone")
     assert [s.labels for s in view.series] == [("a", ""), ("b", "eu")]
     assert view.query_name == "jobs_total"
+
+
+def test_labels_a_backend_adds_become_columns() -> None:
+    # A gauge aggregated with multiprocess_mode="all" carries each process's pid.
+    g = Gauge("workers", "Busy workers.", ["pool"], registry=CollectorRegistry())
+    d = g.definition
+    found = MetricSeries(
+        d,
+        [
+            (LabelSet(("pool", "pid"), ("web", "12")), 3.0),
+            (LabelSet(("pool",), ("db",)), 1.0),
+        ],
+    )
+    view = build_family(found)
+    assert view.labelnames == ("pool", "pid")
+    assert [(s.labels, s.data.value) for s in view.series] == [
+        (("db", ""), 1.0),
+        (("web", "12"), 3.0),
+    ]
 
 
 def test_custom_family_with_plain_dict_labels_and_le_not_last() -> None:
@@ -376,7 +391,7 @@ def families() -> list[FamilyView]:
     h = Histogram("latency_seconds", "How long.", ["route"], registry=registry)
     h.labels(route="/reports/").observe(1)
     Counter("errors", "Errors by queue.", registry=registry).inc()
-    return [build_family(f) for f in registry.collect()]
+    return build_families(registry.collect_series())
 
 
 def test_search_names_help_and_label_values() -> None:
@@ -416,7 +431,7 @@ def test_this_sites_metrics_come_first() -> None:
     for name in ("process_cpu_seconds", "django_http_requests", "shop_orders", "aa_jobs"):
         Counter(name, "Something.", registry=registry).inc()
     Info("python", "Python.", registry=registry).info({"version": "3.11"})
-    views = [build_family(f) for f in registry.collect()]
+    views = build_families(registry.collect_series())
     order = [f.name for f in select(views, app={"django_http_requests"}).families]
     assert order == [
         "aa_jobs",

@@ -131,11 +131,11 @@ def test_family_windowed_quantiles_come_from_bucket_differences() -> None:
     for _ in range(1000):
         series.observe(0.05)  # a long history of fast requests
     history = History()
-    family = build_family(h.local_family(), ["view"])
+    family = build_family(h.local_series())
     family.observe(history, 60, now=0.0)
     for _ in range(10):
         series.observe(0.7)  # then an incident: ten slow ones
-    family = build_family(h.local_family(), ["view"])
+    family = build_family(h.local_series())
     family.observe(history, 60, now=10.0)
     (s,) = family.series
     stats = family.stats(s)
@@ -163,10 +163,10 @@ def test_counter_family_rates_and_worst_first_order() -> None:
     for queue, n in (("a", 1000), ("b", 10), ("c", 500)):
         c.labels(queue=queue).inc(n)
     history = History()
-    build_family(c.local_family(), ["queue"]).observe(history, 60, now=0.0)
+    build_family(c.local_series()).observe(history, 60, now=0.0)
     c.labels(queue="b").inc(50)  # b is the busy one now, though a has the most in all
     c.labels(queue="c").inc(5)
-    family = build_family(c.local_family(), ["queue"])
+    family = build_family(c.local_series())
     family.observe(history, 60, now=5.0)
     assert family.default_sort == "-rate"
     order = [s.labels[0] for s in family.sorted(family.series)]

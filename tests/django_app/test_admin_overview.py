@@ -51,7 +51,7 @@ class Site:
             self.queries.labels(view=view).observe(queries)
 
     def read(self, now: float, window: float = 60) -> tuple[dict[str, FamilyView], Overview]:
-        views = build_families(self.registry.collect(), unit_hints={NAMES.queries: QUERIES})
+        views = build_families(self.registry.collect_series(), unit_hints={NAMES.queries: QUERIES})
         for view in views:
             view.observe(self.history, window, now)
         by_name = {v.name: v for v in views}
@@ -158,7 +158,7 @@ def test_a_restart_is_not_a_negative_rate() -> None:
 def test_a_site_without_database_metrics_says_so() -> None:
     registry = CollectorRegistry()
     Counter("django_http_requests", "R.", ["method", "view", "status"], registry=registry)
-    views = build_families(registry.collect())
+    views = build_families(registry.collect_series())
     overview = build_overview({v.name: v for v in views}, NAMES, link, now=0.0)
     assert NAMES.queries in overview.missing
     assert overview.queries == []
@@ -183,7 +183,7 @@ def test_each_part_says_what_it_is_over() -> None:
     readings of different ages. Each figure and list says its own window."""
     site = Site()
     site.request("/a/", 0.01, n=10)
-    views = build_families(site.registry.collect())
+    views = build_families(site.registry.collect_series())
     by_name = {v.name: v for v in views}
     by_name[NAMES.duration].observe(site.history, 60, 0.0)  # read alone, earlier
     site.request("/a/", 0.01, n=10)

@@ -352,6 +352,25 @@ def test_the_dashboards_own_requests_are_not_counted(
         parse_settings({"RECORD_DASHBOARD": "yes"})
 
 
+def test_the_page_reads_series_never_samples(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard reads ``collect_series()``: no family of samples is built and
+    regrouped (the core's fallback for custom collectors aside)."""
+    from pytheus.registry import CollectorRegistry
+
+    h = Histogram("wait_seconds", "Waits.", ["queue"], buckets=[0.1, 1])
+    h.labels(queue="mail").observe(0.5)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the dashboard read samples (collect()), not series")
+
+    monkeypatch.setattr(CollectorRegistry, "collect", refuse)
+    html = family_page(client, "wait_seconds")
+    assert labels(html) == ["mail"]
+    assert data(client)["families"]
+
+
 # --------------------------------------------------------------------------- sorting
 
 
