@@ -121,7 +121,10 @@ def test_redis_paused_under_load(
         with pytest.raises(BackendUnavailableError):
             generate_metrics()
         assert time.monotonic() - start < 10 * PAUSED_SOCKET_TIMEOUT
-        wait_for(lambda: not backend.status()["healthy"], what="the flusher saw the outage")
+        # The failed scrape alone marks the backend unhealthy: wait for the flusher's own
+        # failure too (a second error), which the count of errors below relies on.
+        wait_for(lambda: backend.status()["errors"] >= 2, what="the flusher saw the outage")
+        assert not backend.status()["healthy"]
         # Recording and defining in this process do not wait either, even while a flush
         # is stuck: the only thread that waits is the flusher.
         slowest = 0.0
