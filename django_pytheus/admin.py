@@ -64,7 +64,7 @@ from django_pytheus.dashboard import (
     select,
 )
 from django_pytheus.history import History
-from django_pytheus.metrics import DASHBOARD_VIEW
+from django_pytheus.metrics import DASHBOARD_VIEW, get_metrics
 from django_pytheus.models import Metric
 from django_pytheus.overview import QUERIES, AppNames, Overview, Trend, build_overview
 from pytheus.backends import get_backend
@@ -208,8 +208,6 @@ def _wanted(name: str, kind: str, names: Sequence[str]) -> bool:
 
 def app_names() -> AppNames:
     """The names of django_pytheus's metrics, with the site's namespace."""
-    from django_pytheus.metrics import get_metrics
-
     m = get_metrics()
     return AppNames(
         every=frozenset(metric.definition.name for metric in m.all()),
