@@ -12,6 +12,8 @@ Every key is optional::
         "NAMESPACE": "django",  # prefix of every metric name ("" for none)
         "VIEW_LABEL": "route",  # or "view_name"
         "EXCLUDE_VIEWS": ["django_pytheus:metrics"],  # view names or view labels
+        # Whether the admin metrics dashboard's own pages and polls count as requests.
+        "RECORD_DASHBOARD": False,
         "LATENCY_BUCKETS": [...],  # request durations, seconds
         "DB_LATENCY_BUCKETS": [...],  # query durations, seconds
         "CACHE_LATENCY_BUCKETS": [...],  # cache operation durations, seconds
@@ -100,6 +102,7 @@ DEFAULTS: dict[str, Any] = {
     "NAMESPACE": "django",
     "VIEW_LABEL": "route",
     "EXCLUDE_VIEWS": (METRICS_VIEW_NAME,),
+    "RECORD_DASHBOARD": False,
     # Web requests: 5 ms to 30 s.
     "LATENCY_BUCKETS": (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
     # Queries: half a millisecond (a primary-key lookup on a local database) to 5 s.
@@ -249,6 +252,7 @@ class PytheusSettings:
     model_metrics: str | Mapping[str, str] | None = None
     migration_metrics: bool = False
     compat: CompatSettings | None = None
+    record_dashboard: bool = False
 
     def metric_name(self, name: str) -> str:
         """``name`` with the namespace in front: ``http_requests`` -> ``django_http_requests``."""
@@ -573,6 +577,7 @@ def parse_settings(
         model_metrics=_model_metrics(values["MODEL_METRICS"]),
         migration_metrics=_bool("PYTHEUS['MIGRATION_METRICS']", values["MIGRATION_METRICS"]),
         compat=_compat(values["COMPAT"], legacy or {}),
+        record_dashboard=_bool("PYTHEUS['RECORD_DASHBOARD']", values["RECORD_DASHBOARD"]),
     )
 
 

@@ -44,6 +44,7 @@ test) reads the metrics from there::
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 from django_pytheus import orm as _orm
@@ -54,6 +55,7 @@ from pytheus.metrics import Counter, CounterChild, Gauge, GaugeChild, Histogram,
 from pytheus.registry import CollectorRegistry, get_registry
 
 __all__ = [
+    "DASHBOARD_VIEW",
     "METHODS",
     "STATEMENTS",
     "UNMATCHED",
@@ -73,6 +75,9 @@ METHODS = frozenset(
 STATEMENTS = ("select", "insert", "update", "delete", "other")
 #: The ``view`` label of requests that matched no URL pattern.
 UNMATCHED = "<unmatched>"
+#: Views with this attribute set (the admin metrics dashboard's pages and polls, on any
+#: AdminSite) are not recorded unless ``PYTHEUS["RECORD_DASHBOARD"]`` is True.
+DASHBOARD_VIEW = "pytheus_dashboard"
 
 
 class ResolvedURL(Protocol):
@@ -83,6 +88,9 @@ class ResolvedURL(Protocol):
 
     @property
     def view_name(self) -> str: ...
+
+    @property
+    def func(self) -> Callable[..., Any]: ...
 
 
 class RequestSeries(NamedTuple):
@@ -257,6 +265,8 @@ class DjangoMetrics:
         view = "/" + match.route if self._by_route else match.view_name
         exclude = self.settings.exclude_views
         if match.view_name in exclude or view in exclude:
+            return None
+        if not self.settings.record_dashboard and getattr(match.func, DASHBOARD_VIEW, False):
             return None
         return view
 

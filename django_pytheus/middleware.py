@@ -15,7 +15,10 @@ What is recorded, and when (metric names in :mod:`django_pytheus.metrics`):
   ``request.resolver_match`` after the response is made; requests that matched no
   pattern (404s from the resolver, requests answered by a middleware before
   resolution) are ``<unmatched>``, never their raw path.
-* Requests to ``EXCLUDE_VIEWS`` (by default ``/metrics`` itself) are not recorded.
+* Requests to ``EXCLUDE_VIEWS`` (by default ``/metrics`` itself) are not recorded,
+  nor, unless ``RECORD_DASHBOARD`` is True, those to the admin metrics dashboard
+  (views marked with
+  :data:`django_pytheus.metrics.DASHBOARD_VIEW`).
   Those whose URL takes no arguments are recognised by path before anything is
   measured; the others are known only once resolved, and so do show in the
   in-progress gauge (labelled by method only) while they run.

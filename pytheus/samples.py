@@ -141,6 +141,11 @@ class LabelSet(Mapping[str, str]):
         return new
 
     @property
+    def names_tuple(self) -> tuple[str, ...]:
+        """The label names in order."""
+        return self._names
+
+    @property
     def values_tuple(self) -> tuple[str, ...]:
         """The label values in order."""
         return self._values

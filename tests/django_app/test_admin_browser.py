@@ -1,13 +1,11 @@
+# ruff: noqa: RUF001, RUF003 (the en dash of ranges such as "5–10 ms" is what the page shows)
 """The metrics dashboard in a real browser: Playwright driving Debian's Chromium.
 
-A person's path through the page: log in, open the dashboard, search, turn on the
-auto-refresh, make requests to the site and see the request counter change without a
-reload; the same in dark mode, and a family's own page. Screenshots go to
-``test-artifacts/admin/`` (light and dark) for people to look at.
-
-Chromium is Debian's (``/usr/bin/chromium``, installed by ``make test`` through
-``scripts/install-system-deps.sh``); ``playwright install`` is never run. A missing
-browser fails these tests, never skips them.
+A person's path through the page: log in, open the dashboard, search, let the
+auto-refresh run, make requests to the site and see the request counter change without
+a reload, new series join the table; the same in dark mode, and a family's own page.
+Screenshots go to ``test-artifacts/admin/`` (light and dark) for people to look at. The
+on-call questions, on the demo, are in ``test_admin_oncall.py``.
 
 Why the browser is started and stopped inside each test, after the database work:
 Playwright's synchronous API runs an asyncio event loop in this thread (in a
@@ -22,34 +20,21 @@ while it runs (the live server answers from its own thread, which has no loop), 
 from __future__ import annotations
 
 import math
+import re
 import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from pytheus.metrics import Counter, Enum, Gauge, Histogram, Info
+from tests.django_app.browser import ARTIFACTS, DEADLINE_MS, chromium, log_in, open_page
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "admin"
 XSS = "<script>alert(1)</script>"
-# Generous for a loaded CI machine; each wait returns as soon as its condition holds.
-DEADLINE_MS = 20_000
 
 
 @pytest.fixture
@@ -61,49 +46,9 @@ def credentials(make_user: Callable[..., Any]) -> tuple[str, str]:
 
 @pytest.fixture
 def browser(live_server: Any, credentials: tuple[str, str]) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing. Run `make test`, which installs Debian's chromium "
-            "(scripts/install-system-deps.sh).",
-            pytrace=False,
-        )
     assert live_server.url.startswith("http://127.0.0.1:"), live_server.url
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-def open_page(browser: Browser, live_server: Any, *, dark: bool = False) -> Page:
-    context = browser.new_context(
-        base_url=live_server.url,
-        viewport={"width": 1280, "height": 900},
-        color_scheme="dark" if dark else "light",
-    )
-    context.set_default_timeout(DEADLINE_MS)
-    page = context.new_page()
-    dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.dialogs = dialogs  # type: ignore[attr-defined]
-    # Nothing may come from anywhere but the live server: no CDN, fonts or scripts.
-    outside: list[str] = []
-    page.on(
-        "request",
-        lambda r: None if r.url.startswith((live_server.url, "data:")) else outside.append(r.url),
-    )
-    page.outside = outside  # type: ignore[attr-defined]
-    return page
-
-
-def log_in(page: Page, credentials: tuple[str, str], path: str) -> None:
-    page.goto(f"/admin/login/?next={path}")
-    page.fill("#id_username", credentials[0])
-    page.fill("#id_password", credentials[1])
-    page.click("input[type=submit]")
-    page.wait_for_url(f"**{path}")
+    with chromium() as browser:
+        yield browser
 
 
 def get(live_server: Any, path: str) -> None:
@@ -144,8 +89,10 @@ def test_search_and_live_values_without_a_reload(
 ) -> None:
     jobs = some_metrics(xss=True)
     get(live_server, "/hello/")  # the request counter's series exists from the start
-    page = open_page(browser, live_server)
+    page = open_page(browser, live_server.url)
     log_in(page, credentials, "/admin/django_pytheus/metric/")
+    spark = page.locator('[data-pytheus-figure="requests"] [data-pytheus-spark]')
+    assert spark.get_attribute("hidden") is not None  # one reading: no trend yet
     expect(page.locator("#content h1")).to_have_text("Metrics")
     expect(page.locator(".breadcrumbs")).to_contain_text("Prometheus metrics (pytheus)")
     expect(page.locator("[data-pytheus-family]").first).to_be_visible()
@@ -159,7 +106,7 @@ def test_search_and_live_values_without_a_reload(
     requests = page.locator('[data-pytheus-family="django_http_requests"]')
     expect(requests).to_be_visible()
     row = requests.locator('tr[data-pytheus-series*="view=\\"/hello/\\""]')
-    cell = row.locator('[data-pytheus-cell="value"]')
+    cell = row.locator('[data-pytheus-cell="total"]')
     expect(cell).to_have_text("1")
     families = page.locator("[data-pytheus-family]").evaluate_all(
         "els => els.map(e => e.dataset.pytheusFamily)"
@@ -167,17 +114,21 @@ def test_search_and_live_values_without_a_reload(
     assert "jobs_processed" not in families
     assert "django_http_requests" in families
 
-    # Auto-refresh every 2 s, then traffic: the value changes in place.
+    # Auto-refresh (on by default) every 2 s, then traffic: the value changes in place.
     page.evaluate("window.pytheusNoReload = true")
+    expect(page.locator("#pytheus-autorefresh")).to_be_checked()
     updated_before = page.locator("#pytheus-updated").get_attribute("datetime")
     page.select_option("#pytheus-interval", "2")
-    page.check("#pytheus-autorefresh")
     for _ in range(4):
         get(live_server, "/hello/")
     expect(cell).to_have_text("5", timeout=DEADLINE_MS)
     assert page.evaluate("window.pytheusNoReload") is True  # the same document
     expect(page.locator("#pytheus-updated")).not_to_have_attribute("datetime", updated_before)
     expect(page.locator("[data-pytheus-error]")).to_be_hidden()
+    # A rate once there is an earlier reading.
+    expect(row.locator('[data-pytheus-cell="rate"]')).to_have_text(re.compile(r"\d.*/s"))
+    # The sparkline, hidden when the page was made (no trend yet), appears with the polls.
+    expect(spark).to_be_visible(timeout=DEADLINE_MS)
     # And again, from the poll that follows (the toggle stays on).
     get(live_server, "/hello/")
     expect(cell).to_have_text("6", timeout=DEADLINE_MS)
@@ -187,21 +138,27 @@ def test_search_and_live_values_without_a_reload(
     page.goto("/admin/django_pytheus/metric/?q=alert")
     xss_rows = page.locator('[data-pytheus-family="jobs_processed"] tbody tr')
     expect(xss_rows).to_have_count(2)  # the failed and ok jobs of that queue
-    expect(xss_rows.first.locator("td").first).to_have_text(XSS)
+    failed = page.locator(
+        '[data-pytheus-family="jobs_processed"] tr[data-pytheus-series*="outcome=\\"failed\\""]'
+    )
+    expect(failed.locator("td").first).to_have_text(XSS)
     jobs.labels(queue=XSS, outcome="failed").inc(1000)
-    expect(xss_rows.first.locator('[data-pytheus-cell="value"]')).to_have_text(
+    expect(failed.locator('[data-pytheus-cell="total"]')).to_have_text(
         "1,018", timeout=DEADLINE_MS
-    )  # the toggle was remembered across the navigation
-    expect(xss_rows.first.locator("td").first).to_have_text(XSS)
-    # A series that appears later is announced, not slipped into the table.
-    notice = page.locator('[data-pytheus-family="jobs_processed"] [data-pytheus-new]')
-    expect(notice).to_be_hidden()
-    jobs.labels(queue="alerts", outcome="ok").inc()
-    expect(notice).to_be_visible(timeout=DEADLINE_MS)
-    expect(xss_rows).to_have_count(2)
+    )  # the interval was remembered across the navigation
+    expect(failed.locator("td").first).to_have_text(XSS)
+    # A series that appears later joins the table, its labels as text too.
+    page.goto("/admin/django_pytheus/metric/?q=jobs_processed")
+    table = page.locator('[data-pytheus-family="jobs_processed"] tbody')
+    expect(table.locator("tr")).to_have_count(8)
+    jobs.labels(queue="alerts", outcome="ok").inc(5000)  # the busiest: first
+    expect(table.locator("tr")).to_have_count(9, timeout=DEADLINE_MS)
+    expect(table.locator("tr").first.locator("td").first).to_have_text("alerts")
+    expect(table.locator("tr").first.locator('[data-pytheus-cell="total"]')).to_have_text("5,000")
     assert page.locator("script", has_text="alert(1)").count() == 0
     assert page.dialogs == []  # type: ignore[attr-defined]
     assert page.outside == []  # type: ignore[attr-defined]
+    assert page.errors == []  # type: ignore[attr-defined]
 
 
 def test_dark_mode_histogram_and_family_page(
@@ -210,16 +167,7 @@ def test_dark_mode_histogram_and_family_page(
     some_metrics()
     for path in ("/hello/", "/hello/", "/articles/2024/", "/queries/3/"):
         get(live_server, path)
-    # The busiest families first, the admin's sidebar folded away: the README's picture.
-    light = open_page(browser, live_server)
-    log_in(light, credentials, "/admin/django_pytheus/metric/?sort=series")
-    light.click("#toggle-nav-sidebar")
-    light.evaluate("window.scrollTo(0, 0)")
-    expect(light.locator("li.selected", has_text="Most series")).to_be_visible()
-    light.screenshot(path=ARTIFACTS / "overview-light.png")
-    light.context.close()
-
-    page = open_page(browser, live_server, dark=True)
+    page = open_page(browser, live_server.url, dark=True)
     log_in(page, credentials, "/admin/django_pytheus/metric/")
     # The admin's dark theme applies to our parts too (they use its variables).
     body_bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
@@ -229,18 +177,70 @@ def test_dark_mode_histogram_and_family_page(
     assert body_bg == "rgb(18, 18, 18)", body_bg
     assert status_bg == "rgb(33, 33, 33)", status_bg  # --darkened-bg in dark mode
     page.screenshot(path=ARTIFACTS / "dashboard-dark.png")
+    # The backend's figure opens its panel (folded away while all is well).
+    expect(page.locator("#pytheus-backend")).not_to_have_attribute("open", "")
+    page.click("[data-pytheus-backend-figure]")
+    expect(page.locator("#pytheus-backend")).to_have_attribute("open", "")
 
-    page.goto("/admin/django_pytheus/metric/?q=task_duration")
+    page.goto("/admin/django_pytheus/metric/?q=task_duration&w=0")
     histogram = page.locator('[data-pytheus-family="task_duration_seconds"]')
     expect(histogram.locator(".pytheus-chart-large .pytheus-bar")).to_have_count(12)
     tiles = histogram.locator(".pytheus-tiles dt").all_inner_texts()
-    assert [t.lower() for t in tiles] == ["count", "sum", "mean", "p50", "p90", "p99"]
-    expect(histogram.locator('[data-pytheus-cell="count"]')).to_have_text("399")
+    assert [t.lower() for t in tiles] == ["per second", "p99", "p90", "p50", "mean", "count"]
+    expect(histogram.locator('[data-pytheus-cell="total"]')).to_have_text("399")
+    # The chart says in words what it shows, and opens as a table.
+    chart = histogram.locator(".pytheus-chart-large")
+    expect(chart).to_have_attribute("aria-label", re.compile(r"399 in all, most \(\d+\) in "))
+    histogram.locator(".pytheus-chart-table summary").click()
+    expect(histogram.locator(".pytheus-chart-table tbody tr")).to_have_count(12)
+    # A percentile that falls in a bucket is shown as the bucket, PromQL's value on hover.
+    p99 = histogram.locator('[data-pytheus-cell="p99"]')
+    expect(p99).to_have_text("500 ms–1 s")
+    expect(p99).to_have_attribute("title", re.compile(r"histogram_quantile\(\) interpolates"))
     histogram.screenshot(path=ARTIFACTS / "histogram-dark.png")
 
-    page.click('[data-pytheus-family="task_duration_seconds"] h2 a')
-    page.wait_for_url("**/family/task_duration_seconds/")
+    page.click('[data-pytheus-family="task_duration_seconds"] h3 a')
+    page.wait_for_url("**/family/task_duration_seconds/**")
     expect(page.locator("#content h1")).to_have_text("task_duration_seconds")
     expect(page.locator(".breadcrumbs a").last).to_have_text("Metrics")
     page.screenshot(path=ARTIFACTS / "family-dark.png")
     assert page.outside == []  # type: ignore[attr-defined]
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_a_poll_answered_without_a_window_keeps_the_rates(
+    browser: Browser, live_server: Any, credentials: tuple[str, str]
+) -> None:
+    """With several worker processes, a poll may reach one that has no earlier reading
+    and answers totals since start: the rates on screen stay, the totals move on."""
+    get(live_server, "/hello/")
+    page = open_page(browser, live_server.url)
+    log_in(page, credentials, "/admin/django_pytheus/metric/?q=hello")
+    page.select_option("#pytheus-interval", "2")
+    row = page.locator('[data-pytheus-family="django_http_requests"] tbody tr').first
+    rate = row.locator('[data-pytheus-cell="rate"]')
+    expect(rate).to_have_text(re.compile(r"/s$"))
+    badge = page.locator('[data-pytheus-family="django_http_requests"] [data-pytheus-window]')
+    expect(badge).to_have_text(re.compile(r"^last "))
+    shown = rate.inner_text()
+
+    def fresh_worker(route: Any) -> None:
+        response = route.fetch()
+        payload = response.json()
+        payload["overview"]["window"] = "since start"
+        for family in payload["families"].values():
+            family["window"] = "since start"
+            for values in family["rows"].values():
+                if "rate" in values["cells"]:
+                    values["cells"]["rate"] = ["—", ""]
+        route.fulfill(response=response, json=payload)
+
+    page.route("**/metric/data/**", fresh_worker)
+    for _ in range(3):
+        get(live_server, "/hello/")
+    total = row.locator('[data-pytheus-cell="total"]')
+    expect(total).to_have_text("4", timeout=DEADLINE_MS)  # totals move on
+    expect(rate).to_have_text(shown)  # the rate stays
+    expect(badge).to_have_text(re.compile(r"^last "))
+    expect(page.locator("[data-pytheus-overview-window]")).to_have_text(re.compile(r"^last "))
+    assert page.errors == []  # type: ignore[attr-defined]

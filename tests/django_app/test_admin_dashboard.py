@@ -1,6 +1,7 @@
+# ruff: noqa: RUF001, RUF003 (the en dash of ranges such as "5–10 ms" is what the page shows)
 """The dashboard's pure parts: histogram_quantile against hand-computed values and a
-real PromQL engine, secrets masking, number formatting, grouping samples into series,
-search, filter and sort."""
+real PromQL engine, secrets masking, regex routes made readable, grouping samples into
+series, search, filter and order, the backend's status."""
 
 from __future__ import annotations
 
@@ -8,26 +9,30 @@ import json
 import math
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from django_pytheus import formatting as fmt
 from django_pytheus.dashboard import (
     MASK,
+    Estimate,
     FamilyView,
+    Outage,
     backend_status,
     bucket_chart,
+    build_families,
     build_family,
-    format_stat,
-    format_value,
     histogram_quantile,
     mask_secrets,
+    pretty_label,
+    quantile_estimate,
     select,
 )
 from pytheus.backends import MemoryBackend
-from pytheus.metrics import Counter, Enum, Histogram, Info, Summary
+from pytheus.definitions import MetricSeries
+from pytheus.metrics import Counter, Enum, Gauge, Histogram, Info, Summary
 from pytheus.registry import CollectorRegistry
-from pytheus.samples import MetricFamily, Sample
+from pytheus.samples import LabelSet, MetricFamily, Sample
 
 INF = math.inf
 
@@ -182,12 +187,14 @@ def test_mask_secrets_user_only_and_query_passwords() -> None:
 
 def test_backend_status_masks_the_configuration() -> None:
     status = backend_status(
-        MemoryBackend(), {"url": "redis://user:secret@host/0", "password": "secret"}
+        MemoryBackend(),
+        {"url": "redis://user:secret@host/0", "password": "secret", "prefix": "p"},
     )
     assert status["backend"] == "MemoryBackend"
     assert status["shared"] is False
     assert "secret" not in json.dumps(status)
-    assert f"url=redis://user:{MASK}@host/0" in status["config"]
+    # Keys and values, not a repr; the server's address is not repeated among them.
+    assert status["config"] == [("password", MASK), ("prefix", "p")]
 
 
 class FakeRedisStatus:
@@ -209,65 +216,59 @@ def test_backend_status_of_a_shared_backend() -> None:
         redis="<MultiProcessRedisBackend 127.0.0.1:6379 prefix='p'>",
         process="abc",
     )
-    status = backend_status(backend, None, now=1042.0)
+    status = backend_status(backend, {"url": "redis://:pw@cache:6380/2"}, now=1042.0)
     assert status["health"] == "Unreachable"
     assert status["healthy"] is False
     assert status["last_flush"] == "42 s ago"
     assert status["pending_series"] == "1,234"
     assert status["errors"] == "3"
+    assert status["server"] == f"redis://:{MASK}@cache:6380/2"  # from the config, masked
+    assert "flush to Redis failed" in status["problem"]
     backend.fields.update(healthy=True, last_flush=None)
     status = backend_status(backend, None, now=1042.0)
-    assert (status["health"], status["last_flush"]) == ("Reachable", "never")
+    assert (status["health"], status["last_flush"], status["problem"]) == ("Reachable", "never", "")
 
 
-# ------------------------------------------------------------------ numbers
+def test_backend_status_explains_an_outage() -> None:
+    backend = FakeRedisStatus(healthy=True, last_flush=900.0, errors=8)
+    outage = Outage(since=1_700_000_000.0, error="Timeout reading from socket", failures=8)
+    status = backend_status(backend, None, now=1_700_000_000.0 + 95, outage=outage)
+    assert status["healthy"] is False
+    assert status["health"] == "Unreachable"
+    assert status["problem"] == (
+        "Reading the metrics has failed since 22:13:20 UTC (95 s, 8 failed reads): "
+        "Timeout reading from socket"
+    )
+
+
+# ------------------------------------------------------------------ estimates
+
+
+def test_quantile_estimate_says_which_bucket() -> None:
+    buckets = [(1.0, 2), (2.0, 6), (INF, 8)]
+    assert quantile_estimate(0.5, buckets) == Estimate(1.5, 1.0, 2.0)
+    assert quantile_estimate(0.1, buckets) == Estimate(0.4, 0.0, 1.0)
+    # In the +Inf bucket: PromQL answers the highest finite bound; the bucket is above it.
+    assert quantile_estimate(0.9, buckets) == Estimate(2.0, 2.0, INF)
+    assert not quantile_estimate(0.5, []).estimated
+    assert math.isnan(quantile_estimate(0.5, []).value)
 
 
 @pytest.mark.parametrize(
-    ("value", "text"),
+    ("route", "shown"),
     [
-        (0.0, "0"),
-        (3.0, "3"),
-        (1234567.0, "1,234,567"),
-        (0.25, "0.25"),
-        (123.456789, "123.457"),
-        (1e-7, "1e-07"),
-        (1.5e20, "1.5e+20"),
-        (-2.0, "-2"),
-        (INF, "+Inf"),
-        (-INF, "-Inf"),
-        (math.nan, "NaN"),
+        ("/admin/(?P<url>.*)$", "/admin/<url>"),
+        ("/^old/(?P<year>[0-9]{4})/$", "/old/<year>/"),
+        ("/(?P<a>x(?:y|z))/(?P<b>\\d+)/", "/<a>/<b>/"),
+        ("/articles/<int:year>/", "/articles/<int:year>/"),
+        ("plain value", "plain value"),
     ],
 )
-def test_format_value(value: float, text: str) -> None:
-    assert format_value(value) == text
-
-
-@pytest.mark.parametrize(
-    ("value", "unit", "text"),
-    [
-        (0.0123, "seconds", "12.3 ms"),
-        (2.5, "seconds", "2.5 s"),
-        (0.0000034, "seconds", "3.4 µs"),
-        (5000.0, "seconds", "5,000 s"),
-        (2048.0, "bytes", "2 KiB"),
-        (3 * 1024.0**2, "bytes", "3 MiB"),
-        (100.0, "bytes", "100 B"),
-        (7.0, "", "7"),
-        (INF, "seconds", "+Inf"),
-        (math.nan, "seconds", "—"),
-    ],
-)
-def test_format_stat(value: float, unit: str, text: str) -> None:
-    assert format_stat(value, unit) == text
+def test_pretty_label_reads_regex_routes(route: str, shown: str) -> None:
+    assert pretty_label(route) == shown
 
 
 # ------------------------------------------------------------------ grouping
-
-
-def family_of(metric: Any) -> MetricFamily:
-    family: MetricFamily = metric.local_family()
-    return family
 
 
 @pytest.fixture
@@ -280,43 +281,49 @@ def test_histogram_series(registry: CollectorRegistry) -> None:
     for v in (0.05, 0.05, 0.3, 0.7, 2.0):
         h.labels(route="/a").observe(v)
     h.labels(route="/b")
-    view = build_family(family_of(h), ["route"])
+    view = build_family(h.local_series())
     assert view.labelnames == ("route",)
     assert [s.labels for s in view.series] == [("/a",), ("/b",)]
     a = view.series[0].data
     assert a.buckets == [(0.1, 2.0), (0.5, 3.0), (1.0, 4.0), (INF, 5.0)]
     assert (a.count, a.sum) == (5.0, pytest.approx(3.1))
     (row, _) = view.rows()
-    cells = dict(row.cells)
-    assert cells["count"] == "5"
+    cells = {c.id: c.text for c in row.cells}
+    assert cells["total"] == "5"
     assert cells["mean"] == "620 ms"
-    # rank 2.5 in (0.1, 0.5]: 0.1 + 0.4 * 0.5/1 = 0.3 s; rank 4.5 and 4.95 in +Inf: 1 s.
-    assert (cells["p50"], cells["p90"], cells["p99"]) == ("300 ms", "1 s", "1 s")
+    # Since start (no window): rank 2.5 in (0.1, 0.5]; ranks 4.5 and 4.95 above 1 s.
+    assert (cells["p50"], cells["p90"], cells["p99"]) == ("100–500 ms", "> 1 s", "> 1 s")
+    assert cells["rate"] == "—"  # no earlier reading, no rate
     assert row.chart is not None
     assert len(row.chart.bars) == 4
     assert row.chart.bars[0].title == "≤ 100 ms: 2 observations"
     assert row.chart.bars[-1].title == "> 1 s: 1 observation"
-    empty = dict(view.rows()[1].cells)
-    assert (empty["count"], empty["mean"], empty["p50"]) == ("0", "—", "—")
+    assert row.chart.summary == (
+        "Observations per bucket, since start: 5 in all, most (2) in ≤ 100 ms"
+    )
+    empty = {c.id: c.text for c in view.rows()[1].cells}
+    assert (empty["total"], empty["mean"], empty["p50"]) == ("0", "—", "—")
 
 
 def test_summary_info_and_state_set_series(registry: CollectorRegistry) -> None:
     s = Summary("size_bytes", "Sizes.", quantiles=(0.5, 0.9), registry=registry)
     s.observe(2048)
-    view = build_family(family_of(s))
-    assert [c for c, _ in view.columns] == ["count", "sum", "mean", "q0.5", "q0.9"]
-    assert dict(view.rows()[0].cells) == {
-        "count": "1",
-        "sum": "2 KiB",
-        "mean": "2 KiB",
-        "q0.5": "2 KiB",
-        "q0.9": "2 KiB",
+    view = build_family(s.local_series())
+    # One naming of quantiles: p90 and p50, as for histograms (measured, not estimated).
+    assert [c.id for c in view.columns] == ["rate", "p90", "p50", "mean", "total"]
+    assert {c.id: (c.text, c.estimate) for c in view.rows()[0].cells} == {
+        "rate": ("—", False),
+        "p90": ("2 KiB", False),
+        "p50": ("2 KiB", False),
+        "mean": ("2 KiB", False),
+        "total": ("1", False),
     }
+    assert view.default_sort == "-p90"
 
     registry = CollectorRegistry()
     i = Info("build", "Build.", registry=registry)
     i.info({"version": "1.2", "commit": "abc"})
-    view = build_family(family_of(i))
+    view = build_family(i.local_series())
     assert view.query_name == "build_info"
     assert view.labelnames == ("version", "commit")
     assert [s.labels for s in view.series] == [("1.2", "abc")]
@@ -325,10 +332,10 @@ def test_summary_info_and_state_set_series(registry: CollectorRegistry) -> None:
     e = Enum("mode", "Mode.", ["host"], states=["off", "on"], registry=registry)
     e.labels(host="a").state("on")
     e.labels(host="b").state("off")
-    view = build_family(family_of(e), ["host"])
+    view = build_family(e.local_series())
     assert view.labelnames == ("host",)  # the state label is not a column
     assert view.state_names == ["off", "on"]
-    assert [dict(r.cells)["state"] for r in view.rows()] == ["on", "off"]
+    assert [r.cells[0].text for r in view.rows()] == ["on", "off"]
 
 
 def test_remote_family_learns_its_label_names_from_samples() -> None:
@@ -339,6 +346,25 @@ def test_remote_family_learns_its_label_names_from_samples() -> None:
     assert view.labelnames == ("queue", "zone")
     assert [s.labels for s in view.series] == [("a", ""), ("b", "eu")]
     assert view.query_name == "jobs_total"
+
+
+def test_labels_a_backend_adds_become_columns() -> None:
+    # A gauge aggregated with multiprocess_mode="all" carries each process's pid.
+    g = Gauge("workers", "Busy workers.", ["pool"], registry=CollectorRegistry())
+    d = g.definition
+    found = MetricSeries(
+        d,
+        [
+            (LabelSet(("pool", "pid"), ("web", "12")), 3.0),
+            (LabelSet(("pool",), ("db",)), 1.0),
+        ],
+    )
+    view = build_family(found)
+    assert view.labelnames == ("pool", "pid")
+    assert [(s.labels, s.data.value) for s in view.series] == [
+        (("db", ""), 1.0),
+        (("web", "12"), 3.0),
+    ]
 
 
 def test_custom_family_with_plain_dict_labels_and_le_not_last() -> None:
@@ -365,7 +391,7 @@ def families() -> list[FamilyView]:
     h = Histogram("latency_seconds", "How long.", ["route"], registry=registry)
     h.labels(route="/reports/").observe(1)
     Counter("errors", "Errors by queue.", registry=registry).inc()
-    return [build_family(f) for f in registry.collect()]
+    return build_families(registry.collect_series())
 
 
 def test_search_names_help_and_label_values() -> None:
@@ -386,25 +412,42 @@ def test_search_names_help_and_label_values() -> None:
     assert select(everything, query="nothing like it").families == []
 
 
-def test_filter_by_type_and_sort() -> None:
+def test_filter_by_type_and_order() -> None:
     everything = families()
     assert [f.name for f in select(everything, type="histogram").families] == ["latency_seconds"]
-    assert [f.name for f in select(everything).families] == ["errors", "jobs", "latency_seconds"]
-    assert [f.name for f in select(everything, sort="series").families] == [
-        "jobs",
+    assert [f.name for f in select(everything, sort="name").families] == [
         "errors",
+        "jobs",
         "latency_seconds",
     ]
     selection = select(everything, type="counter")
     assert (selection.total_families, selection.total_series) == (3, 5)
+    # The search summary counts the series found, not all of them.
+    assert select(everything, query="report").matched_series == 2
+
+
+def test_this_sites_metrics_come_first() -> None:
+    registry = CollectorRegistry()
+    for name in ("process_cpu_seconds", "django_http_requests", "shop_orders", "aa_jobs"):
+        Counter(name, "Something.", registry=registry).inc()
+    Info("python", "Python.", registry=registry).info({"version": "3.11"})
+    views = build_families(registry.collect_series())
+    order = [f.name for f in select(views, app={"django_http_requests"}).families]
+    assert order == [
+        "aa_jobs",
+        "shop_orders",
+        "django_http_requests",
+        "process_cpu_seconds",
+        "python",
+    ]
 
 
 def test_large_chart_thins_out_its_labels() -> None:
-    buckets = [(float(i), float(i)) for i in range(1, 40)] + [(INF, 40.0)]
-    chart = bucket_chart(buckets, "", large=True)
+    bounds = [float(i) for i in range(1, 40)] + [INF]
+    chart = bucket_chart(bounds, [1.0] * 40, fmt.PLAIN, large=True)
     shown = [b.label for b in chart.bars if b.show_label]
     assert shown[-1] == "+Inf"  # the last bucket is always labelled
-    assert 5 < len(shown) < len(buckets)
+    assert 5 < len(shown) < len(bounds)
     for bar in chart.bars:
         float(bar.x), float(bar.height)  # plain numbers, never localised
         assert "," not in bar.x + bar.y + bar.width + bar.height
