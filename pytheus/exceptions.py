@@ -10,6 +10,7 @@
     ├── ConfigurationError (ValueError)      bad backend class or backend config
     └── BackendError                         the storage behind the metrics failed
         └── BackendUnavailableError          a scrape could not reach the storage
+            └── BackendDataError             ... or found in it what it cannot read
 
 Catch ``PytheusError`` to handle all of them; the ``ValueError`` bases let code that
 already catches ``ValueError`` keep working.
@@ -18,6 +19,7 @@ already catches ``ValueError`` keep working.
 from __future__ import annotations
 
 __all__ = [
+    "BackendDataError",
     "BackendError",
     "BackendUnavailableError",
     "ConfigurationError",
@@ -62,4 +64,13 @@ class BackendUnavailableError(BackendError):
 
     Web views turn this into ``503 Service Unavailable``: a scrape that fails is better
     than one that reports made-up zeros.
+    """
+
+
+class BackendDataError(BackendUnavailableError):
+    """The storage holds a value pytheus did not write and cannot read (malformed, or
+    written by another program under the same key prefix).
+
+    A scrape cannot be answered truthfully, so it fails as when the storage is down
+    (web views answer 503), with a message that names the key to look at.
     """

@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from pytheus.backends.redis import MultiProcessRedisBackend
+from pytheus.backends.redis_keys import KeyLayout
 from tests.redis_backend.helpers import REPO, parse_openmetrics, parse_text, wait_for
 from tests.servers import LOOPBACK, RedisServer, free_port, promtool_check_metrics
 
@@ -124,7 +125,7 @@ def test_gunicorn_workers_count_exactly(
     gunicorn.process.send_signal(signal.SIGTERM)
     assert gunicorn.process.wait(30) == 0, gunicorn.log_text()
     client = redis.Redis(port=redis_server.port, decode_responses=True)
-    assert client.zcard(f"{prefix}:procs") == 0
+    assert client.zcard(KeyLayout(prefix).procs) == 0
     reader = MultiProcessRedisBackend({"port": redis_server.port, "prefix": prefix})
     try:
         families = {f.name: f for f in reader.collect([], include_remote=True)}
