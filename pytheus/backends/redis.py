@@ -331,6 +331,7 @@ class _Flush:
         families: Mapping[str, FamilyToFlush],
         *,
         leave: bool = False,
+        housekeeping: bool = True,
     ) -> None:
         self.backend = backend
         self.chunks = chunks
@@ -344,6 +345,7 @@ class _Flush:
             ttl=cfg.series_ttl,
             known=backend._known,
             leave=leave,
+            housekeeping=housekeeping,
             families=families,
         )
         self.writes = [
@@ -527,9 +529,10 @@ class MultiProcessRedisBackend:
         # Whether Redis took a heartbeat of this process: only then can it lose it.
         self._known = False
 
-    def _prepare_flush(self, *, leave: bool = False) -> _Flush:
+    def _prepare_flush(self, *, leave: bool = False, housekeeping: bool = True) -> _Flush:
         """What to send: the chunks left without an answer, else what changed since the
-        last flush (built under the build lock); holds _flush_lock."""
+        last flush (built under the build lock); holds _flush_lock. A scrape's flush
+        leaves the housekeeping to the flushers: it would only make the scrape longer."""
         families = self._families()
         writer = self._writer
         if writer.pending or leave:
@@ -544,7 +547,7 @@ class MultiProcessRedisBackend:
             finally:
                 self._flushing.active = False
             self._stats.pending.value = float(sum(len(c.undo) for c in chunks))
-        return _Flush(self, chunks, families, leave=leave)
+        return _Flush(self, chunks, families, leave=leave, housekeeping=housekeeping)
 
     def _execute(self, add: Callable[[Any], object]) -> list[Any]:
         """Run the commands ``add`` puts in a pipeline, in one round trip; every reply,
@@ -613,8 +616,10 @@ class MultiProcessRedisBackend:
         if refusal is not None:
             self._record_refusal(refusal)
             return False
-        if self._failing or self._refused:
-            logger.warning("pytheus stores metrics in Redis again; pending metrics were sent.")
+        if self._failing:
+            logger.warning("pytheus reaches Redis again; pending metrics were sent.")
+        elif self._refused:
+            logger.warning("Redis stores metrics again; pending metrics were sent.")
         self._failing = self._refused = False
         self._last_success = time.time()
         self._stats.flush_seconds.value += duration
@@ -853,7 +858,7 @@ class MultiProcessRedisBackend:
             flush: _Flush | None = None
             try:
                 if self._resend_pending():
-                    flush = self._prepare_flush()
+                    flush = self._prepare_flush(housekeeping=False)
 
                 def first(pipe: Any) -> None:
                     if flush is not None:
@@ -868,9 +873,7 @@ class MultiProcessRedisBackend:
                 self._record_failure(exc)
                 raise BackendUnavailableError(f"cannot read metrics from Redis: {exc}") from exc
             if flush is not None:
-                took = self._take_flush(
-                    flush, replies[: len(flush)], time.perf_counter() - start
-                )
+                took = self._take_flush(flush, replies[: len(flush)], time.perf_counter() - start)
                 replies = replies[len(flush) :]
         if took:
             self._after_success()

@@ -9,8 +9,8 @@ script here does a bounded amount of work, whatever the number of series:
   histogram's buckets, sum and count) is written whole or not at all; it is applied at
   most once, by a sequence number per process and family kept in the family's own hash;
 * the HEARTBEAT's housekeeping (reaping silent processes, folding their gauges,
-  forgetting sequence numbers, expiring idle series) does at most ``budget`` steps per
-  call, and carries on in the next;
+  forgetting sequence numbers, expiring idle series) stops after a couple of
+  milliseconds (Redis's clock) and carries on in the next; a scrape's does none;
 * a scrape reads the list of families with READ_META, then each family in slices of
   its hash (HSCAN) with READ_FAMILY; a series is one field, so it is never torn, and
   a scrape of one family (``name[]``, the admin page) reads that family only.
@@ -166,7 +166,8 @@ return {status, other, lost, bad, dropped}
 #: families that hold a sequence number of this process (to check they still do).
 #: ARGV: 1 the prefix of shared keys ("P:{@}:"), 2 the prefix of family keys ("P:{"),
 #: 3 process, 4 process timeout, 5 retention of a reaped process's sequence numbers,
-#: 6 series ttl (0: none), 7 housekeeping budget, 8 "1" if this process flushed before,
+#: 6 series ttl (0: none), 7 milliseconds of housekeeping at most (0: none), 8 "1" if
+#: this process flushed before,
 #: 9 "1" to leave (a process that exits: it is reaped at once and nothing of it is
 #: retained), 10... names of families to add to the list of families.
 #:
@@ -222,15 +223,20 @@ for i = 7, #KEYS do
   if redis.call('HEXISTS', KEYS[i], '\0q\0' .. proc) == 0 then missing[#missing + 1] = i - 6 end
 end
 
--- Housekeeping, at most `budget` steps.
+-- Housekeeping, for at most `budget` milliseconds (none when 0: a scrape's heartbeat
+-- leaves it to the flushers), in steps of a few dozen values between looks at the clock.
+local deadline = now + budget / 1000
+local function more() return budget > 0 and clock() < deadline end
+local STEP = 25
 
 -- Silent for longer than the timeout: reaped. Their gauge values are folded below.
-for _, other in ipairs(redis.call('ZRANGEBYSCORE', procs, '-inf', now - timeout,
-                                  'LIMIT', 0, budget)) do
-  redis.call('ZREM', procs, other)
-  redis.call('ZADD', dead, now, other)
-  redis.call('ZADD', fold, now, other)
-  budget = budget - 1
+if budget > 0 then
+  for _, other in ipairs(redis.call('ZRANGEBYSCORE', procs, '-inf', now - timeout,
+                                    'LIMIT', 0, STEP)) do
+    redis.call('ZREM', procs, other)
+    redis.call('ZADD', dead, now, other)
+    redis.call('ZADD', fold, now, other)
+  end
 end
 
 -- Fold each value of a dead process into the series' "retired" value by the gauge's
@@ -261,36 +267,42 @@ local function fold_value(other, entry)
 end
 
 for _, other in ipairs(redis.call('ZRANGE', fold, 0, 9)) do
-  if budget <= 0 then break end
   local gauges = shared .. 'g:' .. other
-  local entries = redis.call('SPOP', gauges, budget)
-  for _, entry in ipairs(entries) do fold_value(other, entry) end
-  budget = budget - #entries - 1
+  while more() do
+    local entries = redis.call('SPOP', gauges, STEP)
+    for _, entry in ipairs(entries) do fold_value(other, entry) end
+    if #entries < STEP then break end
+  end
   if redis.call('EXISTS', gauges) == 0 then redis.call('ZREM', fold, other) end
+  if not more() then break end
 end
 
 -- A reaped process's sequence numbers are kept for `retention` seconds, so that a flush
 -- it sends again after a lost reply is still known as one already applied; then (and at
 -- once for a process that left) they are forgotten, once its gauges are folded.
-for _, other in ipairs(redis.call('ZRANGEBYSCORE', dead, '-inf', now - retention,
-                                  'LIMIT', 0, 10)) do
-  if budget <= 0 then break end
-  if not redis.call('ZSCORE', fold, other) then
-    local families = shared .. 'q:' .. other
-    local names = redis.call('SPOP', families, budget)
-    for _, name in ipairs(names) do
-      redis.call('HDEL', fam_open .. name .. '}', '\0q\0' .. other)
+if more() then
+  for _, other in ipairs(redis.call('ZRANGEBYSCORE', dead, '-inf', now - retention,
+                                    'LIMIT', 0, 10)) do
+    if not redis.call('ZSCORE', fold, other) then
+      local families = shared .. 'q:' .. other
+      while more() do
+        local names = redis.call('SPOP', families, STEP)
+        for _, name in ipairs(names) do
+          redis.call('HDEL', fam_open .. name .. '}', '\0q\0' .. other)
+        end
+        if #names < STEP then break end
+      end
+      if redis.call('EXISTS', families) == 0 then redis.call('ZREM', dead, other) end
     end
-    budget = budget - #names - 1
-    if redis.call('EXISTS', families) == 0 then redis.call('ZREM', dead, other) end
+    if not more() then break end
   end
 end
 
 -- Idle-series expiry (series_ttl): a series nobody wrote for `ttl` seconds loses its
 -- value; a gauge only the value dead processes left (a live process's is current).
-if ttl > 0 and budget > 0 then
+if ttl > 0 and more() then
   for _, entry in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now - ttl,
-                                    'LIMIT', 0, budget)) do
+                                    'LIMIT', 0, 4 * STEP)) do
     local a = string.find(entry, '\0', 1, true)
     local b = a and string.find(entry, '\0', a + 1, true)
     if b then
