@@ -725,6 +725,35 @@ class MultiProcessRedisBackend:
             self.client.hset(self.keys.families, mapping=dict.fromkeys(found, ""))
         self._rediscover = None if cursor == 0 else int(cursor)
 
+    def eviction_risk(self, timeout: float = 1.0) -> str | None:
+        """Ask Redis now, within ``timeout`` seconds, whether it may evict our keys (see
+        :func:`eviction_risk`); raise :class:`~pytheus.exceptions.BackendUnavailableError`
+        when it does not answer. For deployment checks, not for the application's path."""
+        pool = self.client.connection_pool
+        client = self.client
+        if type(pool) in _PLAIN_POOLS:
+            kwargs = {
+                **pool.connection_kwargs,
+                "socket_timeout": timeout,
+                "socket_connect_timeout": timeout,
+                "retry": Retry(NoBackoff(), 0),
+            }
+            client = redis.Redis(
+                connection_pool=redis.ConnectionPool(
+                    connection_class=pool.connection_class, **kwargs
+                )
+            )
+        try:
+            return eviction_risk(client.info("memory"))
+        except redis.RedisError as exc:
+            raise BackendUnavailableError(
+                f"cannot ask Redis ({self!r}) for its maxmemory policy: {exc}"
+            ) from exc
+        finally:
+            if client is not self.client:
+                client.close()
+                client.connection_pool.disconnect()
+
     def status(self) -> dict[str, Any]:
         """Health figures for dashboards: no secrets, no network I/O."""
         # Without _flush_lock, which a flush holds across its network call: a health
