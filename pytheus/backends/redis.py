@@ -56,6 +56,7 @@ from pytheus.backends.redis_flush import (
     Chunk,
     FamilyToFlush,
     Writer,
+    calls,
     is_out_of_memory,
     shadow_value,
 )
@@ -115,7 +116,8 @@ _DEFAULT_CONNECT_TIMEOUT = 2.0
 _PLAIN_POOLS = (redis.ConnectionPool, redis.BlockingConnectionPool)
 
 # How long a reaped process's sequence numbers are kept, so that a flush it retries
-# after a lost reply is still recognised as a duplicate.
+# after a lost reply is still recognised as a duplicate. (Those of a process that exited
+# are kept only while its last flush can be retried: see _Config.leave_retention.)
 _SEQ_RETENTION = 24 * 3600.0
 _RLOCK = type(threading.RLock())
 # Redis's maxmemory policies that may evict keys without a TTL: ours have none.
@@ -174,9 +176,14 @@ class _Config:
         # Sentinel pool) belongs to the caller.
         self.owns_client = True
         self.client = self._make_client(config)
-        timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
+        kwargs = self.client.connection_pool.connection_kwargs
+        timeout = float(kwargs.get("socket_timeout") or _DEFAULT_SOCKET_TIMEOUT)
+        connect = float(kwargs.get("socket_connect_timeout") or _DEFAULT_CONNECT_TIMEOUT)
         # How long a flush can take at worst: what close() waits for the flusher.
-        self.socket_timeout_total = float(timeout or _DEFAULT_SOCKET_TIMEOUT) + 1.0
+        self.socket_timeout_total = timeout + 1.0
+        # How long an exited process's sequence numbers are kept: its last flush can be
+        # sent again (redis-py retries once, after a timeout) for that long, not later.
+        self.leave_retention = 2 * (timeout + connect) + 1.0
 
     @staticmethod
     def _str(config: Mapping[str, Any], key: str, default: str) -> str:
@@ -338,27 +345,28 @@ class _Flush:
         self.families = families
         cfg = backend.config
         writer = backend._writer
+        self.leave = leave
         self.heartbeat = writer.heartbeat_args(
             process=backend._process,
             timeout=cfg.process_timeout,
             retention=_SEQ_RETENTION,
             ttl=cfg.series_ttl,
             known=backend._known,
-            leave=leave,
+            leave=cfg.leave_retention if leave else None,
             housekeeping=housekeeping,
             families=families,
         )
+        modes = {n: f.metric.definition.multiprocess_mode for n, f in families.items()}
+        self.calls = calls(chunks)
         self.writes = [
             writer.write_args(
-                chunk,
+                group,
                 process=backend._process,
                 timeout=cfg.process_timeout,
                 ttl=cfg.series_ttl > 0,
-                mode=families[chunk.name].metric.definition.multiprocess_mode
-                if chunk.name in families
-                else "",
+                modes=modes,
             )
-            for chunk in chunks
+            for group in self.calls
         ]
 
     def __len__(self) -> int:
@@ -367,9 +375,26 @@ class _Flush:
     def add(self, pipe: Any) -> None:
         shas = self.backend._shas
         keys, args, _, _ = self.heartbeat
-        pipe.evalsha(shas["HEARTBEAT"], len(keys), *keys, *args)
-        for keys, args in self.writes:
-            pipe.evalsha(shas["WRITE"], len(keys), *keys, *args)
+        # A process that leaves does so after its last changes: its gauge values, folded
+        # as it leaves, must all be there already.
+        if not self.leave:
+            pipe.evalsha(shas["HEARTBEAT"], len(keys), *keys, *args)
+        for write_keys, write_args in self.writes:
+            pipe.evalsha(shas["WRITE"], len(write_keys), *write_keys, *write_args)
+        if self.leave:
+            pipe.evalsha(shas["HEARTBEAT"], len(keys), *keys, *args)
+
+    def replies(self, replies: Sequence[Any]) -> tuple[Any, list[Any]]:
+        """The HEARTBEAT's reply and each chunk's, from this flush's part of a pipeline
+        (a call refused whole, out of memory say, is each of its chunks' answer)."""
+        if self.leave:
+            heartbeat, writes = replies[len(self.writes)], replies[: len(self.writes)]
+        else:
+            heartbeat, writes = replies[0], replies[1 : len(self.writes) + 1]
+        per_chunk: list[Any] = []
+        for group, reply in zip(self.calls, writes, strict=True):
+            per_chunk += [reply] * len(group) if isinstance(reply, Exception) else reply
+        return heartbeat, per_chunk
 
 
 class MultiProcessRedisBackend:
@@ -520,7 +545,7 @@ class MultiProcessRedisBackend:
         # series, or this one): its flush state is still the parent's, so wait for it.
         if self._pid != os.getpid():
             return
-        self.flush()
+        self._flush(housekeeping=False)  # the flusher's job: not in the application's time
 
     def _new_process(self) -> None:
         self._process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -535,7 +560,7 @@ class MultiProcessRedisBackend:
         leaves the housekeeping to the flushers: it would only make the scrape longer."""
         families = self._families()
         writer = self._writer
-        if writer.pending or leave:
+        if writer.pending:
             chunks, writer.pending = writer.pending, []
         else:
             # Written only by a flush that succeeds, so "now" is the time of that flush.
@@ -574,7 +599,7 @@ class MultiProcessRedisBackend:
     def _take_flush(self, flush: _Flush, replies: Sequence[Any], duration: float) -> bool:
         """Apply the answers to a flush; return whether Redis took all of it."""
         writer = self._writer
-        heartbeat = replies[0]
+        heartbeat, writes = flush.replies(replies)
         took = not isinstance(heartbeat, Exception)
         refusal: Exception | None = heartbeat if isinstance(heartbeat, Exception) else None
         if took:
@@ -611,7 +636,7 @@ class MultiProcessRedisBackend:
             took = False
             refusal = refusal or exc
 
-        for chunk, reply in zip(flush.chunks, replies[1:], strict=True):
+        for chunk, reply in zip(flush.chunks, writes, strict=True):
             writer.take_write(chunk, reply, on_lost=lost_family, on_error=refused)
         if refusal is not None:
             self._record_refusal(refusal)
@@ -659,6 +684,9 @@ class MultiProcessRedisBackend:
 
         Never raises on a Redis failure: the changes stay pending for the next flush.
         """
+        return self._flush(housekeeping=True)
+
+    def _flush(self, *, housekeeping: bool, leave: bool = False) -> bool:
         with self._flush_lock:
             try:
                 if not self._resend_pending():
@@ -666,7 +694,7 @@ class MultiProcessRedisBackend:
             except redis.RedisError as exc:
                 self._record_failure(exc)
                 return False
-            flush = self._prepare_flush()
+            flush = self._prepare_flush(housekeeping=housekeeping, leave=leave)
             start = time.perf_counter()
             try:
                 replies = self._execute(flush.add)
@@ -848,24 +876,14 @@ class MultiProcessRedisBackend:
         self._wakeup.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=self.config.socket_timeout_total)
-        if self.flush():
-            self._leave()
+        # The last flush also tells Redis this process is gone (in the same round trip:
+        # an exiting worker should not wait for two).
+        self._flush(housekeeping=True, leave=True)
         if self.config.owns_client:
             # Its sockets would otherwise stay open until the garbage collector found
             # the backend (replaced by load_backend(), say). A later call reconnects.
             self.client.close()
             self.client.connection_pool.disconnect()
-
-    def _leave(self) -> None:
-        """Tell Redis this process is gone, once its last changes are applied (a separate
-        call: a resend of those changes after a lost reply must still find the sequence
-        numbers that this forgets)."""
-        with self._flush_lock:
-            flush = self._prepare_flush(leave=True)
-            try:
-                self._execute(flush.add)
-            except redis.RedisError as exc:  # it will be reaped for its silence instead
-                logger.debug("pytheus could not tell Redis this process is gone: %s", exc)
 
     # ------------------------------------------------------------------ scraping
 

@@ -39,7 +39,15 @@ import redis
 from pytheus.backends.redis_format import encode_change, series_key
 from pytheus.backends.redis_keys import KeyLayout
 
-__all__ = ["CHUNK_COST", "Chunk", "FamilyToFlush", "Writer", "is_out_of_memory", "shadow_value"]
+__all__ = [
+    "CHUNK_COST",
+    "Chunk",
+    "FamilyToFlush",
+    "Writer",
+    "calls",
+    "is_out_of_memory",
+    "shadow_value",
+]
 
 logger = logging.getLogger("pytheus.backends.redis")
 
@@ -47,6 +55,8 @@ logger = logging.getLogger("pytheus.backends.redis")
 #: time (a microsecond or two on an idle machine): a millisecond or so per call, well
 #: under the 25 ms that no call may take on a busy one.
 CHUNK_COST = 400
+#: What a chunk costs in a call besides its series (its bookkeeping: a few commands).
+CHUNK_OVERHEAD = 5
 #: Milliseconds of housekeeping per HEARTBEAT of a flush (reaping, folding, forgetting,
 #: expiring): it carries on at the next.
 HOUSEKEEPING_MS = 2
@@ -60,6 +70,20 @@ _KINDS = {
     "info": "s",
     "stateset": "s",
 }
+
+
+def calls(chunks: Sequence[Chunk]) -> list[list[Chunk]]:
+    """The chunks of a flush, in order, grouped into WRITE calls that cost at most
+    ``CHUNK_COST`` each (a chunk is never split): many small families, one call."""
+    out: list[list[Chunk]] = []
+    cost = CHUNK_COST
+    for chunk in chunks:
+        if cost + CHUNK_OVERHEAD + chunk.cost > CHUNK_COST:
+            out.append([])
+            cost = 0
+        out[-1].append(chunk)
+        cost += CHUNK_OVERHEAD + chunk.cost
+    return out
 
 
 def shadow_value(kind: str, snap: Any) -> Any:
@@ -180,7 +204,7 @@ class Writer:
                 if value is None:
                     continue
                 key = entry[0] if entry is not None else series_key(labelnames, child.labelset)
-                if chunk is None or chunk.cost >= CHUNK_COST:
+                if chunk is None or chunk.cost + cost > CHUNK_COST - CHUNK_OVERHEAD:
                     chunk = new_chunk(chunk is None)
                     chunks.append(chunk)
                 chunk.fields += (key, value)
@@ -217,14 +241,16 @@ class Writer:
         retention: float,
         ttl: float,
         known: bool,
-        leave: bool,
+        leave: float | None,
         housekeeping: bool,
         families: Iterable[str],
     ) -> tuple[list[str], list[Any], list[str], list[str]]:
         """KEYS and ARGV of a HEARTBEAT, the families it checks and the ones it registers."""
         keys = self.keys
-        checked = [] if leave else [n for n, s in self.acked.items() if s > 0]
-        register = [] if leave else [n for n in families if n not in self.registered]
+        # A process that leaves need not check its families any more, but it lists them:
+        # one that lived for one flush, its last, would not have otherwise.
+        checked = [] if leave is not None else [n for n, s in self.acked.items() if s > 0]
+        register = [n for n in families if n not in self.registered]
         script_keys = [
             keys.procs,
             keys.last,
@@ -243,37 +269,43 @@ class Writer:
             ttl,
             HOUSEKEEPING_MS if housekeeping else 0,
             "1" if known else "0",
-            "1" if leave else "0",
+            "" if leave is None else leave,
             *register,
         ]
         return script_keys, args, checked, register
 
     def write_args(
-        self, chunk: Chunk, *, process: str, timeout: float, ttl: bool, mode: str
+        self,
+        chunks: Sequence[Chunk],
+        *,
+        process: str,
+        timeout: float,
+        ttl: bool,
+        modes: Mapping[str, str],
     ) -> tuple[list[str], list[Any]]:
-        """KEYS and ARGV of the WRITE of ``chunk``."""
+        """KEYS and ARGV of one WRITE call carrying ``chunks`` (see :func:`calls`)."""
         keys = self.keys
         script_keys = [
-            keys.family(chunk.name),
             keys.procs,
             keys.last,
             keys.gauges_of(process),
             keys.sequences_of(process),
             keys.touched,
+            *(keys.family(c.name) for c in chunks),
         ]
-        args: list[Any] = [
-            process,
-            chunk.seq,
-            "1" if chunk.may_replace else "0",
-            timeout,
-            chunk.definition,
-            "" if chunk.help is None else "=" + chunk.help,
-            chunk.name,
-            chunk.kind,
-            mode,
-            "1" if ttl else "0",
-            *chunk.fields,
-        ]
+        args: list[Any] = [process, timeout, "1" if ttl else "0"]
+        for chunk in chunks:
+            args += (
+                chunk.name,
+                chunk.seq,
+                "1" if chunk.may_replace else "0",
+                chunk.definition,
+                "" if chunk.help is None else "=" + chunk.help,
+                chunk.kind,
+                modes.get(chunk.name, ""),
+                len(chunk.fields) // 2,
+                *chunk.fields,
+            )
         return script_keys, args
 
     # ------------------------------------------------------------------ answers

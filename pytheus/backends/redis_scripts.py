@@ -61,104 +61,122 @@ local function pair(text)
 end
 """
 
-#: KEYS: 1 family hash, 2 procs, 3 last, 4 the process's gauge set, 5 its sequence set,
-#: 6 touched. ARGV: 1 process, 2 sequence number, 3 may replace another definition
-#: ("1"/"0"), 4 process timeout, 5 definition, 6 help ("" keeps it; else "=" + help),
-#: 7 family name, 8 kind ("c" counter add, "h" packed add, "g" gauge, "s" set, "-" none),
-#: 9 gauge mode, 10 series ttl on ("1"/"0"), 11... series and value, alternating.
+#: KEYS: 1 procs, 2 last, 3 the process's gauge set, 4 its sequence set, 5 touched,
+#: 6... the hash of each chunk's family. ARGV: 1 process, 2 process timeout, 3 series ttl
+#: on ("1"/"0"), then per chunk: family name, sequence number, may replace another
+#: definition ("1"/"0"), definition, help ("" keeps it; else "=" + help), kind ("c"
+#: counter add, "h" packed add, "g" gauge, "s" set, "-" none), gauge mode, the number of
+#: series, then series and value alternating.
 #:
-#: Returns ``{status, other definition, lost, malformed series, fields dropped}``.
+#: Returns, per chunk, ``{status, other definition, lost, malformed series, dropped}``.
 #: status: 1 applied; 0 already applied (a resend); -1 not applied: an earlier chunk of
 #: this process is missing; 2 not applied: the family is stored with another definition
 #: (returned), which a live process holds; 3 applied after replacing the other
 #: definition (returned), which no live process held any more (its values, that many
 #: fields, were dropped). lost is 1 when the family had forgotten this process (the key
 #: was lost: evicted, deleted, Redis restarted empty): the chunk was applied to what is
-#: there now.
+#: there now. Several small chunks (of several families) share a call; in Redis Cluster
+#: each family's chunks would be calls of their own.
 WRITE = (
     _COMMON
     + r"""
-local fam = KEYS[1]
-local proc, seq, def, name = ARGV[1], tonumber(ARGV[2]), ARGV[5], ARGV[7]
+local procs, last_flush, gauges, sequences, touched = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
+                                                      KEYS[5]
+local proc, timeout, ttl_on = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
 local qfield = '\0q\0' .. proc
-local stored = redis.call('HGET', fam, '\0d')
-local status, other, dropped = 1, '', 0
-if stored and stored ~= def then
-  if ARGV[3] ~= '1' then return {2, stored, 0, {}, 0} end
-  local timeout = tonumber(ARGV[4])
-  local now = clock()
-  local since = now - timeout - outage(KEYS[3], now, timeout)
-  for _, holder in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], since, '+inf')) do
+local now = clock()
+
+local function held_by_another(fam)
+  local since = now - timeout - outage(last_flush, now, timeout)
+  for _, holder in ipairs(redis.call('ZRANGEBYSCORE', procs, since, '+inf')) do
     if holder ~= proc and redis.call('HEXISTS', fam, '\0q\0' .. holder) == 1 then
-      return {2, stored, 0, {}, 0}
+      return true
     end
   end
-  -- No live process holds the stored definition: this one replaces it. UNLINK frees a
-  -- large hash in the background instead of in this script.
-  dropped = redis.call('HLEN', fam)
-  redis.call('UNLINK', fam)
-  status, other, stored = 3, stored, false
+  return false
 end
 
-local last = tonumber(redis.call('HGET', fam, qfield))
-local lost = 0
-if last then
-  if last >= seq then return {0, '', 0, {}, 0} end
-  if last < seq - 1 then return {-1, '', 0, {}, 0} end
-elseif seq > 1 and status ~= 3 then
-  lost = 1
-end
-
-if not stored then redis.call('HSET', fam, '\0d', def) end
-if ARGV[6] ~= '' then redis.call('HSET', fam, '\0h', string.sub(ARGV[6], 2)) end
-redis.call('HSET', fam, qfield, seq)
-if not last then redis.call('SADD', KEYS[5], name) end
-
-local kind, bad = ARGV[8], {}
-if kind == 'c' then
-  for i = 11, #ARGV, 2 do
-    local r = redis.pcall('HINCRBYFLOAT', fam, ARGV[i], ARGV[i + 1])
-    if type(r) == 'table' and r.err then bad[#bad + 1] = ARGV[i] end
+-- One chunk: its family's hash, and its arguments from ARGV[at] to ARGV[stop].
+local function write(fam, at, stop)
+  local name, seq, def = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 3]
+  local stored = redis.call('HGET', fam, '\0d')
+  local status, other, dropped = 1, '', 0
+  if stored and stored ~= def then
+    if ARGV[at + 2] ~= '1' or held_by_another(fam) then return {2, stored, 0, {}, 0} end
+    -- No live process holds the stored definition: this one replaces it. UNLINK frees a
+    -- large hash in the background instead of in this script.
+    dropped = redis.call('HLEN', fam)
+    redis.call('UNLINK', fam)
+    status, other, stored = 3, stored, false
   end
-elseif kind == 'h' then
-  for i = 11, #ARGV, 2 do
-    local add = {}
-    for x in string.gmatch(ARGV[i + 1], '[^,]+') do add[#add + 1] = tonumber(x) end
-    local old, ok = redis.call('HGET', fam, ARGV[i]), true
-    if old then
-      local j = 0
-      for x in string.gmatch(old, '[^,]+') do
-        j = j + 1
-        local v = tonumber(x)
-        if v == nil or add[j] == nil then ok = false break end
-        add[j] = add[j] + v
+
+  local last = tonumber(redis.call('HGET', fam, qfield))
+  local lost = 0
+  if last then
+    if last >= seq then return {0, '', 0, {}, 0} end
+    if last < seq - 1 then return {-1, '', 0, {}, 0} end
+  elseif seq > 1 and status ~= 3 then
+    lost = 1
+  end
+
+  if not stored then redis.call('HSET', fam, '\0d', def) end
+  if ARGV[at + 4] ~= '' then redis.call('HSET', fam, '\0h', string.sub(ARGV[at + 4], 2)) end
+  redis.call('HSET', fam, qfield, seq)
+  if not last then redis.call('SADD', sequences, name) end
+
+  local kind, first, bad = ARGV[at + 5], at + 8, {}
+  if kind == 'c' then
+    for i = first, stop, 2 do
+      local r = redis.pcall('HINCRBYFLOAT', fam, ARGV[i], ARGV[i + 1])
+      if type(r) == 'table' and r.err then bad[#bad + 1] = ARGV[i] end
+    end
+  elseif kind == 'h' then
+    for i = first, stop, 2 do
+      local add = {}
+      for x in string.gmatch(ARGV[i + 1], '[^,]+') do add[#add + 1] = tonumber(x) end
+      local old, ok = redis.call('HGET', fam, ARGV[i]), true
+      if old then
+        local j = 0
+        for x in string.gmatch(old, '[^,]+') do
+          j = j + 1
+          local v = tonumber(x)
+          if v == nil or add[j] == nil then ok = false break end
+          add[j] = add[j] + v
+        end
+        if j ~= #add then ok = false end
       end
-      if j ~= #add then ok = false end
+      if ok then
+        for j = 1, #add do add[j] = num(add[j]) end
+        redis.call('HSET', fam, ARGV[i], table.concat(add, ','))
+      else
+        bad[#bad + 1] = ARGV[i]
+      end
     end
-    if ok then
-      for j = 1, #add do add[j] = num(add[j]) end
-      redis.call('HSET', fam, ARGV[i], table.concat(add, ','))
-    else
-      bad[#bad + 1] = ARGV[i]
+  elseif kind == 'g' then
+    local stamp = ',' .. num(now)
+    local entry = ARGV[at + 6] .. '\0' .. name .. '\0'
+    for i = first, stop, 2 do
+      redis.call('HSET', fam, ARGV[i] .. '\0p\0' .. proc, ARGV[i + 1] .. stamp)
+      redis.call('SADD', gauges, entry .. ARGV[i])
     end
+  elseif kind == 's' then
+    for i = first, stop, 2 do redis.call('HSET', fam, ARGV[i], ARGV[i + 1]) end
   end
-elseif kind == 'g' then
-  local stamp = ',' .. num(clock())
-  local entry = ARGV[9] .. '\0' .. name .. '\0'
-  for i = 11, #ARGV, 2 do
-    redis.call('HSET', fam, ARGV[i] .. '\0p\0' .. proc, ARGV[i + 1] .. stamp)
-    redis.call('SADD', KEYS[4], entry .. ARGV[i])
+
+  if ttl_on then
+    local entry = (kind == 'g' and 'g' or 'v') .. '\0' .. name .. '\0'
+    for i = first, stop, 2 do redis.call('ZADD', touched, now, entry .. ARGV[i]) end
   end
-elseif kind == 's' then
-  for i = 11, #ARGV, 2 do redis.call('HSET', fam, ARGV[i], ARGV[i + 1]) end
+  return {status, other, lost, bad, dropped}
 end
 
-if ARGV[10] == '1' then
-  local now = clock()
-  local entry = (kind == 'g' and 'g' or 'v') .. '\0' .. name .. '\0'
-  for i = 11, #ARGV, 2 do redis.call('ZADD', KEYS[6], now, entry .. ARGV[i]) end
+local out, at = {}, 4
+for k = 6, #KEYS do
+  local stop = at + 7 + 2 * tonumber(ARGV[at + 7])
+  out[#out + 1] = write(KEYS[k], at, stop)
+  at = stop + 1
 end
-return {status, other, lost, bad, dropped}
+return out
 """
 )
 
@@ -168,8 +186,9 @@ return {status, other, lost, bad, dropped}
 #: 3 process, 4 process timeout, 5 retention of a reaped process's sequence numbers,
 #: 6 series ttl (0: none), 7 milliseconds of housekeeping at most (0: none), 8 "1" if
 #: this process flushed before,
-#: 9 "1" to leave (a process that exits: it is reaped at once and nothing of it is
-#: retained), 10... names of families to add to the list of families.
+#: 9 "" or, for a process that exits, how many seconds its sequence numbers are kept
+#: (it is reaped at once; a resend of its last flush, after a lost reply, still comes
+#: within seconds), 10... names of families to add to the list of families.
 #:
 #: Returns ``{reaped, lost, epoch, created, missing}``: reaped is 1 when this process had
 #: been reaped (its gauges were folded away: it must write them again); lost is 1 when
@@ -203,10 +222,10 @@ if redis.call('ZSCORE', dead, proc) then
 elseif ARGV[8] == '1' and not redis.call('ZSCORE', procs, proc) then
   lost = 1
 end
-if ARGV[9] == '1' then
+if ARGV[9] ~= '' then
   redis.call('ZREM', procs, proc)
   redis.call('ZADD', fold, now, proc)
-  redis.call('ZADD', dead, now - retention - 1, proc)
+  redis.call('ZADD', dead, now - retention + tonumber(ARGV[9]), proc)
 else
   redis.call('ZADD', procs, now, proc)
 end

@@ -40,17 +40,18 @@ def write(client: redis.Redis, keys: KeyLayout, process: str, seq: int, delta: f
     """One WRITE of the counter ``hits`` (its one series), as redis_scripts documents it."""
     definition = canonical_definition(MetricDefinition("hits", "counter", "Hits."))
     script_keys = [
-        keys.family("hits"),
         keys.procs,
         keys.last,
         keys.gauges_of(process),
         keys.sequences_of(process),
         keys.touched,
+        keys.family("hits"),
     ]
-    args = [process, seq, "1", 600, definition, "=Hits.", "hits", "c", "", "0", "[]", delta]
+    chunk = ["hits", seq, "1", definition, "=Hits.", "c", "", 1, "[]", delta]
     client.hset(keys.families, "hits", "")  # what the heartbeat does in a flush
-    reply: list[Any] = client.register_script(redis_scripts.WRITE)(keys=script_keys, args=args)
-    return reply[:3]  # status, the other definition, lost
+    script = client.register_script(redis_scripts.WRITE)
+    (reply,) = script(keys=script_keys, args=[process, 600, "0", *chunk])
+    return list(reply[:3])  # status, the other definition, lost
 
 
 def test_each_write_is_applied_once_and_in_order(
@@ -117,7 +118,7 @@ def test_a_flush_whose_reply_was_lost_is_not_applied_twice(
 ) -> None:
     """Redis executes the flush, the reply never arrives: the backend must send it again
     (it cannot know) and Redis must recognise it."""
-    backend = load_redis_backend(port=dropper.port, socket_timeout=0.3, flush_interval=60)
+    backend = load_redis_backend(port=dropper.port, socket_timeout=1.0, flush_interval=60)
     hits = Counter("hits", "Hits.")
     assert backend.flush()  # connected: a new connection's handshake would time out first
     key = backend.keys.family("hits")
@@ -329,15 +330,29 @@ def test_scrape_cost_does_not_grow_with_dead_processes(
     load_redis_backend: LoadBackend, client: redis.Redis
 ) -> None:
     timeout = 0.5
-    backend = load_redis_backend(flush_interval=0.05, process_timeout=timeout)
+    # Short socket timeouts: an exited process's sequence numbers are kept as long as its
+    # last flush could be sent again, 2 x (0.2 + 0.2) + 1 s.
+    backend = load_redis_backend(
+        flush_interval=0.05,
+        process_timeout=timeout,
+        socket_timeout=0.2,
+        socket_connect_timeout=0.2,
+    )
     keys = backend.keys
     me = backend.status()["process"]
 
     def settled() -> bool:
-        # Only this process is alive, and no gauge value of another is left to fold.
+        # Only this process is alive, no gauge value of another is left to fold, and the
+        # dead kept for a while are the killed ones only.
         procs = client.zrange(keys.procs, 0, -1)
         gauges = {k for k in keys_under(client, keys.prefix) if k.startswith(keys.shared + "g:")}
-        return procs == [me] and gauges <= {keys.gauges_of(me)} and not client.exists(keys.fold)
+        killed = len(client.zrangebyscore(keys.dead, time.time() - 3600, "+inf"))
+        return (
+            procs == [me]
+            and gauges <= {keys.gauges_of(me)}
+            and not client.exists(keys.fold)
+            and client.zcard(keys.dead) == killed
+        )
 
     def footprint() -> tuple[set[str], tuple[int, int, int], float]:
         wait_for(settled, timeout=timeout + 10, what="the dead processes are reaped")
