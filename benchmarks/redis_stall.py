@@ -138,7 +138,9 @@ class SlowLog:
         out = []
         for entry in raw:
             duration_us, args = entry[2], entry[3]
-            args = [a.decode(errors="replace") if isinstance(a, bytes) else str(a) for a in args]
+            if _text(entry[4]) == "?:0":
+                continue  # a command run by a script: its time is in the script's
+            args = [_text(a) for a in args]
             command = args[0].lower()
             if command in NOT_OURS:
                 continue
@@ -151,17 +153,24 @@ class SlowLog:
         return out
 
 
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
 def summarize(entries: list[tuple[str, float]]) -> dict[str, Any]:
     if not entries:
-        return {"commands": 0, "max_ms": 0.0, "total_ms": 0.0, "longest": ""}
+        return {"commands": 0, "max_ms": 0.0, "p99_ms": 0.0, "total_ms": 0.0, "longest": ""}
     longest = max(entries, key=lambda e: e[1])
+    durations = sorted(ms for _, ms in entries)
     by_name: dict[str, list[float]] = {}
     for name, ms in entries:
         by_name.setdefault(name, []).append(ms)
     return {
         "commands": len(entries),
         "max_ms": round(longest[1], 2),
-        "total_ms": round(sum(ms for _, ms in entries), 2),
+        "p99_ms": round(durations[min(len(durations) - 1, int(len(durations) * 0.99))], 2),
+        "median_ms": round(statistics.median(durations), 3),
+        "total_ms": round(sum(durations), 2),
         "longest": longest[0],
         "by_command": {
             name: {"calls": len(v), "max_ms": round(max(v), 2), "total_ms": round(sum(v), 2)}
@@ -266,7 +275,7 @@ def writer(url: str, prefix: str, series: int) -> Callable[[int], dict[str, Any]
         backend = backend_for(url, prefix)
         registry = CollectorRegistry()
         define_and_record(series, registry)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         # A flush refused (Redis BUSY with another writer's script, a timeout) is tried
         # again, as the flusher would on its next interval; the refusals are counted.
         failures = 0
@@ -275,9 +284,13 @@ def writer(url: str, prefix: str, series: int) -> Callable[[int], dict[str, Any]
             if failures > 30:
                 raise RuntimeError("the first flush failed 30 times")
             time.sleep(1)
-        first = time.perf_counter() - start
+        first, first_cpu = time.perf_counter() - start, time.process_time() - start_cpu
         backend.close()
-        return {"first_flush_s": round(first, 3), "failed_flushes": failures}
+        return {
+            "first_flush_s": round(first, 3),
+            "first_flush_cpu_s": round(first_cpu, 3),
+            "failed_flushes": failures,
+        }
 
     return run
 
@@ -285,11 +298,14 @@ def writer(url: str, prefix: str, series: int) -> Callable[[int], dict[str, Any]
 def reader(url: str, prefix: str, port: int, log: SlowLog) -> Callable[[int], dict[str, Any]]:
     """A fresh process: cold and warm full scrapes, a filtered scrape, a one-family read."""
 
+    cpu: list[float] = []
+
     def timed(what: Callable[[], Any]) -> tuple[float, Any, list[tuple[str, float]]]:
         log.reset()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         value = what()
         seconds = time.perf_counter() - start
+        cpu.append(time.process_time() - start_cpu)
         return seconds, value, log.take()
 
     def run(_: int) -> dict[str, Any]:
@@ -300,6 +316,7 @@ def reader(url: str, prefix: str, port: int, log: SlowLog) -> Callable[[int], di
             seconds, body, entries = timed(lambda: generate_metrics().encode())
             out["scrape_cold"] = {
                 "wall_s": round(seconds, 3),
+                "cpu_s": round(cpu[-1], 3),
                 "get_latency": probe(),
                 "lines": body.count(b"\n"),
                 **summarize(entries),
@@ -307,10 +324,11 @@ def reader(url: str, prefix: str, port: int, log: SlowLog) -> Callable[[int], di
         warm = []
         for _ in range(3):
             seconds, body, entries = timed(lambda: generate_metrics().encode())
-            warm.append((seconds, entries))
-        seconds, entries = min(warm, key=lambda w: w[0])
+            warm.append((seconds, entries, cpu[-1]))
+        seconds, entries, cpu_s = min(warm, key=lambda w: w[0])
         out["scrape_warm"] = {
             "wall_s": round(seconds, 3),
+            "cpu_s": round(cpu_s, 3),
             "wall_s_median": round(statistics.median(w[0] for w in warm), 3),
             **summarize(entries),
         }
@@ -330,8 +348,12 @@ def reader(url: str, prefix: str, port: int, log: SlowLog) -> Callable[[int], di
 # --------------------------------------------------------------------------- a run
 
 
-def measure(series: int, directory: Path) -> dict[str, Any]:
+def measure(series: int, directory: Path, nice: int) -> dict[str, Any]:
     with RedisServer(directory / f"redis-{series}") as server:
+        if nice:
+            # Closer to a Redis on a host of its own: a busy machine's scheduler would
+            # otherwise stop it in the middle of a command, which SLOWLOG counts.
+            os.setpriority(os.PRIO_PROCESS, server.pid, nice)
         client = redis.Redis(port=server.port)
         log = SlowLog(client)
         prefix = f"stall{series}"
@@ -342,6 +364,7 @@ def measure(series: int, directory: Path) -> dict[str, Any]:
             "series": series,
             "writers": WRITERS,
             "first_flush_wall_s": max(f["first_flush_s"] for f in flushes),
+            "first_flush_cpu_s": max(f["first_flush_cpu_s"] for f in flushes),
             "failed_flushes": sum(f["failed_flushes"] for f in flushes),
             "writes": summarize(written),
             "redis_used_memory_mb": round(client.info("memory")["used_memory"] / 2**20, 1),
@@ -352,20 +375,29 @@ def measure(series: int, directory: Path) -> dict[str, Any]:
         return out
 
 
+def _pm(summary: dict[str, Any]) -> str:
+    return f"{summary['p99_ms']} / {summary['median_ms']}"
+
+
 def report(results: list[dict[str, Any]]) -> str:
     rows = [
         ("writers' first flush: longest command (ms)", lambda r: r["writes"]["max_ms"]),
         ("writers' first flush: longest command is", lambda r: r["writes"]["longest"]),
+        ("writers' first flush: p99 / median command (ms)", lambda r: _pm(r["writes"])),
         ("writers' first flush: wall, slowest writer (s)", lambda r: r["first_flush_wall_s"]),
+        ("writers' first flush: CPU, slowest writer (s)", lambda r: r["first_flush_cpu_s"]),
         ("writers' flushes refused (BUSY, timeout) before success", lambda r: r["failed_flushes"]),
         ("full scrape, cold: wall (s)", lambda r: r["scrape_cold"]["wall_s"]),
+        ("full scrape, cold: CPU of the scraping process (s)", lambda r: r["scrape_cold"]["cpu_s"]),
         ("full scrape, cold: longest command (ms)", lambda r: r["scrape_cold"]["max_ms"]),
+        ("full scrape, cold: p99 / median command (ms)", lambda r: _pm(r["scrape_cold"])),
         ("full scrape, cold: Redis time (ms)", lambda r: r["scrape_cold"]["total_ms"]),
         (
             "full scrape, cold: another client's worst GET (ms)",
             lambda r: r["scrape_cold"]["get_latency"]["max_ms"],
         ),
         ("full scrape, warm: wall, best of 3 (s)", lambda r: r["scrape_warm"]["wall_s"]),
+        ("full scrape, warm: CPU of the scraping process (s)", lambda r: r["scrape_warm"]["cpu_s"]),
         ("full scrape, warm: longest command (ms)", lambda r: r["scrape_warm"]["max_ms"]),
         ("filtered scrape (name[]): Redis time (ms)", lambda r: r["filtered"]["total_ms"]),
         ("filtered scrape (name[]): longest command (ms)", lambda r: r["filtered"]["max_ms"]),
@@ -385,13 +417,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--series", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--redis-nice",
+        type=int,
+        default=0,
+        help="the redis-server's nice value (-10: fewer pauses on a busy machine; needs root)",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     results = []
     with tempfile.TemporaryDirectory(prefix="redis-stall-") as tmp:
         for series in args.series:
             print(f"measuring {series:,} series ...", file=sys.stderr, flush=True)
-            results.append(measure(series, Path(tmp)))
+            results.append(measure(series, Path(tmp), args.redis_nice))
     print(report(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -910,7 +910,7 @@ class MultiProcessRedisBackend:
                 def first(pipe: Any) -> None:
                     if flush is not None:
                         flush.add(pipe)
-                    scrape.first_round(pipe, shas["READ_META"], shas["READ_FAMILY"])
+                    scrape.first_round(pipe, shas["READ_META"])
 
                 start = time.perf_counter()
                 replies = self._execute(first)
@@ -929,9 +929,7 @@ class MultiProcessRedisBackend:
         scrape.take(replies, meta=True)
         try:
             while scrape.unfinished():
-                scrape.take(
-                    self._execute(lambda pipe: scrape.next_round(pipe, shas["READ_FAMILY"]))
-                )
+                scrape.take(self._execute(scrape.next_round))
         except redis.RedisError as exc:
             raise BackendUnavailableError(f"cannot read metrics from Redis: {exc}") from exc
         yield from list(scrape.result())

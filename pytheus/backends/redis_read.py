@@ -9,12 +9,13 @@ A scrape reads in rounds of one pipelined round trip each:
 2. then, round after round, the next slice of every family not read to its end, and
    the first of those it did not expect.
 
-A slice is one READ_FAMILY: ``READ_COUNT`` fields of the family's hash (HSCAN), with the
-family's definition, in one atomic call. A series is one field, so a slice never holds
-half of one (a histogram's buckets, sum and count always agree); a family whose
-definition changes between two of its slices (a deploy replaced it) is left out of that
-scrape rather than decoded with the wrong buckets. Families are not read at one instant
-together, which no scrape of a live system does anyway.
+A slice is an HSCAN of ``READ_COUNT`` fields of the family's hash between two reads of
+its definition (no script: a Lua script would about double Redis's time per slice). A
+series is one field, so a slice never holds half of one (a histogram's buckets, sum and
+count always agree); a family whose definition is not the same before and after each of
+its slices (a deploy replaced it meanwhile) is left out of that scrape rather than
+decoded with the wrong buckets. Families are not read at one instant together, which no
+scrape of a live system does anyway.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from pytheus.samples import LabelSet, MetricFamily, series_names
 
 __all__ = ["READ_COUNT", "Reader", "Scrape", "candidate_families"]
 
-#: Fields per READ_FAMILY call (HSCAN's COUNT): under a millisecond of Redis's time.
+#: Fields per slice (HSCAN's COUNT): under a millisecond of Redis's time.
 READ_COUNT = 1000
 # Label sets decoded from series fields are kept between scrapes, up to this many.
 _LABELSET_CACHE_MAX = 200_000
@@ -132,7 +133,7 @@ class Scrape:
 
     # ------------------------------------------------------------------ rounds
 
-    def first_round(self, pipe: Any, meta_sha: str, family_sha: str) -> int:
+    def first_round(self, pipe: Any, meta_sha: str) -> int:
         keys = self.keys
         if self.wanted is not None:
             expected = candidate_families(self.wanted) if self.include_remote else []
@@ -143,16 +144,22 @@ class Scrape:
         pipe.evalsha(meta_sha, 3, keys.procs, keys.last, keys.families, *meta_args)
         for name in [*self.local, *expected]:
             self.families.setdefault(name, _Family(name))
-        return 1 + self._ask(pipe, family_sha)
+        return 1 + self.next_round(pipe)
 
-    def next_round(self, pipe: Any, family_sha: str) -> int:
-        return self._ask(pipe, family_sha)
-
-    def _ask(self, pipe: Any, family_sha: str) -> int:
+    def next_round(self, pipe: Any) -> int:
+        """A slice of every family not read to its end: its definition (and help, on the
+        first), HSCAN, its definition again."""
         self._asked = [f for f in self.families.values() if not f.done]
+        commands = 0
         for fam in self._asked:
-            pipe.evalsha(family_sha, 1, self.keys.family(fam.name), fam.cursor, READ_COUNT)
-        return len(self._asked)
+            key = self.keys.family(fam.name)
+            pipe.hget(key, "\0d")
+            if fam.definition is None:
+                pipe.hget(key, "\0h")
+            pipe.hscan(key, fam.cursor, count=READ_COUNT)
+            pipe.hget(key, "\0d")
+            commands += 4 if fam.definition is None else 3
+        return commands
 
     def take(self, replies: Sequence[Any], *, meta: bool = False) -> None:
         """Take the replies of a round (``meta``: the first, which starts with READ_META)."""
@@ -161,20 +168,24 @@ class Scrape:
             self.live = {_text(p) for p in live}
             self.listed = [_text(n) for n in listed]
             replies = replies[1:]
-        for fam, reply in zip(self._asked, replies, strict=True):
-            definition, help_text, cursor, flat = self._checked(reply, self.keys.family(fam.name))
-            definition = _text(definition)
-            if fam.definition is None:
-                fam.definition = definition
-                fam.help = _text(help_text)
-            elif definition != fam.definition:
+        at = 0
+        for fam in self._asked:
+            key = self.keys.family(fam.name)
+            first = fam.definition is None
+            before = _text(self._checked(replies[at], key))
+            help_text = _text(self._checked(replies[at + 1], key)) if first else fam.help
+            at += 2 if first else 1
+            cursor, fields = self._checked(replies[at], key)
+            after = _text(self._checked(replies[at + 1], key))
+            at += 2
+            if first:
+                fam.definition, fam.help = before, help_text
+            if before != fam.definition or after != fam.definition:
                 fam.torn = True
             fam.cursor = _text(cursor)
-            if flat and not isinstance(flat[0], str):
-                flat = [_text(x) for x in flat]
-            fields = fam.fields
-            for i in range(0, len(flat), 2):
-                fields[flat[i]] = flat[i + 1]
+            if fields and not isinstance(next(iter(fields)), str):
+                fields = {_text(k): _text(v) for k, v in fields.items()}
+            fam.fields.update(fields)
         if meta:
             assert self.listed is not None
             for name in self.listed:

@@ -12,8 +12,9 @@ script here does a bounded amount of work, whatever the number of series:
   forgetting sequence numbers, expiring idle series) stops after a couple of
   milliseconds (Redis's clock) and carries on in the next; a scrape's does none;
 * a scrape reads the list of families with READ_META, then each family in slices of
-  its hash (HSCAN) with READ_FAMILY; a series is one field, so it is never torn, and
-  a scrape of one family (``name[]``, the admin page) reads that family only.
+  its hash (HSCAN, no script: see :mod:`~pytheus.backends.redis_read`); a series is
+  one field, so it is never torn, and a scrape of one family (``name[]``, the admin
+  page) reads that family only.
 
 Every key a script writes is named in KEYS except those of other processes and families
 found in bookkeeping (reaping, expiry), which are built from the prefixes in ARGV; see
@@ -25,7 +26,7 @@ back), and the few that could be malformed are skipped and reported.
 
 from __future__ import annotations
 
-__all__ = ["HEARTBEAT", "READ_FAMILY", "READ_META", "SCRIPTS", "WRITE"]
+__all__ = ["HEARTBEAT", "READ_META", "SCRIPTS", "WRITE"]
 
 _COMMON = r"""
 if redis.replicate_commands then pcall(redis.replicate_commands) end
@@ -361,21 +362,9 @@ return {num(now), live, names}
 """
 )
 
-#: KEYS: 1 a family hash. ARGV: 1 HSCAN cursor ("0" to start), 2 HSCAN COUNT.
-#: Returns ``{definition, help, next cursor, fields and values}``: definition and help are
-#: "" when absent (the help only on the first call), the cursor is "0" when done.
-READ_FAMILY = r"""
-local slice = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
-local def = redis.call('HGET', KEYS[1], '\0d') or ''
-local help = ''
-if ARGV[1] == '0' then help = redis.call('HGET', KEYS[1], '\0h') or '' end
-return {def, help, slice[1], slice[2]}
-"""
-
 #: Every script, by name: what the backend loads after Redis answers NOSCRIPT.
 SCRIPTS = {
     "HEARTBEAT": HEARTBEAT,
     "WRITE": WRITE,
     "READ_META": READ_META,
-    "READ_FAMILY": READ_FAMILY,
 }
