@@ -20,6 +20,7 @@ scrape of a live system does anyway.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,13 +35,19 @@ from pytheus.backends.redis_format import (
     malformed,
 )
 from pytheus.backends.redis_keys import KeyLayout
-from pytheus.metrics import Metric, MetricDefinition
+from pytheus.metrics import HistogramState, Metric, MetricDefinition, SummaryState
 from pytheus.samples import LabelSet, MetricFamily, series_names
 
 __all__ = ["READ_COUNT", "Reader", "Scrape", "candidate_families"]
 
 #: Fields per slice (HSCAN's COUNT): under a millisecond of Redis's time.
 READ_COUNT = 1000
+#: Fields per round trip, about: Redis runs the commands of a pipeline one after the
+#: other without serving anyone else in between, so a round is bounded too (a few ms).
+ROUND_FIELDS = 5 * READ_COUNT
+# What a family never read before is guessed to hold: a small hash (Redis keeps those up
+# to 128 fields compact, and HSCAN returns them whole).
+_UNKNOWN_SIZE = 128
 # Label sets decoded from series fields are kept between scrapes, up to this many.
 _LABELSET_CACHE_MAX = 200_000
 # Sample name suffixes, to find the families a name[] can come from.
@@ -86,6 +93,8 @@ class Reader:
         self._labelsets: dict[tuple[str, tuple[str, ...]], dict[str, LabelSet]] = {}
         # The families the last full scrape found: read in its first round.
         self.known: list[str] = []
+        # Fields of each family when it was last read whole: how much a slice will bring.
+        self.sizes: dict[str, int] = {}
 
     def scrape(
         self,
@@ -147,9 +156,19 @@ class Scrape:
         return 1 + self.next_round(pipe)
 
     def next_round(self, pipe: Any) -> int:
-        """A slice of every family not read to its end: its definition (and help, on the
-        first), HSCAN, its definition again."""
-        self._asked = [f for f in self.families.values() if not f.done]
+        """A slice of the families not read to their end, as many as ``ROUND_FIELDS``
+        allows (one at least): its definition (and help, on the first), HSCAN, its
+        definition again."""
+        self._asked = []
+        budget = ROUND_FIELDS
+        for fam in self.families.values():
+            if fam.done:
+                continue
+            expected = self._expected(fam)
+            if self._asked and expected > budget:
+                continue  # a smaller one may still fit
+            budget -= expected
+            self._asked.append(fam)
         commands = 0
         for fam in self._asked:
             key = self.keys.family(fam.name)
@@ -160,6 +179,11 @@ class Scrape:
             pipe.hget(key, "\0d")
             commands += 4 if fam.definition is None else 3
         return commands
+
+    def _expected(self, fam: _Family) -> int:
+        if fam.cursor != "0":
+            return READ_COUNT  # a large family, in the middle
+        return min(READ_COUNT, self.reader.sizes.get(fam.name, _UNKNOWN_SIZE))
 
     def take(self, replies: Sequence[Any], *, meta: bool = False) -> None:
         """Take the replies of a round (``meta``: the first, which starts with READ_META)."""
@@ -216,6 +240,7 @@ class Scrape:
             self.reader.known = sorted(listed - set(self.local))
         remote = sorted(n for n in self.families if n not in self.local and n in listed)
         for name in [*self.local, *remote]:
+            self.reader.sizes[name] = len(self.families[name].fields)
             family = self._decode(self.families[name])
             if family is not None:
                 yield family
@@ -254,12 +279,26 @@ class Scrape:
         missing = [k for k in keys if k not in labelsets]
         if missing:
             decode_labelsets(d, missing, labelsets, where)
+        # The fast ways first, a scrape runs them once per series; the last one names the
+        # culprit of a malformed value.
         if d.type == "counter":
-            # The most common type, kept lean: a scrape runs this once per series.
             try:
                 return [(labelsets[k], (float(fields[k]), None)) for k in keys]
             except ValueError:
-                pass  # the loop below names the culprit
+                pass
+        elif d.type in ("histogram", "summary"):
+            width = len(d.buckets) + 1 if d.type == "histogram" else 2
+            numbers = _number_rows([fields[k] for k in keys], width)
+            if numbers is not None and d.type == "histogram":
+                return [
+                    (labelsets[k], HistogramState(tuple(row[:-1]), row[-1]))
+                    for k, row in zip(keys, numbers, strict=True)
+                ]
+            if numbers is not None:
+                return [
+                    (labelsets[k], SummaryState(row[0], row[1]))
+                    for k, row in zip(keys, numbers, strict=True)
+                ]
         return [(labelsets[k], decode_value(d, fields[k], where, k)) for k in keys]
 
     def _gauges(
@@ -299,6 +338,19 @@ class Scrape:
                 )
             )
         return out
+
+
+def _number_rows(values: list[str], width: int) -> list[list[float]] | None:
+    """``"1,0,2.5"`` values as lists of ``width`` floats, all in one JSON parse (parsing
+    them one by one took most of a histogram's read); None if one is not such a row, or
+    holds what JSON cannot (nan, inf): the caller then parses them one by one."""
+    try:
+        rows: list[list[float]] = json.loads(f"[[{'],['.join(values)}]]", parse_int=float)
+    except ValueError:
+        return None
+    if len(rows) != len(values) or any(len(row) != width for row in rows):
+        return None
+    return rows
 
 
 def _text(value: Any) -> str:
