@@ -76,7 +76,10 @@ def test_cache_connection_settings_are_reused_without_connecting(
     the cache's db) leaves the metrics alone."""
     observer = redis.Redis.from_url(redis_server.url)
     before = connections_received(observer)
-    cache = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": redis_server.url}
+    # django-redis keeps one pool per LOCATION for the process: a spelling of this test's
+    # own, so that no other test's pool (with its options) is reused.
+    location = f"redis://localhost:{redis_server.port}/0"
+    cache = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": location}
     prefix = f"pool{uuid.uuid4().hex[:12]}"
     pytheus = {
         "BACKEND": "pytheus.backends.redis.MultiProcessRedisBackend",
