@@ -680,6 +680,12 @@ class MultiProcessRedisBackend:
         # The last flush also tells Redis this process is gone (in the same round trip:
         # an exiting worker should not wait for two).
         self._flush(housekeeping=True, leave=True)
+        if self._writer.conflicts:
+            logger.warning(
+                "This process exits with values of %s that it kept while Redis held another "
+                "definition of them (which a live process still holds): they are lost.",
+                ", ".join(map(repr, sorted(self._writer.conflicts))),
+            )
         if self.config.owns_client:
             # Its sockets would otherwise stay open until the garbage collector found
             # the backend (replaced by load_backend(), say). A later call reconnects.

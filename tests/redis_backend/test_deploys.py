@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from pytheus.backends import get_backend
 from pytheus.metrics import Counter, Histogram
 from pytheus.registry import CollectorRegistry, set_registry
 from tests.redis_backend.conftest import LoadBackend
@@ -89,6 +90,21 @@ def test_a_changed_definition_waits_for_the_old_one_then_takes_over(
         assert parsed.get("latency_seconds_bucket", {"le": "0.5"}) is None
         assert messages(caplog, TAKEOVER) == []
         assert len(messages(caplog, WAITING)) == 2  # not once per flush
+
+        # A process of the new release that exits meanwhile says what it loses.
+        def exits_while_waiting(_ctx: ChildContext) -> list[str]:
+            records: list[logging.LogRecord] = []
+            handler = logging.Handler(logging.WARNING)
+            handler.emit = records.append  # type: ignore[method-assign]
+            logging.getLogger(LOGGER).addHandler(handler)
+            views.labels(view="home", method="GET").inc()
+            get_backend().close()
+            return [r.getMessage() for r in records]
+
+        short_lived = fork_child(exits_while_waiting, exit_normally=False)
+        said = short_lived.result()
+        assert short_lived.wait() == 0
+        assert any("exits with values of" in m and "'views'" in m for m in said), said
     finally:
         if old_release == "exits":
             old.release()
