@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -245,10 +244,10 @@ def test_a_rolling_deploy_that_changes_a_metric_counts_the_new_release_exactly(
     release_a = deploy.workers()
 
     deploy.release_file.write_text("B")
-    for _ in range(WORKERS):
+    for count in range(WORKERS + 1, 2 * WORKERS + 1):
+        # One at a time: the kernel keeps one pending signal of a kind, not two.
         deploy.signal(signal.SIGTTIN)
-        time.sleep(0.05)  # gunicorn queues at most five signals
-    wait_for(lambda: len(deploy.workers()) == 2 * WORKERS, timeout=30, what="8 workers")
+        wait_for(lambda c=count: len(deploy.workers()) == c, timeout=30, what=f"{count} workers")
     # Served until release B's workers (importing the app) have answered some.
     during = {"A": 0, "B": 0}
 
@@ -271,14 +270,10 @@ def test_a_rolling_deploy_that_changes_a_metric_counts_the_new_release_exactly(
         assert total(parsed, "deploy_requests_total") == served_a
     assert deploy.log_text().count(TAKEOVER) == 0
 
-    for _ in range(WORKERS):
-        deploy.signal(signal.SIGTTOU)
-        time.sleep(0.05)
-    wait_for(
-        lambda: not deploy.workers() & release_a and len(deploy.workers()) == WORKERS,
-        timeout=40,
-        what="release A's workers are gone",
-    )
+    for count in range(2 * WORKERS - 1, WORKERS - 1, -1):
+        deploy.signal(signal.SIGTTOU)  # gunicorn stops its oldest worker: one of A's
+        wait_for(lambda c=count: len(deploy.workers()) == c, timeout=40, what=f"{count} workers")
+    assert not deploy.workers() & release_a, "a worker of release A is still there"
     after = deploy.serve(100)
     assert after == {"A": 0, "B": 100}
     served_b = during["B"] + after["B"]
