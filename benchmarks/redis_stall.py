@@ -159,7 +159,15 @@ def _text(value: Any) -> str:
 
 def summarize(entries: list[tuple[str, float]]) -> dict[str, Any]:
     if not entries:
-        return {"commands": 0, "max_ms": 0.0, "p99_ms": 0.0, "total_ms": 0.0, "longest": ""}
+        return {
+            "commands": 0,
+            "max_ms": 0.0,
+            "p99_ms": 0.0,
+            "median_ms": 0.0,
+            "over_25ms": 0,
+            "total_ms": 0.0,
+            "longest": "",
+        }
     longest = max(entries, key=lambda e: e[1])
     durations = sorted(ms for _, ms in entries)
     by_name: dict[str, list[float]] = {}
@@ -169,6 +177,7 @@ def summarize(entries: list[tuple[str, float]]) -> dict[str, Any]:
         "commands": len(entries),
         "max_ms": round(longest[1], 2),
         "p99_ms": round(durations[min(len(durations) - 1, int(len(durations) * 0.99))], 2),
+        "over_25ms": sum(ms > 25 for ms in durations),
         "median_ms": round(statistics.median(durations), 3),
         "total_ms": round(sum(durations), 2),
         "longest": longest[0],
@@ -375,6 +384,10 @@ def measure(series: int, directory: Path, nice: int) -> dict[str, Any]:
         return out
 
 
+def _over(summary: dict[str, Any]) -> str:
+    return f"{summary['over_25ms']} of {summary['commands']}"
+
+
 def _pm(summary: dict[str, Any]) -> str:
     return f"{summary['p99_ms']} / {summary['median_ms']}"
 
@@ -384,6 +397,7 @@ def report(results: list[dict[str, Any]]) -> str:
         ("writers' first flush: longest command (ms)", lambda r: r["writes"]["max_ms"]),
         ("writers' first flush: longest command is", lambda r: r["writes"]["longest"]),
         ("writers' first flush: p99 / median command (ms)", lambda r: _pm(r["writes"])),
+        ("writers' first flush: commands over 25 ms, of all", lambda r: _over(r["writes"])),
         ("writers' first flush: wall, slowest writer (s)", lambda r: r["first_flush_wall_s"]),
         ("writers' first flush: CPU, slowest writer (s)", lambda r: r["first_flush_cpu_s"]),
         ("writers' flushes refused (BUSY, timeout) before success", lambda r: r["failed_flushes"]),
@@ -391,6 +405,7 @@ def report(results: list[dict[str, Any]]) -> str:
         ("full scrape, cold: CPU of the scraping process (s)", lambda r: r["scrape_cold"]["cpu_s"]),
         ("full scrape, cold: longest command (ms)", lambda r: r["scrape_cold"]["max_ms"]),
         ("full scrape, cold: p99 / median command (ms)", lambda r: _pm(r["scrape_cold"])),
+        ("full scrape, cold: commands over 25 ms, of all", lambda r: _over(r["scrape_cold"])),
         ("full scrape, cold: Redis time (ms)", lambda r: r["scrape_cold"]["total_ms"]),
         (
             "full scrape, cold: another client's worst GET (ms)",
