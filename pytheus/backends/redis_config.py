@@ -109,8 +109,8 @@ class RedisConfig:
         connect = float(kwargs.get("socket_connect_timeout") or _DEFAULT_CONNECT_TIMEOUT)
         # How long a flush can take at worst: what close() waits for the flusher.
         self.socket_timeout_total = timeout + 1.0
-        # How long an exited process's sequence numbers are kept: its last flush can be
-        # sent again (redis-py retries once, after a timeout) for that long, not later.
+        # How long an exited process is remembered as gone: its last flush can be sent
+        # again (redis-py retries once, after a timeout) for that long, not later.
         self.leave_retention = 2 * (timeout + connect) + 1.0
 
     @staticmethod

@@ -258,6 +258,7 @@ class Writer:
             keys.fold,
             keys.families,
             keys.touched,
+            keys.left,
             *map(keys.family, checked),
         ]
         args: list[Any] = [
@@ -291,6 +292,7 @@ class Writer:
             keys.gauges_of(process),
             keys.sequences_of(process),
             keys.touched,
+            keys.left,
             *(keys.family(c.name) for c in chunks),
         ]
         args: list[Any] = [process, timeout, "1" if ttl else "0"]

@@ -16,6 +16,8 @@ hashes when it places a key (a "hash tag"): each family's keys would land on one
 ``P:{@}:dead``               sorted set: reaped process -> when it was reaped
 ``P:{@}:fold``               sorted set: dead processes whose gauge values are still
                              being folded, a bounded number per flush
+``P:{@}:left``               sorted set: processes that exited -> when: a flush of theirs
+                             that arrives again (a retry after a lost reply) is not applied
 ``P:{@}:g:<process>``        set: the gauge values a process wrote (for folding)
 ``P:{@}:q:<process>``        set: the families that hold a sequence number of the process
 ``P:{@}:touched``            sorted set (``series_ttl`` only): series -> last write
@@ -72,6 +74,7 @@ class KeyLayout:
         "last",
         "dead",
         "fold",
+        "left",
         "touched",
     )
 
@@ -88,6 +91,7 @@ class KeyLayout:
         self.last = self.shared + "last"
         self.dead = self.shared + "dead"
         self.fold = self.shared + "fold"
+        self.left = self.shared + "left"
         self.touched = self.shared + "touched"
 
     def family(self, name: str) -> str:

@@ -175,7 +175,9 @@ class Scrape:
             pipe.hget(key, "\0d")
             if fam.definition is None:
                 pipe.hget(key, "\0h")
-            pipe.hscan(key, fam.cursor, count=READ_COUNT)
+            # Series fields only (they start with "["): not the sequence numbers of the
+            # processes that wrote the family (some kept a day after they died).
+            pipe.hscan(key, fam.cursor, match="\\[*", count=READ_COUNT)
             pipe.hget(key, "\0d")
             commands += 4 if fam.definition is None else 3
         return commands

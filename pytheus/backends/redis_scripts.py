@@ -63,14 +63,15 @@ end
 """
 
 #: KEYS: 1 procs, 2 last, 3 the process's gauge set, 4 its sequence set, 5 touched,
-#: 6... the hash of each chunk's family. ARGV: 1 process, 2 process timeout, 3 series ttl
+#: 6 left, 7... the hash of each chunk's family. ARGV: 1 process, 2 process timeout, 3 series ttl
 #: on ("1"/"0"), then per chunk: family name, sequence number, may replace another
 #: definition ("1"/"0"), definition, help ("" keeps it; else "=" + help), kind ("c"
 #: counter add, "h" packed add, "g" gauge, "s" set, "-" none), gauge mode, the number of
 #: series, then series and value alternating.
 #:
 #: Returns, per chunk, ``{status, other definition, lost, malformed series, dropped}``.
-#: status: 1 applied; 0 already applied (a resend); -1 not applied: an earlier chunk of
+#: status: 1 applied; 0 already applied (a resend, or any chunk of a process that has
+#: left: its last flush sent again); -1 not applied: an earlier chunk of
 #: this process is missing; 2 not applied: the family is stored with another definition
 #: (returned), which a live process holds; 3 applied after replacing the other
 #: definition (returned), which no live process held any more (its values, that many
@@ -171,25 +172,30 @@ local function write(fam, at, stop)
   return {status, other, lost, bad, dropped}
 end
 
+local left = redis.call('ZSCORE', KEYS[6], proc)
 local out, at = {}, 4
-for k = 6, #KEYS do
+for k = 7, #KEYS do
   local stop = at + 7 + 2 * tonumber(ARGV[at + 7])
-  out[#out + 1] = write(KEYS[k], at, stop)
+  if left then
+    out[#out + 1] = {0, '', 0, {}, 0}  -- sent again after the process said it left
+  else
+    out[#out + 1] = write(KEYS[k], at, stop)
+  end
   at = stop + 1
 end
 return out
 """
 )
 
-#: KEYS: 1 procs, 2 last, 3 dead, 4 fold, 5 families, 6 touched, 7... the hashes of the
-#: families that hold a sequence number of this process (to check they still do).
+#: KEYS: 1 procs, 2 last, 3 dead, 4 fold, 5 families, 6 touched, 7 left, 8... the hashes
+#: of the families that hold a sequence number of this process (to check they still do).
 #: ARGV: 1 the prefix of shared keys ("P:{@}:"), 2 the prefix of family keys ("P:{"),
 #: 3 process, 4 process timeout, 5 retention of a reaped process's sequence numbers,
 #: 6 series ttl (0: none), 7 milliseconds of housekeeping at most (0: none), 8 "1" if
 #: this process flushed before,
-#: 9 "" or, for a process that exits, how many seconds its sequence numbers are kept
-#: (it is reaped at once; a resend of its last flush, after a lost reply, still comes
-#: within seconds), 10... names of families to add to the list of families.
+#: 9 "" or, for a process that exits, how many seconds it is remembered as gone (it is
+#: reaped at once; a resend of its last flush after a lost reply comes within seconds,
+#: and is not applied), 10... names of families to add to the list of families.
 #:
 #: Returns ``{reaped, lost, epoch, created, missing}``: reaped is 1 when this process had
 #: been reaped (its gauges were folded away: it must write them again); lost is 1 when
@@ -197,7 +203,7 @@ return out
 #: flushed, evicted): it must write everything again; epoch is the token of the list of
 #: families (a change means the list was lost and made again: add every family again),
 #: created is 1 when this call made it; missing lists the positions (1-based, in
-#: KEYS[7...]) of the families that no longer hold this process's sequence number.
+#: KEYS[8...]) of the families that no longer hold this process's sequence number.
 HEARTBEAT = (
     _COMMON
     + r"""
@@ -226,9 +232,13 @@ end
 if ARGV[9] ~= '' then
   redis.call('ZREM', procs, proc)
   redis.call('ZADD', fold, now, proc)
+  -- Its sequence numbers are forgotten (and `left` forgets it) once its last flush can
+  -- no longer be sent again: each guards against a resend should the other be lost.
   redis.call('ZADD', dead, now - retention + tonumber(ARGV[9]), proc)
+  redis.call('ZADD', KEYS[7], now + tonumber(ARGV[9]), proc)
 else
   redis.call('ZADD', procs, now, proc)
+  redis.call('ZREM', KEYS[7], proc)  -- a process that said it left, flushing again
 end
 
 local epoch, created = redis.call('HGET', KEYS[5], '\0epoch'), 0
@@ -239,8 +249,8 @@ end
 for i = 10, #ARGV do redis.call('HSET', KEYS[5], ARGV[i], '') end
 
 local missing = {}
-for i = 7, #KEYS do
-  if redis.call('HEXISTS', KEYS[i], '\0q\0' .. proc) == 0 then missing[#missing + 1] = i - 6 end
+for i = 8, #KEYS do
+  if redis.call('HEXISTS', KEYS[i], '\0q\0' .. proc) == 0 then missing[#missing + 1] = i - 7 end
 end
 
 -- Housekeeping, for at most `budget` milliseconds (none when 0: a scrape's heartbeat
@@ -251,6 +261,7 @@ local STEP = 25
 
 -- Silent for longer than the timeout: reaped. Their gauge values are folded below.
 if budget > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now)  -- gone long enough
   for _, other in ipairs(redis.call('ZRANGEBYSCORE', procs, '-inf', now - timeout,
                                     'LIMIT', 0, STEP)) do
     redis.call('ZREM', procs, other)
@@ -299,7 +310,8 @@ end
 
 -- A reaped process's sequence numbers are kept for `retention` seconds, so that a flush
 -- it sends again after a lost reply is still known as one already applied; then (and at
--- once for a process that left) they are forgotten, once its gauges are folded.
+-- once for a process that left, which `left` guards) they are forgotten, once its
+-- gauges are folded.
 if more() then
   for _, other in ipairs(redis.call('ZRANGEBYSCORE', dead, '-inf', now - retention,
                                     'LIMIT', 0, 10)) do
