@@ -10,7 +10,9 @@ own, started by ``djangobench.py`` as ``django_worker.py CONFIG`` and driven ove
   ``django_prometheus.db.backends.sqlite3``;
 * ``pytheus``: our app installed (in-memory backend, default ``PYTHEUS`` otherwise) and
   our ``PytheusMiddleware`` first; queries are observed through the execute wrapper the
-  app puts on every connection.
+  app puts on every connection;
+* ``pytheus-compat``: the same with ``PYTHEUS["COMPAT"] = "django_prometheus"``: ours and
+  django-prometheus's metric set, both recorded.
 
 Everything else is the same: one URL pattern to a view returning ``HttpResponse("ok")``,
 no other middleware or app, an in-memory SQLite database. The settings are built here
@@ -40,7 +42,7 @@ from typing import Any
 from _harness import Case
 from _worker import serve
 
-CONFIGS = ("bare", "django-prometheus", "pytheus")
+CONFIGS = ("bare", "django-prometheus", "pytheus", "pytheus-compat")
 PATH = "/hello/"
 URLCONF = "_bench_django_urls"
 
@@ -77,11 +79,14 @@ def configure(config: str) -> None:
             "django_prometheus.middleware.PrometheusBeforeMiddleware",
             "django_prometheus.middleware.PrometheusAfterMiddleware",
         ]
-    elif config == "pytheus":
+    elif config in ("pytheus", "pytheus-compat"):
         apps = ["django_pytheus"]
         middleware = ["django_pytheus.middleware.PytheusMiddleware"]
         # The in-memory backend, whatever PYTHEUS_BACKEND_CLASS says.
         extra["PYTHEUS"] = {"BACKEND": "pytheus.backends.memory.MemoryBackend"}
+        if config == "pytheus-compat":
+            # django-prometheus's metric set recorded as well as ours.
+            extra["PYTHEUS"]["COMPAT"] = "django_prometheus"
     elif config != "bare":
         raise SystemExit(f"unknown configuration {config!r}; one of {', '.join(CONFIGS)}")
     settings.configure(
@@ -119,6 +124,12 @@ def _counts(config: str) -> tuple[float, float]:
     from django_pytheus.metrics import get_metrics
 
     m = get_metrics()
+    if config == "pytheus-compat":
+        assert m.compat is not None
+        return (
+            m.compat.by_method.labels(method="GET").snapshot()[0],
+            m.compat.db_series("default", "sqlite").execute.snapshot()[0],
+        )
     requests = m.requests_total.labels(method="GET", view=PATH, status="200")
     queries = m.query_duration.labels(alias="default", vendor="sqlite", statement="select")
     # A histogram's snapshot has its counts per bucket (not cumulative): they add up.
@@ -212,6 +223,9 @@ CASES: dict[str, Callable[[str], Case]] = {
     "django_request": request_case,
     "django_select": lambda config: select_case(config, reused=False),
     "django_select_reused": lambda config: select_case(config, reused=True),
+    # The compat-mode rows time the same cases; only the configuration of ours differs.
+    "django_request_compat": request_case,
+    "django_select_compat": lambda config: select_case(config, reused=False),
 }
 
 

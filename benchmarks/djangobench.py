@@ -1,9 +1,10 @@
 """Section "Django": our middleware and query observer against django-prometheus.
 
-Three configurations of one minimal Django project (see ``django_worker.py``): bare
-Django, Django with django-prometheus, Django with django_pytheus. Django's settings
-are global to a process, so each runs in a worker process of its own, and one batch of
-each is timed in every round, in rotating order, as the harness does for any row.
+Four configurations of one minimal Django project (see ``django_worker.py``): bare
+Django, Django with django-prometheus, Django with django_pytheus, and with django_pytheus
+in compatibility mode. Django's settings are global to a process, so each runs in a worker
+process of its own, and one batch of each is timed in every round, in rotating order, as
+the harness does for any row.
 
 What matters is what each library *adds* to bare Django, a difference of two noisy
 figures; so bare Django is each row's reference (``_harness.Reference``), timed in the
@@ -19,7 +20,10 @@ The rows, after ANCHORS.md:
   (``django_prometheus.db.backends.sqlite3``), ours through the execute wrapper that
   our app puts on every connection;
 * the same query on one open cursor (informational): django-prometheus makes a new
-  cursor class each time a cursor is opened, which this row leaves out.
+  cursor class each time a cursor is opened, which this row leaves out;
+* the request and the query again with ours in compatibility mode
+  (``PYTHEUS["COMPAT"] = "django_prometheus"``): both metric sets recorded at once, which
+  must still cost well below what django-prometheus adds.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ __all__ = ["SECTION"]
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "django_worker.py"
-CONFIGS = ("bare", "django-prometheus", "pytheus")
+CONFIGS = ("bare", "django-prometheus", "pytheus", "pytheus-compat")
 
 # A request to bare Django takes some 45 us: batches of --quick's 2 ms would hold too
 # few requests for the differences to mean anything, even in a smoke test.
@@ -59,15 +63,23 @@ def _side(worker: Worker, key: str, seconds: float) -> Callable[[], RemoteConten
 
 def _rows(workers: dict[str, Worker], settings: Settings) -> Sequence[Row]:
     seconds = max(settings.batch_seconds, QUICK_BATCH_SECONDS)
-    bare, theirs, ours = (workers[c] for c in CONFIGS)
+    bare, theirs, ours, compat = (workers[c] for c in CONFIGS)
 
-    def row(key: str, label: str, reference: str, target: float | None, note: str) -> Row:
+    def row(
+        key: str,
+        label: str,
+        reference: str,
+        target: float | None,
+        *,
+        note: str,
+        mine: Worker = ours,
+    ) -> Row:
         return Row(
             key,
             label,
             "us",
             _side(theirs, key, seconds),
-            _side(ours, key, seconds),
+            _side(mine, key, seconds),
             target,
             note=note,
             reference=Reference(reference, _side(bare, key, seconds)),
@@ -96,6 +108,15 @@ def _rows(workers: dict[str, Worker], settings: Settings) -> Sequence[Row]:
             "per `SELECT 1` query on one open cursor, bare Django", None,
             note="On one open cursor, `cursor.execute(\"SELECT 1\")`: without the cursor "
             "class django-prometheus makes each time a cursor is opened (informational)."),
+        row("django_request_compat", "middleware overhead, per request, compat mode",
+            "per request, bare Django (trivial view, WSGI handler)", 0.5, mine=compat,
+            note="As the first row, ours with `PYTHEUS[\"COMPAT\"] = \"django_prometheus\"`: "
+            "django-prometheus's 19 HTTP series recorded as well as ours, by the same "
+            "middleware. It must stay well below django-prometheus's own cost."),
+        row("django_select_compat", "per `SELECT 1` query, compat mode",
+            "per `SELECT 1` query, bare Django", 0.3, mine=compat,
+            note="As the `SELECT 1` row, ours in compat mode: `django_db_execute_total` "
+            "counted as well."),
     ]  # fmt: skip
 
 
@@ -122,7 +143,8 @@ SECTION = Section(
     ours_name="django_pytheus (ours)",
     build=build,
     notes=(
-        "Each configuration (bare, django-prometheus, ours) runs in a process of its own "
+        "Each configuration (bare, django-prometheus, ours, ours in compat mode) runs in a "
+        "process of its own "
         "with settings built by `settings.configure()`; one batch of each per round.",
     ),
 )

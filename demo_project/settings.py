@@ -162,7 +162,13 @@ _auth: dict[str, Any] = {
 if os.environ.get("DEMO_METRICS_TOKEN"):
     _auth["TOKENS"] = [os.environ["DEMO_METRICS_TOKEN"]]
 
-PYTHEUS: dict[str, Any] = {"AUTH": _auth}
+PYTHEUS: dict[str, Any] = {
+    "AUTH": _auth,
+    # Applied and unapplied migrations (the dashboard's panel, the DjangoUnappliedMigrations
+    # alert) and the shop's orders as model operations.
+    "MIGRATION_METRICS": True,
+    "MODEL_METRICS": ["shop.Order", "shop.Product"],
+}
 if REDIS_URL:
     PYTHEUS["BACKEND"] = "pytheus.backends.redis.MultiProcessRedisBackend"
     # The cache's connection settings, in the next database: cache.clear() (FLUSHDB)

@@ -11,8 +11,9 @@
    the client opens no connection. The Redis backend's key prefix is the project's own
    unless ``BACKEND_CONFIG`` gives one;
 3. defines the metrics (:mod:`django_pytheus.metrics`);
-4. installs the query observer on every connection (:mod:`django_pytheus.db`) and
-   instruments every cache (:mod:`django_pytheus.cache`), as the settings ask.
+4. installs the query observer on every connection (:mod:`django_pytheus.db`),
+   instruments every cache (:mod:`django_pytheus.cache`) and connects the model
+   signals (:mod:`django_pytheus.orm`), as the settings ask.
 
 A mistake in the settings does not stop ``django.setup()``: it is kept, reported by
 ``manage.py check`` (``django_pytheus.E001``/``E003``) and raised when the middleware
@@ -32,6 +33,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django_pytheus.conf import PytheusSettings, get_settings
 from pytheus.backends import Backend, import_backend_class, load_backend
 from pytheus.exceptions import PytheusError
+from pytheus.exposition import set_counter_names
 from pytheus.metrics import set_default_max_series
 
 __all__ = [
@@ -132,12 +134,14 @@ def setup() -> None:
     Called by ``ready()``; tests call it again after changing ``PYTHEUS``. Raises
     :class:`~django.core.exceptions.ImproperlyConfigured`.
     """
-    from django_pytheus import cache, db, metrics
+    from django_pytheus import cache, db, metrics, orm
 
     settings = get_settings()
     set_default_max_series(settings.max_series)
+    if settings.counter_names is not None:
+        set_counter_names(settings.counter_names)
     load_configured_backend(settings)
-    metrics.reset_metrics()
+    orm.install(settings, metrics.reset_metrics().orm)
     if settings.db_metrics:
         db.install()
     else:

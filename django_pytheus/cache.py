@@ -60,18 +60,20 @@ def _record(alias: str, operation: str, start: float) -> None:
 def _count_get(alias: str, value: Any, default: Any) -> Any:
     """Count a get() as a hit or a miss (a cached falsy value is a hit) and return what
     the caller gets: the value, or its default on a miss."""
-    series = _metrics.get_metrics().cache_series(alias)
-    if value is _MISSING:
-        series.misses.inc()
-        return default
-    series.hits.inc()
-    return value
+    m = _metrics.get_metrics()
+    series = m.cache_series(alias)
+    hit = value is not _MISSING
+    (series.hits if hit else series.misses).inc()
+    if m.compat is not None:
+        m.compat.cache_get(alias, hit)
+    return value if hit else default
 
 
 def _error(alias: str, operation: str, exc: BaseException) -> None:
-    _metrics.get_metrics().cache_errors_total.labels(
-        cache=alias, operation=operation, type=type(exc).__name__
-    ).inc()
+    m = _metrics.get_metrics()
+    m.cache_errors_total.labels(cache=alias, operation=operation, type=type(exc).__name__).inc()
+    if m.compat is not None and operation == "get":
+        m.compat.cache_get_failed(alias)
 
 
 def _wrap_get(alias: str, original: Callable[..., Any]) -> Callable[..., Any]:

@@ -7,6 +7,8 @@ django_pytheus.E001  Error   ``PYTHEUS`` is invalid (unknown key, wrong type, un
                              buckets, ...); the message names the key
 django_pytheus.E002  Error   ``PYTHEUS['BACKEND']`` cannot be imported, or is no backend
 django_pytheus.E003  Error   the backend could not be loaded with ``BACKEND_CONFIG``
+django_pytheus.E004  Error   ``PYTHEUS['MODEL_METRICS']`` names a model that is not
+                             installed
 django_pytheus.W001  Warning ``PytheusMiddleware`` is not in ``MIDDLEWARE``: no request
                              metrics
 django_pytheus.W002  Warning ``PytheusMiddleware`` is not first in ``MIDDLEWARE``:
@@ -45,6 +47,7 @@ from pytheus.exceptions import BackendUnavailableError, ConfigurationError
 __all__ = [
     "check_backend",
     "check_middleware",
+    "check_models",
     "check_redis_eviction",
     "check_redis_shared_with_cache",
     "check_security",
@@ -95,7 +98,7 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                     f"PYTHEUS['BACKEND'] cannot be imported: {exc}",
                     hint="Use a dotted path such as "
                     "'pytheus.backends.redis.MultiProcessRedisBackend' and install what it "
-                    "needs (pip install 'pytheus[redis]').",
+                    "needs (pip install redis hiredis, the 'redis' extra of this package).",
                     id="django_pytheus.E002",
                 )
             ]
@@ -119,6 +122,29 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 hint="Check PYTHEUS['BACKEND_CONFIG'] against the backend's options "
                 "(pytheus.backends.redis.MultiProcessRedisBackend lists them).",
                 id="django_pytheus.E003",
+            )
+        ]
+    return []
+
+
+@register(Tags.models)
+def check_models(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E004: every model ``MODEL_METRICS`` names is installed."""
+    from django_pytheus.orm import chosen_models
+
+    try:
+        settings = get_settings()
+    except ImproperlyConfigured:
+        return []  # reported by E001
+    try:
+        chosen_models(settings)
+    except ImproperlyConfigured as exc:
+        return [
+            Error(
+                str(exc),
+                hint='Use the labels `python manage.py shell -c "from django.apps import apps; '
+                'print([m._meta.label for m in apps.get_models()])"` prints.',
+                id="django_pytheus.E004",
             )
         ]
     return []

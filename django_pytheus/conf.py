@@ -21,10 +21,26 @@ Every key is optional::
         "QUERY_COUNT_BUCKETS": [...],  # queries per request
         "DB_METRICS": True,
         "CACHE_METRICS": True,
+        # Inserts, updates and deletes by model (django_pytheus.orm): False, True (every
+        # model), ["shop.Order", ...], or {"shop.Order": "order"} to choose the label.
+        "MODEL_METRICS": False,
+        # Applied and unapplied migrations per database, read at scrapes (django_pytheus.orm).
+        "MIGRATION_METRICS": False,
+        # "django_prometheus": django-prometheus 2.5's metrics as well (django_pytheus.compat).
+        "COMPAT": None,
         # Series per metric, for every metric without max_series= of its own (pytheus'
         # cardinality guard, set with set_default_max_series() when the app is set up);
         # None removes the limit.
         "MAX_SERIES": 10_000,
+        # Counter names in the text format: "total" (name_total, the convention) or
+        # "as_given" (exactly as defined, as pytheus 0.6.1 exposed them). None: the
+        # PYTHEUS_COUNTER_NAMES environment variable, else "total".
+        "COUNTER_NAMES": None,
+        # Model operations (django_pytheus.orm): True, ["shop.Order"], {"shop.Order": "order"}.
+        "MODEL_METRICS": False,
+        "MIGRATION_METRICS": False,  # applied/unapplied migrations, computed at scrapes
+        # django-prometheus 2.5's names, types and labels as well (django_pytheus.compat).
+        "COMPAT": "django_prometheus",
         "AUTH": {  # who may read /metrics; see django_pytheus.access
             "TOKENS": ["..."],
             "BASIC": {"prometheus": "..."},
@@ -39,7 +55,8 @@ Every key is optional::
     }
 
 :func:`get_settings` validates the dict once and caches the result; the cache is
-cleared when a test changes ``PYTHEUS`` or ``CACHES`` (``setting_changed``). Every
+cleared when a test changes ``PYTHEUS``, ``CACHES`` or django-prometheus's settings
+(``setting_changed``). Every
 mistake raises :class:`~django.core.exceptions.ImproperlyConfigured` naming the key.
 """
 
@@ -60,9 +77,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from pytheus.exposition import COUNTER_NAMES
+
 __all__ = [
+    "COMPAT_MODES",
     "DEFAULTS",
     "AuthSettings",
+    "CompatSettings",
     "PytheusSettings",
     "get_settings",
     "parse_settings",
@@ -120,8 +141,22 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_METRICS": True,
     # The core's default: a label with unbounded values stops growing there.
     "MAX_SERIES": 10_000,
+    "COUNTER_NAMES": None,
     "AUTH": None,
+    "MODEL_METRICS": False,
+    "MIGRATION_METRICS": False,
+    "COMPAT": None,
 }
+
+#: The values of ``PYTHEUS["COMPAT"]``.
+COMPAT_MODES = ("django_prometheus",)
+#: django-prometheus's own settings, which keep their meaning under ``COMPAT``.
+COMPAT_SETTINGS = ("PROMETHEUS_METRIC_NAMESPACE", "PROMETHEUS_LATENCY_BUCKETS")
+#: django-prometheus 2.5's default latency buckets (its PROMETHEUS_LATENCY_BUCKETS).
+COMPAT_LATENCY_BUCKETS = (
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 25.0, 50.0, 75.0,
+    math.inf,
+)  # fmt: skip
 
 AUTH_KEYS = ("TOKENS", "BASIC", "NETWORKS", "TRUSTED_PROXIES", "STAFF", "CALLABLE")
 VIEW_LABELS = ("route", "view_name")
@@ -164,6 +199,24 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
+class CompatSettings:
+    """``PYTHEUS["COMPAT"]``: which peer's metric names to expose as well, and how.
+
+    ``namespace`` and ``latency_buckets`` come from django-prometheus's own settings
+    (``PROMETHEUS_METRIC_NAMESPACE``, ``PROMETHEUS_LATENCY_BUCKETS``) when they are set,
+    so that a site keeps its series names and bucket layout when it switches.
+    """
+
+    mode: str
+    namespace: str = ""
+    latency_buckets: tuple[float, ...] = COMPAT_LATENCY_BUCKETS
+
+    def metric_name(self, name: str) -> str:
+        """``name`` (``django_...``) with ``PROMETHEUS_METRIC_NAMESPACE`` in front, if set."""
+        return f"{self.namespace}_{name}" if self.namespace else name
+
+
+@dataclass(frozen=True)
 class PytheusSettings:
     """The validated ``PYTHEUS`` setting; see the module docstring for each key."""
 
@@ -182,6 +235,11 @@ class PytheusSettings:
     cache_metrics: bool
     auth: AuthSettings = field(default_factory=AuthSettings)
     max_series: int | None = 10_000
+    counter_names: str | None = None
+    #: None (off), "all", or {"app_label.modelname": label} (lower-case model labels).
+    model_metrics: str | Mapping[str, str] | None = None
+    migration_metrics: bool = False
+    compat: CompatSettings | None = None
 
     def metric_name(self, name: str) -> str:
         """``name`` with the namespace in front: ``http_requests`` -> ``django_http_requests``."""
@@ -315,10 +373,85 @@ def _parse_auth(value: object) -> AuthSettings:
     )
 
 
-def parse_settings(raw: object, caches: Mapping[str, Any] | None = None) -> PytheusSettings:
+_MODEL_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _model_metrics(value: object) -> str | Mapping[str, str] | None:
+    where = "PYTHEUS['MODEL_METRICS']"
+    if value is False or value is None:
+        return None
+    if value is True:
+        return "all"
+    expected = (
+        "True (every model), False, a list of model labels such as ['shop.Order'], or a "
+        "dict such as {'shop.Order': 'order'} (model label: value of the model label)"
+    )
+    if isinstance(value, Mapping):
+        pairs = list(value.items())
+    elif isinstance(value, list | tuple | set | frozenset):
+        pairs = [(item, None) for item in value]
+    else:
+        raise _type_error(where, expected, value)
+    labels: dict[str, str] = {}
+    for model, label in pairs:
+        if not isinstance(model, str) or not _MODEL_LABEL.fullmatch(model):
+            raise ImproperlyConfigured(
+                f"{where} names {model!r}, which is not a model label: write "
+                "'app_label.ModelName', as in the model's Meta.label (e.g. 'auth.User')."
+            )
+        if label is not None and (not isinstance(label, str) or not label):
+            raise ImproperlyConfigured(
+                f"{where}[{model!r}] must be the value of the 'model' label, a non-empty "
+                f"string, got {label!r}."
+            )
+        labels[model.lower()] = label if label is not None else model.lower()
+    return labels
+
+
+def _compat(value: object, legacy: Mapping[str, Any]) -> CompatSettings | None:
+    where = "PYTHEUS['COMPAT']"
+    if value is None:
+        return None
+    if value not in COMPAT_MODES:
+        close = (
+            difflib.get_close_matches(value.lower().replace("-", "_"), COMPAT_MODES, n=1)
+            if isinstance(value, str)
+            else []
+        )
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ImproperlyConfigured(
+            f"{where} is {value!r}, which is not a compatibility mode.{hint} Valid "
+            f"values: {', '.join(map(repr, COMPAT_MODES))} or None."
+        )
+    namespace = legacy.get("PROMETHEUS_METRIC_NAMESPACE", "")
+    if not isinstance(namespace, str) or (namespace and not _NAMESPACE.fullmatch(namespace)):
+        raise _type_error(
+            "PROMETHEUS_METRIC_NAMESPACE (read because PYTHEUS['COMPAT'] is set)",
+            "a metric name prefix of letters, digits and underscores (or '')",
+            namespace,
+        )
+    buckets = legacy.get("PROMETHEUS_LATENCY_BUCKETS")
+    return CompatSettings(
+        mode=value,
+        namespace=namespace,
+        latency_buckets=COMPAT_LATENCY_BUCKETS
+        if buckets is None
+        else _buckets(
+            "PROMETHEUS_LATENCY_BUCKETS (read because PYTHEUS['COMPAT'] is set)", buckets
+        ),
+    )
+
+
+def parse_settings(
+    raw: object,
+    caches: Mapping[str, Any] | None = None,
+    legacy: Mapping[str, Any] | None = None,
+) -> PytheusSettings:
     """Validate a ``PYTHEUS`` dict (``None`` means all defaults) into settings.
 
-    ``caches`` is the ``CACHES`` setting, used to check ``BACKEND_CONFIG['CACHE']``.
+    ``caches`` is the ``CACHES`` setting, used to check ``BACKEND_CONFIG['CACHE']``;
+    ``legacy`` holds django-prometheus's settings (:data:`COMPAT_SETTINGS`) that are set,
+    read only when ``COMPAT`` is.
     """
     if raw is None:
         raw = {}
@@ -376,6 +509,9 @@ def parse_settings(raw: object, caches: Mapping[str, Any] | None = None) -> Pyth
     view_label = values["VIEW_LABEL"]
     if view_label not in VIEW_LABELS:
         raise _type_error("PYTHEUS['VIEW_LABEL']", "'route' or 'view_name'", view_label)
+    counter_names = values["COUNTER_NAMES"]
+    if counter_names is not None and counter_names not in COUNTER_NAMES:
+        raise _type_error("PYTHEUS['COUNTER_NAMES']", "'total', 'as_given' or None", counter_names)
 
     return PytheusSettings(
         backend=backend,
@@ -397,6 +533,10 @@ def parse_settings(raw: object, caches: Mapping[str, Any] | None = None) -> Pyth
         cache_metrics=_bool("PYTHEUS['CACHE_METRICS']", values["CACHE_METRICS"]),
         auth=_parse_auth(values["AUTH"]),
         max_series=_max_series("PYTHEUS['MAX_SERIES']", values["MAX_SERIES"]),
+        counter_names=counter_names,
+        model_metrics=_model_metrics(values["MODEL_METRICS"]),
+        migration_metrics=_bool("PYTHEUS['MIGRATION_METRICS']", values["MIGRATION_METRICS"]),
+        compat=_compat(values["COMPAT"], legacy or {}),
     )
 
 
@@ -412,7 +552,13 @@ def get_settings() -> PytheusSettings:
     result = _cached
     if result is None:
         result = _cached = parse_settings(
-            getattr(django_settings, "PYTHEUS", None), getattr(django_settings, "CACHES", None)
+            getattr(django_settings, "PYTHEUS", None),
+            getattr(django_settings, "CACHES", None),
+            {
+                k: getattr(django_settings, k)
+                for k in COMPAT_SETTINGS
+                if hasattr(django_settings, k)
+            },
         )
     return result
 
@@ -420,5 +566,5 @@ def get_settings() -> PytheusSettings:
 @receiver(setting_changed)
 def _clear_cache(*, setting: str, **kwargs: Any) -> None:
     global _cached
-    if setting in ("PYTHEUS", "CACHES"):
+    if setting in ("PYTHEUS", "CACHES", *COMPAT_SETTINGS):
         _cached = None

@@ -30,6 +30,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
 from django_pytheus import metrics as _metrics
+from django_pytheus.compat import DbSeries
 from django_pytheus.context import current_request
 from django_pytheus.metrics import STATEMENTS
 
@@ -132,13 +133,14 @@ class QueryObserver:
     the error type when the query raises, and one more query for the current request.
     """
 
-    __slots__ = ("alias", "vendor", "_generation", "_series")
+    __slots__ = ("alias", "vendor", "_generation", "_series", "_compat")
 
     def __init__(self, alias: str, vendor: str) -> None:
         self.alias = alias
         self.vendor = vendor
         self._generation = -1
         self._series: dict[str, Any] = {}
+        self._compat: DbSeries | None = None
 
     def _bind(self) -> dict[str, Any]:
         # The series of this connection, looked up once per metrics object (tests
@@ -148,6 +150,7 @@ class QueryObserver:
             kind: m.query_duration.labels(alias=self.alias, vendor=self.vendor, statement=kind)
             for kind in STATEMENTS
         }
+        self._compat = None if m.compat is None else m.compat.db_series(self.alias, self.vendor)
         self._generation = _metrics.generation
         return self._series
 
@@ -167,6 +170,8 @@ class QueryObserver:
             m.query_errors_total.labels(
                 alias=self.alias, vendor=self.vendor, type=type(exc).__name__
             ).inc()
+            if m.compat is not None:
+                m.compat.db_error(self.alias, self.vendor, exc)
             raise
         finally:
             elapsed = perf_counter() - start
@@ -176,9 +181,22 @@ class QueryObserver:
             state = current_request.get()
             if state is not None:
                 state.queries += 1
+            if self._compat is not None:
+                _count_compat(self._compat, many, params, elapsed)
 
     def __repr__(self) -> str:
         return f"<QueryObserver alias={self.alias!r} vendor={self.vendor!r}>"
+
+
+def _count_compat(series: DbSeries, many: bool, params: Any, elapsed: float) -> None:
+    # django-prometheus counted each statement of an executemany(), as executed and as
+    # bulk; a parameter list without a length (an iterator) counts as one.
+    n = len(params) if many and hasattr(params, "__len__") else 1
+    series.execute.inc(n)
+    if many:
+        series.execute_many.inc(n)
+    if series.duration is not None:
+        series.duration.observe(elapsed)
 
 
 def observe_connection(connection: BaseDatabaseWrapper) -> bool:
@@ -192,9 +210,10 @@ def observe_connection(connection: BaseDatabaseWrapper) -> bool:
 
 def _on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
     observe_connection(connection)
-    _metrics.get_metrics().connections_total.labels(
-        alias=connection.alias, vendor=connection.vendor
-    ).inc()
+    m = _metrics.get_metrics()
+    m.connections_total.labels(alias=connection.alias, vendor=connection.vendor).inc()
+    if m.compat is not None:
+        m.compat.db_connected(connection.alias, connection.vendor)
 
 
 _DISPATCH_UID = "django_pytheus.db"

@@ -42,6 +42,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any, NamedTuple
 
+from django_pytheus import orm as _orm
+from django_pytheus.compat import CompatMetrics
 from django_pytheus.conf import PytheusSettings, get_settings
 from pytheus.metrics import Counter, CounterChild, Gauge, GaugeChild, Histogram, HistogramChild
 from pytheus.registry import CollectorRegistry, get_registry
@@ -94,7 +96,9 @@ class DjangoMetrics:
         name = settings.metric_name
 
         def counter(n: str, help_text: str, labels: list[str]) -> Counter:
-            return Counter(name(n), help_text, required_labels=labels, registry=registry)
+            # Named with _total, so that it keeps it in the text format whatever
+            # PYTHEUS['COUNTER_NAMES'] says: that setting is for the application's counters.
+            return Counter(f"{name(n)}_total", help_text, required_labels=labels, registry=registry)
 
         def histogram(
             n: str, help_text: str, labels: list[str], buckets: tuple[float, ...], unit: str
@@ -187,13 +191,24 @@ class DjangoMetrics:
             ["cache", "operation", "type"],
         )
 
+        # Optional sets, defined only when the settings ask for them.
+        native = {n for m in self.all() for n in m.definition.series_names()}
+        self.orm: _orm.OrmMetrics | None = None
+        if s.model_metrics is not None or s.migration_metrics:
+            self.orm = _orm.OrmMetrics(s, registry, native)
+        self.compat: CompatMetrics | None = None
+        if s.compat is not None:
+            self.compat = CompatMetrics(s, registry, native)
+
         self._request_series: dict[tuple[str, str, str], RequestSeries] = {}
         self._progress: dict[str, GaugeChild] = {}
         self._cache_series: dict[str, CacheSeries] = {}
 
     def all(self) -> tuple[Any, ...]:
-        """Every metric object, in definition order."""
-        return tuple(v for v in vars(self).values() if isinstance(v, Counter | Gauge | Histogram))
+        """Every metric object, in definition order (the optional sets' last)."""
+        own = tuple(v for v in vars(self).values() if isinstance(v, Counter | Gauge | Histogram))
+        optional = (getattr(self, "orm", None), getattr(self, "compat", None))
+        return own + tuple(m for extra in optional if extra is not None for m in extra.all())
 
     def unregister(self) -> None:
         """Remove every metric from its registry (their names can be defined again)."""
@@ -261,6 +276,7 @@ def get_metrics() -> DjangoMetrics:
     metrics = current
     if metrics is None:
         metrics = current = DjangoMetrics(get_settings(), get_registry())
+        _orm.activate(metrics.orm)
         generation += 1
     return metrics
 

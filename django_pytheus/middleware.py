@@ -80,7 +80,16 @@ got_request_exception.connect(_on_exception, dispatch_uid="django_pytheus.middle
 class _Recording:
     """One request's measurements until they are recorded, exactly once."""
 
-    __slots__ = ("middleware", "request", "method", "state", "start", "progress", "done")
+    __slots__ = (
+        "middleware",
+        "request",
+        "method",
+        "state",
+        "start",
+        "progress",
+        "done",
+        "response",
+    )
 
     def __init__(
         self, middleware: PytheusMiddleware, request: HttpRequest, method: str, start: float
@@ -92,6 +101,7 @@ class _Recording:
         self.start = start
         self.progress = _metrics.get_metrics().in_progress(method)
         self.done = False
+        self.response: HttpResponseBase | None = None
 
     def finish(self, status: str, response_size: int | None) -> None:
         if self.done:
@@ -248,6 +258,7 @@ class PytheusMiddleware:
         return rec
 
     def _finish(self, rec: _Recording, response: HttpResponseBase | None) -> None:
+        rec.response = response
         if response is None:  # the exception propagates; Django or the server answers 500
             rec.finish("500", None)
             return
@@ -296,6 +307,19 @@ class PytheusMiddleware:
             m.exceptions_total.labels(
                 view=series.requests.labelset["view"], type=state.exception
             ).inc()
+        if m.compat is not None:  # PYTHEUS["COMPAT"]: django-prometheus's names as well
+            match = rec.request.resolver_match
+            m.compat.record_request(
+                rec.request, rec.response, status, duration, match and match.view_name
+            )
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> None:
+        """Django calls this when a view raises; only the compatibility mode needs it
+        (django-prometheus counted every exception a view raised, Http404 included)."""
+        compat = _metrics.get_metrics().compat
+        match = request.resolver_match
+        if compat is not None and not (match is not None and match.view_name in self._exclude):
+            compat.view_exception(request, exception)
 
     def _lookup(
         self, m: _metrics.DjangoMetrics, rec: _Recording, view_key: str | None, status: str

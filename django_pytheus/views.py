@@ -14,6 +14,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 
 from django_pytheus.access import check_access
+from django_pytheus.metrics import get_metrics
 from pytheus.exceptions import BackendUnavailableError
 from pytheus.exposition import expose
 from pytheus.registry import REGISTRY
@@ -33,6 +34,9 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if denied is not None:
         return denied
     names = request.GET.getlist("name[]") or None
+    orm = get_metrics().orm
+    if orm is not None:  # MIGRATION_METRICS: read at scrapes, never at start-up
+        orm.refresh_migrations()
     try:
         result = expose(
             REGISTRY,

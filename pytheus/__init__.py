@@ -34,7 +34,7 @@ from pytheus.exposition import (
 from pytheus.metrics import Counter, Enum, Gauge, Histogram, Info, Summary
 from pytheus.registry import REGISTRY, CollectorRegistry, set_registry
 
-__version__ = "0.1.0"
+__version__ = "0.7.0"
 
 __all__ = [
     "OPENMETRICS_CONTENT_TYPE",

@@ -16,8 +16,8 @@ import os
 import platform
 import resource
 import weakref
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from pytheus.samples import MetricFamily
 
@@ -25,12 +25,47 @@ if TYPE_CHECKING:
     from pytheus.registry import Collector, CollectorRegistry, Registry
 
 __all__ = [
+    "CustomCollector",
     "GCCollector",
     "PlatformCollector",
     "ProcessCollector",
     "register_default_collectors",
     "unregister_default_collectors",
 ]
+
+
+class CustomCollector:
+    """Base class of custom collectors, as in pytheus 0.6.1 (importable from pytheus.metrics).
+
+    Subclass it and write ``collect()``, yielding metric objects made afresh with
+    ``registry=None`` (registered nowhere, so that the next collect() can make them
+    again), or :class:`~pytheus.samples.MetricFamily` objects::
+
+        class QueueCollector(CustomCollector):
+            def collect(self):
+                jobs = Gauge("jobs_queued", "Jobs waiting.", registry=None)
+                jobs.set(queue_length())
+                yield jobs
+
+
+        REGISTRY.register(QueueCollector())
+
+    Metric objects are exposed with the values they hold in this process, on every
+    backend. ``register()`` calls ``collect()`` once to learn the names (or
+    ``describe()``, if you write one returning them): a name that another collector or
+    metric of the registry already produces is refused there, with
+    :class:`~pytheus.exceptions.DuplicateMetricError` (pytheus 0.6.1 left the collector
+    out silently).
+    """
+
+    @property
+    def name(self) -> str:
+        """The class name in lower case, as pytheus 0.6.1 named custom collectors."""
+        return type(self).__name__.lower()
+
+    def collect(self) -> Iterable[Any]:
+        """Yield the metrics (or families) of one scrape."""
+        raise NotImplementedError(f"{type(self).__name__} must define collect().")
 
 
 def _boot_time() -> float:
@@ -77,7 +112,9 @@ class ProcessCollector:
             return
         utime, stime = float(fields[11]), float(fields[12])
         yield MetricFamily(
-            "process_cpu_seconds", "counter", "Total user and system CPU time spent in seconds."
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
         ).add((utime + stime) / self._ticks)
         yield MetricFamily(
             "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes."
@@ -142,13 +179,17 @@ class GCCollector:
 
     def collect(self) -> Iterator[MetricFamily]:
         collected = MetricFamily(
-            "python_gc_objects_collected", "counter", "Objects collected during gc."
+            "python_gc_objects_collected_total", "counter", "Objects collected during gc."
         )
         uncollectable = MetricFamily(
-            "python_gc_objects_uncollectable", "counter", "Uncollectable objects found during gc."
+            "python_gc_objects_uncollectable_total",
+            "counter",
+            "Uncollectable objects found during gc.",
         )
         collections = MetricFamily(
-            "python_gc_collections", "counter", "Number of times this generation was collected."
+            "python_gc_collections_total",
+            "counter",
+            "Number of times this generation was collected.",
         )
         for generation, stat in enumerate(gc.get_stats()):
             labels = {"generation": str(generation)}

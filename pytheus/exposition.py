@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import socket
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from pytheus.exceptions import BackendUnavailableError
+from pytheus.exceptions import BackendUnavailableError, ConfigurationError
 from pytheus.registry import REGISTRY
 from pytheus.samples import (
     Exemplar,
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from pytheus.registry import Registry
 
 __all__ = [
+    "COUNTER_NAMES",
+    "ENV_COUNTER_NAMES",
     "OPENMETRICS_CONTENT_TYPE",
     "PROMETHEUS_CONTENT_TYPE",
     "Exposition",
@@ -53,6 +56,7 @@ __all__ = [
     "generate_metrics",
     "generate_openmetrics",
     "make_wsgi_app",
+    "set_counter_names",
     "start_http_server",
 ]
 
@@ -97,18 +101,59 @@ def _format_value(value: float) -> str:
     return format_float(value)
 
 
+COUNTER_NAMES = ("total", "as_given")
+ENV_COUNTER_NAMES = "PYTHEUS_COUNTER_NAMES"
+
+
+class _Naming:
+    """How the text format names counters; see :func:`set_counter_names`."""
+
+    as_given = False
+
+
+_naming = _Naming()
+
+
+def set_counter_names(mode: str) -> None:
+    """Choose the counter names of the text format 0.0.4 (OpenMetrics always uses ``_total``).
+
+    ``"total"`` (the default): every counter's samples end in ``_total``, the Prometheus
+    convention: ``Counter("page_hits", ...)`` is scraped as ``page_hits_total``.
+    ``"as_given"``: a counter is scraped under exactly the name it was defined with, as
+    pytheus 0.6.1 did (``page_hits``; ``page_hits_total`` stays ``page_hits_total``), so
+    that dashboards and alerts written for pytheus 0.6.1 keep working. Also set by the
+    ``PYTHEUS_COUNTER_NAMES`` environment variable, read at import.
+    """
+    if mode not in COUNTER_NAMES:
+        raise ConfigurationError(
+            f"Counter names must be one of {list(COUNTER_NAMES)}, got {mode!r}: 'total' "
+            "adds _total to every counter, 'as_given' keeps the names as defined."
+        )
+    _naming.as_given = mode == "as_given"
+
+
+if os.environ.get(ENV_COUNTER_NAMES):
+    set_counter_names(os.environ[ENV_COUNTER_NAMES])
+
+
 def _render_text(families: Iterable[MetricFamily]) -> str:
     out: list[str] = []
     append = out.append
+    as_given = _naming.as_given
     for family in families:
         name = family.name
+        samples: Iterable[Sample] = family.samples
         if family.type == "counter":
             name += "_total"
+            if as_given and family.given_name != name:
+                given, total = family.given_name, name
+                name = given
+                samples = [s._replace(name=given) if s.name == total else s for s in samples]
         elif family.type == "info":
             name += "_info"
         kind = _TEXT_TYPES.get(family.type, family.type)
         append(f"# HELP {name} {_escape_help_text(family.help)}\n# TYPE {name} {kind}\n")
-        for sample_name, labels, value, timestamp, _ in family.samples:
+        for sample_name, labels, value, timestamp, _ in samples:
             # Inlined label and value formatting: this loop runs once per series.
             text = labels.text if type(labels) is LabelSet else _labels_text(labels)
             number = (

@@ -48,8 +48,17 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar, cast
 
-from pytheus.exceptions import InvalidValueError, LabelError, MetricDefinitionError
+from pytheus.collectors import CustomCollector
+from pytheus.exceptions import (
+    BucketException,
+    InvalidValueError,
+    LabelDefinitionError,
+    LabelError,
+    MetricDefinitionError,
+    UnobservableMetricException,
+)
 from pytheus.naming import validate_label_name, validate_label_names, validate_metric_name
+from pytheus.registry import REGISTRY
 from pytheus.samples import (
     EMPTY_LABELS,
     Exemplar,
@@ -74,6 +83,7 @@ __all__ = [
     "METRIC_CLASSES",
     "Counter",
     "CounterChild",
+    "CustomCollector",
     "Enum",
     "EnumChild",
     "Gauge",
@@ -157,6 +167,16 @@ class MetricDefinition:
     states: tuple[str, ...] = ()
     multiprocess_mode: str = ""
     options: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: The name as the metric was defined (prefix and unit included): for a counter,
+    #: with or without ``_total``. The text format shows it when counter names are
+    #: "as_given" (see :func:`pytheus.exposition.set_counter_names`). By default the
+    #: conventional name: ``<name>_total`` for a counter.
+    given_name: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.given_name:
+            given = f"{self.name}_total" if self.type == "counter" else self.name
+            object.__setattr__(self, "given_name", given)
 
     def series_names(self) -> tuple[str, ...]:
         """Every sample name this metric can produce, for clash detection."""
@@ -221,7 +241,7 @@ def _dropped_series_counter(registry: Registry) -> Counter:
         counter = _dropped_counters.get(id(target))
         if counter is None or counter._registry is not target:
             counter = Counter(
-                "pytheus_dropped_series",
+                "pytheus_dropped_series_total",
                 "Label sets not stored because their metric reached max_series.",
                 required_labels=["metric"],
                 registry=target,
@@ -272,6 +292,18 @@ def _check_exemplar(exemplar: Mapping[str, str]) -> dict[str, str]:
             f"{_EXEMPLAR_MAX_CHARS} characters of label names and values together."
         )
     return labels
+
+
+def _exception_types(value: object) -> type[BaseException] | tuple[type[BaseException], ...]:
+    """``value`` if it is an exception class or a tuple of them; checked when the counting
+    is set up, not when an exception is already on its way."""
+    types = value if isinstance(value, tuple) else (value,)
+    if not types or not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
+        raise TypeError(
+            f"count_exceptions() takes an exception class or a tuple of them, such as "
+            f"(KeyError, ValueError); got {reprlib.repr(value)}."
+        )
+    return value  # type: ignore[return-value]
 
 
 class _Instrument:
@@ -332,6 +364,44 @@ class _Instrument:
         return cast(F, wrapper)
 
 
+class _CountsExceptionsWhenCalled:
+    """``@counter`` counts the exceptions a function raises (and re-raises them), and
+    ``@counter(exceptions=(KeyError, ValueError))`` only those: pytheus 0.6.1's shortcut
+    for ``count_exceptions()``, on a counter and on its children."""
+
+    __slots__ = ()
+
+    def __call__(
+        self: Any,
+        func: F | None = None,
+        exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    ) -> Any:
+        instrument = self.count_exceptions(Exception if exceptions is None else exceptions)
+        return instrument if func is None else instrument(func)
+
+
+class _TimesWhenCalled:
+    """``@histogram`` (or a summary, or a gauge) records the duration of each call of the
+    function it decorates: pytheus 0.6.1's shortcut for ``time()``."""
+
+    __slots__ = ()
+
+    def __call__(self: Any, func: F | None = None) -> Any:
+        instrument = self.time()
+        return instrument if func is None else instrument(func)
+
+
+class _GaugeWhenCalled:
+    """``@gauge`` sets the gauge to the duration of each call; ``@gauge(track_inprogress=True)``
+    counts the calls in progress instead (pytheus 0.6.1's shortcuts)."""
+
+    __slots__ = ()
+
+    def __call__(self: Any, func: F | None = None, track_inprogress: bool = False) -> Any:
+        instrument = self.track_inprogress() if track_inprogress else self.time()
+        return instrument if func is None else instrument(func)
+
+
 # --------------------------------------------------------------------------- children
 
 
@@ -352,7 +422,7 @@ class _Child:
         raise NotImplementedError
 
 
-class CounterChild(_Child):
+class CounterChild(_CountsExceptionsWhenCalled, _Child):
     """One counter series."""
 
     __slots__ = ("_value", "_exemplar")
@@ -393,12 +463,17 @@ class CounterChild(_Child):
             lock.release()
 
     def count_exceptions(
-        self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
+        self,
+        exception: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        *,
+        exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
     ) -> _Instrument:
-        """Count exceptions of the given type(s) raised in a block or decorated function."""
+        """Count exceptions of the given type(s) raised in a block or decorated function
+        (``exceptions=`` is pytheus 0.6.1's name for the argument)."""
+        watched = _exception_types(exception if exceptions is None else exceptions)
 
         def stop(_token: object, exc: BaseException | None) -> None:
-            if exc is not None and isinstance(exc, exception):
+            if exc is not None and isinstance(exc, watched):
                 self.inc()
 
         return _Instrument(lambda: None, stop)
@@ -408,7 +483,7 @@ class CounterChild(_Child):
         return self._value, self._exemplar
 
 
-class GaugeChild(_Child):
+class GaugeChild(_GaugeWhenCalled, _Child):
     """One gauge series."""
 
     __slots__ = ("_value",)
@@ -472,7 +547,7 @@ class GaugeChild(_Child):
         return self._value
 
 
-class HistogramChild(_Child):
+class HistogramChild(_TimesWhenCalled, _Child):
     """One histogram series: a count per bucket and the sum of observations."""
 
     __slots__ = ("_bounds", "_counts", "_sum", "_exemplars")
@@ -604,7 +679,7 @@ class _Window:
         return tuple(result)
 
 
-class SummaryChild(_Child):
+class SummaryChild(_TimesWhenCalled, _Child):
     """One summary series: count, sum and, optionally, windowed quantiles."""
 
     __slots__ = ("_count", "_sum", "_window", "_quantiles")
@@ -727,7 +802,9 @@ class Metric(Generic[ChildT]):
     """
 
     metric_type: ClassVar[str]
-    child_class: ClassVar[type[_Child]]
+    #: The class of this type's series; a backend may replace it on one metric with
+    #: :meth:`use_child_class`.
+    child_class: type[_Child]
     hot_methods: ClassVar[tuple[str, ...]] = ()
     reserved_labels: ClassVar[frozenset[str]] = frozenset()
     #: Makes each child's lock; a backend may replace it on a metric (the Redis
@@ -742,14 +819,12 @@ class Metric(Generic[ChildT]):
         description: str,
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, object] | None = None,
-        registry: Registry | None = None,
+        registry: Registry | None = REGISTRY,
         *,
         max_series: int | None = None,
         unit: str = "",
         _definition_extra: Mapping[str, Any] | None = None,
     ) -> None:
-        from pytheus.registry import REGISTRY
-
         validate_metric_name(name)
         if not isinstance(description, str):
             raise MetricDefinitionError(
@@ -765,11 +840,12 @@ class Metric(Generic[ChildT]):
         defaults: dict[str, str] = {}
         for k, v in (default_labels or {}).items():
             if k not in labelnames:
-                raise MetricDefinitionError(
+                raise LabelDefinitionError(
                     f"Default label {k!r} of {name!r} is not one of its required labels "
                     f"{list(labelnames)}; add it to required_labels or remove the default."
                 )
             defaults[k] = _label_value(v)
+        given_total = self.metric_type == "counter" and name.endswith("_total")
         name = self._family_name(name)
         if unit:
             if self.metric_type in ("info", "stateset"):
@@ -789,8 +865,8 @@ class Metric(Generic[ChildT]):
                     "such as 'seconds' or 'bytes'."
                 )
 
-        self._registry: Registry = registry if registry is not None else REGISTRY
-        prefix = self._registry.prefix
+        self._registry: Registry | None = registry
+        prefix = registry.prefix if registry is not None else ""
         if prefix:
             name = f"{prefix}_{name}"
         self.definition = MetricDefinition(
@@ -799,6 +875,7 @@ class Metric(Generic[ChildT]):
             help=description,
             labelnames=labelnames,
             unit=unit,
+            given_name=f"{name}_total" if given_total else name,
             **(_definition_extra or {}),
         )
         self._lock = threading.Lock()
@@ -818,16 +895,30 @@ class Metric(Generic[ChildT]):
             )
         self.max_series = max_series
         self._sink: ChildT | None = None
+        self._attached = False
 
-        self._registry.register(self)
-        try:
-            from pytheus.backends import attach_metric
-
-            attach_metric(self)
-        except BaseException:
-            self._registry.unregister(self)
-            raise
+        # registry=None (as in pytheus 0.6.1): registered nowhere, so that a custom
+        # collector can make its metrics afresh at every collect(). Such a metric keeps
+        # its values in this process until a registry.register() attaches it to the
+        # backend.
+        if registry is not None:
+            registry.register(self)
+            try:
+                self.attach_to_backend()
+            except BaseException:
+                registry.unregister(self)
+                raise
         self._bind_hot_methods()
+
+    def attach_to_backend(self) -> None:
+        """Hand the metric to the active backend (once); registries call it when a metric
+        defined with ``registry=None`` is registered."""
+        if self._attached:
+            return
+        from pytheus.backends import attach_metric
+
+        attach_metric(self)
+        self._attached = True
 
     @staticmethod
     def detached(definition: MetricDefinition) -> Metric[Any]:
@@ -883,6 +974,8 @@ class Metric(Generic[ChildT]):
             return self._labels_slow(labels)
 
     def _labels_slow(self, labels: Mapping[str, object]) -> ChildT | Self:
+        if not labels and isinstance(labels, Mapping):
+            return self  # as in pytheus 0.6.1: labels({}) adds nothing
         if not isinstance(labels, Mapping):
             raise LabelError(
                 f"labels() takes a dict or keywords, got {reprlib.repr(labels)}; "
@@ -954,7 +1047,7 @@ class Metric(Generic[ChildT]):
                 self.name,
                 limit,
             )
-        counter = _dropped_series_counter(self._registry)
+        counter = _dropped_series_counter(self._registry or REGISTRY)
         if counter is not self:
             counter.labels(metric=self.name).inc()
         return sink
@@ -980,7 +1073,7 @@ class Metric(Generic[ChildT]):
         if values is None:
             names = self._root.definition.labelnames
             missing = [n for n in names if n not in self._bound]
-            raise LabelError(
+            raise UnobservableMetricException(
                 f"{self.name!r} needs values for the labels {missing} before it can record; "
                 f"call .labels({', '.join(f'{n}=...' for n in missing)}) first."
             )
@@ -1015,6 +1108,39 @@ class Metric(Generic[ChildT]):
         if self is not root:
             self._bind_hot_methods()
 
+    def use_child_class(
+        self,
+        child_class: type[_Child] | None,
+        carry: Callable[[Any, Any], None] = lambda old, new: None,
+    ) -> None:
+        """Keep this metric's series in ``child_class`` instances from now on (``None``: the
+        type's own class), for a backend that stores values outside the metric.
+
+        Existing series are replaced by new ones with the same labels; ``carry(old, new)``
+        moves each one's values over. Call it from ``register_metric()`` (or ``close()``),
+        before values are recorded: a reference to an old series taken earlier still records
+        into the old one.
+        """
+        root = self._root
+        with root._lock:
+            if child_class is None:
+                root.__dict__.pop("child_class", None)
+            else:
+                root.child_class = child_class
+            cls = root.child_class
+            for values, old in list(root._children.items()):
+                new = cast(ChildT, cls(root, old.labelset))
+                carry(old, new)
+                root._children[values] = new
+            root._sink = None
+            root._cache.clear()
+            views = list(root._views)
+            for view in views:
+                view._cache.clear()
+        root._bind_hot_methods()
+        for view in views:
+            view._bind_hot_methods()
+
     # ---- reading
 
     def children(self) -> list[ChildT]:
@@ -1038,7 +1164,7 @@ class Metric(Generic[ChildT]):
         a snapshot has the shape that this type's ``child.snapshot()`` returns.
         """
         d = self.definition
-        family = MetricFamily(d.name, d.type, d.help, unit=d.unit)
+        family = MetricFamily(d.name, d.type, d.help, unit=d.unit, given_name=d.given_name)
         self._add_samples(family.samples, series)
         return family
 
@@ -1048,7 +1174,7 @@ class Metric(Generic[ChildT]):
             out.append(_sample(Sample, (name, labels, value, None, None)))
 
 
-class Counter(Metric[CounterChild]):
+class Counter(_CountsExceptionsWhenCalled, Metric[CounterChild]):
     """A value that only goes up, such as requests served or errors seen.
 
     Samples are named ``<name>_total``: ``Counter("hits", ...)`` and
@@ -1074,15 +1200,20 @@ class Counter(Metric[CounterChild]):
         self._default_child().inc(amount, exemplar)
 
     def count_exceptions(
-        self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
+        self,
+        exception: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        *,
+        exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
     ) -> _Instrument:
-        """Count exceptions raised in a ``with`` block or a decorated function."""
+        """Count exceptions raised in a ``with`` block or a decorated function
+        (``exceptions=`` is pytheus 0.6.1's name for the argument)."""
+        watched = _exception_types(exception if exceptions is None else exceptions)
         # The child is looked up at each use, not here: clear() replaces it, and a
         # decorator applied at import time must follow. Missing labels still fail here.
         self._default_child()
 
         def stop(_token: object, exc: BaseException | None) -> None:
-            if exc is not None and isinstance(exc, exception):
+            if exc is not None and isinstance(exc, watched):
                 self._default_child().inc()
 
         return _Instrument(lambda: None, stop)
@@ -1095,7 +1226,7 @@ class Counter(Metric[CounterChild]):
             _sample(Sample, (name, c.labelset, c._value, None, c._exemplar))
             for c in self.children()
         ]
-        return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit)
+        return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit, given_name=d.given_name)
 
     def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
         name = f"{self.definition.name}_total"
@@ -1103,7 +1234,7 @@ class Counter(Metric[CounterChild]):
             out.append(_sample(Sample, (name, labels, value, None, exemplar)))
 
 
-class Gauge(Metric[GaugeChild]):
+class Gauge(_GaugeWhenCalled, Metric[GaugeChild]):
     """A value that goes up and down, such as requests in progress or queue length.
 
     ``multiprocess_mode`` says how a multi-process backend combines the values of many
@@ -1121,7 +1252,7 @@ class Gauge(Metric[GaugeChild]):
         description: str,
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, object] | None = None,
-        registry: Registry | None = None,
+        registry: Registry | None = REGISTRY,
         *,
         max_series: int | None = None,
         unit: str = "",
@@ -1150,7 +1281,7 @@ class Gauge(Metric[GaugeChild]):
         samples = [
             _sample(Sample, (d.name, c.labelset, c._value, None, None)) for c in self.children()
         ]
-        return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit)
+        return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit, given_name=d.given_name)
 
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount``."""
@@ -1204,10 +1335,10 @@ def _definition_numbers(name: str, what: str, numbers: Iterable[float]) -> tuple
 def _check_buckets(name: str, buckets: Iterable[float]) -> tuple[float, ...]:
     bounds = list(_definition_numbers(name, "Buckets", buckets))
     if any(b != b for b in bounds):
-        raise MetricDefinitionError(f"Buckets of {name!r} must not contain NaN: {bounds}.")
+        raise BucketException(f"Buckets of {name!r} must not contain NaN: {bounds}.")
     for lower, upper in itertools.pairwise(bounds):
         if not lower < upper:
-            raise MetricDefinitionError(
+            raise BucketException(
                 f"Buckets of {name!r} must be sorted in increasing order without repeats; "
                 f"{format_float(lower)} comes before {format_float(upper)} in {bounds}. "
                 f"Use sorted(set(buckets))."
@@ -1217,7 +1348,7 @@ def _check_buckets(name: str, buckets: Iterable[float]) -> tuple[float, ...]:
     return tuple(bounds)
 
 
-class Histogram(Metric[HistogramChild]):
+class Histogram(_TimesWhenCalled, Metric[HistogramChild]):
     """Observations counted in buckets, such as request durations or response sizes.
 
     ``buckets`` are upper bounds in increasing order; ``+Inf`` is added for you.
@@ -1234,7 +1365,7 @@ class Histogram(Metric[HistogramChild]):
         description: str,
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, object] | None = None,
-        registry: Registry | None = None,
+        registry: Registry | None = REGISTRY,
         *,
         max_series: int | None = None,
         buckets: Iterable[float] = DEFAULT_BUCKETS,
@@ -1287,7 +1418,7 @@ class Histogram(Metric[HistogramChild]):
             out.append(_sample(Sample, (total, labels, sum_, None, None)))
 
 
-class Summary(Metric[SummaryChild]):
+class Summary(_TimesWhenCalled, Metric[SummaryChild]):
     """Observations summarised by count and sum, and optionally by quantiles.
 
     With ``quantiles=(0.5, 0.9, 0.99)`` the summary also reports those quantiles of the
@@ -1307,7 +1438,7 @@ class Summary(Metric[SummaryChild]):
         description: str,
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, object] | None = None,
-        registry: Registry | None = None,
+        registry: Registry | None = REGISTRY,
         *,
         max_series: int | None = None,
         quantiles: Iterable[float] = (),
@@ -1425,7 +1556,7 @@ class Enum(Metric[EnumChild]):
         description: str,
         required_labels: Sequence[str] | None = None,
         default_labels: Mapping[str, object] | None = None,
-        registry: Registry | None = None,
+        registry: Registry | None = REGISTRY,
         *,
         max_series: int | None = None,
         states: Sequence[str],

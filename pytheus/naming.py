@@ -1,6 +1,7 @@
 """The naming rules of the Prometheus data model, checked where a metric is defined.
 
-Every check raises :class:`~pytheus.exceptions.MetricDefinitionError` with a message that
+Every check raises :class:`~pytheus.exceptions.MetricDefinitionError` (for labels, its
+subclass :class:`~pytheus.exceptions.LabelDefinitionError`) with a message that
 names the offending value, the rule it breaks and how to fix it.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from pytheus.exceptions import MetricDefinitionError
+from pytheus.exceptions import LabelDefinitionError, MetricDefinitionError
 
 __all__ = [
     "LABEL_NAME_RE",
@@ -46,21 +47,19 @@ def validate_metric_name(name: object) -> str:
 def validate_label_name(name: object, *, reserved: Iterable[str] = ()) -> str:
     """Return ``name`` if it is a valid label name not in ``reserved``, else raise."""
     if not isinstance(name, str):
-        raise MetricDefinitionError(
-            f"Label name {name!r} must be a str, not {type(name).__name__}."
-        )
+        raise LabelDefinitionError(f"Label name {name!r} must be a str, not {type(name).__name__}.")
     if not LABEL_NAME_RE.fullmatch(name):
-        raise MetricDefinitionError(
+        raise LabelDefinitionError(
             f"Invalid label name {name!r}: label names must match [a-zA-Z_][a-zA-Z0-9_]* "
             f"(no colons, not starting with a digit). Try {_suggest(name, LABEL_NAME_RE)!r}."
         )
     if name.startswith("__"):
-        raise MetricDefinitionError(
+        raise LabelDefinitionError(
             f"Invalid label name {name!r}: label names starting with '__' are reserved "
             "for Prometheus' internal use."
         )
     if name in reserved:
-        raise MetricDefinitionError(
+        raise LabelDefinitionError(
             f"Label name {name!r} is reserved for this metric type (it is added to every "
             "sample by the exposition); choose another name."
         )
@@ -74,19 +73,19 @@ def validate_label_names(
     if names is None:
         return ()
     if isinstance(names, str):
-        raise MetricDefinitionError(
+        raise LabelDefinitionError(
             f"Label names must be a list of str, got the single str {names!r}; "
             f"write [{names!r}] instead."
         )
     if not isinstance(names, Iterable):
-        raise MetricDefinitionError(
+        raise LabelDefinitionError(
             f"Label names must be a list of str, got {type(names).__name__} {names!r}."
         )
     result = tuple(validate_label_name(n, reserved=reserved) for n in names)
     seen: set[str] = set()
     for n in result:
         if n in seen:
-            raise MetricDefinitionError(f"Label name {n!r} is given twice.")
+            raise LabelDefinitionError(f"Label name {n!r} is given twice.")
         seen.add(n)
     return result
 

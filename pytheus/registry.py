@@ -25,6 +25,7 @@ __all__ = [
     "REGISTRY",
     "Collector",
     "CollectorRegistry",
+    "CollectorRegistryProxy",
     "Registry",
     "RegistryProxy",
     "get_registry",
@@ -56,6 +57,14 @@ class Registry(Protocol):
     def unregister(self, collector: Collector) -> None: ...
 
     def collect(self, names: Collection[str] | None = None) -> Iterator[MetricFamily]: ...
+
+
+def _families(items: Iterable[object]) -> list[MetricFamily]:
+    """What a custom collector yielded, as families: metric objects (pytheus 0.6.1's custom
+    collectors yield metrics made with ``registry=None``) give their local values."""
+    from pytheus.metrics import Metric
+
+    return [i.local_family() if isinstance(i, Metric) else i for i in items]  # type: ignore[misc]
 
 
 def _family_names(families: Iterable[MetricFamily]) -> set[str]:
@@ -98,7 +107,7 @@ class CollectorRegistry:
             }
             names |= _family_names(d for d in described if isinstance(d, MetricFamily))
             return frozenset(names)
-        return frozenset(_family_names(collector.collect()))
+        return frozenset(_family_names(_families(collector.collect())))
 
     def register(self, collector: Collector) -> None:
         """Add a collector; raise DuplicateMetricError if a name it produces is taken."""
@@ -123,6 +132,14 @@ class CollectorRegistry:
             self._collectors[collector] = names
             for n in names:
                 self._owners[n] = collector
+        # A metric defined with registry=None joins the active backend when registered.
+        attach = getattr(collector, "attach_to_backend", None)
+        if attach is not None:
+            try:
+                attach()
+            except BaseException:
+                self.unregister(collector)
+                raise
 
     def unregister(self, collector: Collector) -> None:
         """Remove a collector; its names can be registered again."""
@@ -162,7 +179,7 @@ class CollectorRegistry:
             if isinstance(collector, Metric):
                 continue
             try:
-                families = list(collector.collect())
+                families = _families(collector.collect())
             except Exception:
                 logger.exception("Collector %r failed; its metrics are left out.", collector)
                 continue
@@ -186,9 +203,19 @@ class CollectorRegistry:
 
 
 class RegistryProxy:
-    """Stands for the registry that :func:`set_registry` last installed."""
+    """Stands for the registry that :func:`set_registry` (or its method
+    ``REGISTRY.set_registry()``, pytheus 0.6.1's spelling) last installed."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def set_registry(self, registry: CollectorRegistry) -> None:
+        """Stand for ``registry`` from now on; do it before defining metrics, which take
+        the registry's prefix and register in it when they are defined."""
+        if not isinstance(registry, CollectorRegistry):
+            raise TypeError(
+                f"set_registry() takes a CollectorRegistry, got {type(registry).__name__}."
+            )
         self._registry = registry
 
     @property
@@ -228,9 +255,13 @@ def _default_registry() -> CollectorRegistry:
 REGISTRY = RegistryProxy(_default_registry())
 
 
+#: pytheus 0.6.1's name for the proxy class.
+CollectorRegistryProxy = RegistryProxy
+
+
 def set_registry(registry: CollectorRegistry) -> None:
     """Point :data:`REGISTRY` at ``registry``; metrics defined afterwards register there."""
-    REGISTRY._registry = registry
+    REGISTRY.set_registry(registry)
 
 
 def get_registry() -> CollectorRegistry:

@@ -192,10 +192,12 @@ class MetricFamily:
 
     ``name`` is the OpenMetrics family name: for a counter it is the name without the
     ``_total`` suffix that its samples carry (``http_requests`` for samples named
-    ``http_requests_total``).
+    ``http_requests_total``). ``given_name`` is the name as given (with or without
+    ``_total``), which the text format shows for counters when counter names are
+    "as_given" (see :func:`pytheus.exposition.set_counter_names`).
     """
 
-    __slots__ = ("name", "type", "help", "unit", "samples")
+    __slots__ = ("name", "type", "help", "unit", "samples", "given_name")
 
     def __init__(
         self,
@@ -205,9 +207,11 @@ class MetricFamily:
         samples: list[Sample] | None = None,
         *,
         unit: str = "",
+        given_name: str = "",
     ) -> None:
         if type not in METRIC_TYPES:
             raise ValueError(f"Unknown metric type {type!r}; use one of {sorted(METRIC_TYPES)}.")
+        self.given_name = given_name or name
         if type == "counter" and name.endswith("_total") and name != "_total":
             name = name[: -len("_total")]
         self.name = name

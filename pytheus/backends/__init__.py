@@ -29,14 +29,28 @@ from typing import TYPE_CHECKING, Any
 
 from pytheus.backends.base import Backend
 from pytheus.backends.memory import MemoryBackend
-from pytheus.exceptions import ConfigurationError
+from pytheus.backends.per_value import PerValueBackendAdapter, is_per_value_backend
+from pytheus.exceptions import (
+    ConfigurationError,
+    InvalidBackendClassException,
+    InvalidBackendConfigException,
+)
 
 if TYPE_CHECKING:
     from pytheus.metrics import Metric
 
+#: A backend's configuration, as pytheus 0.6.1 named its type.
+BackendConfig = dict[str, Any]
+
+#: pytheus 0.6.1's name for the in-memory backend.
+SingleProcessBackend = MemoryBackend
+
 __all__ = [
     "Backend",
+    "BackendConfig",
     "MemoryBackend",
+    "PerValueBackendAdapter",
+    "SingleProcessBackend",
     "attach_metric",
     "get_backend",
     "import_backend_class",
@@ -58,7 +72,7 @@ def import_backend_class(path: str) -> type[Backend]:
     """Import a backend class from its dotted path, with an error that says what failed."""
     module_name, _, class_name = path.rpartition(".")
     if not module_name:
-        raise ConfigurationError(
+        raise InvalidBackendClassException(
             f"Backend class {path!r} must be a dotted path such as "
             "'pytheus.backends.redis.MultiProcessRedisBackend'."
         )
@@ -67,14 +81,14 @@ def import_backend_class(path: str) -> type[Backend]:
     except ImportError as exc:
         hint = ""
         if "redis" in str(exc):
-            hint = " Install the Redis extra: pip install 'pytheus[redis]'."
-        raise ConfigurationError(
+            hint = " Install the Redis client: pip install redis hiredis."
+        raise InvalidBackendClassException(
             f"Cannot import backend module {module_name!r}: {exc}.{hint}"
         ) from exc
     try:
         cls: type[Backend] = getattr(module, class_name)
     except AttributeError:
-        raise ConfigurationError(
+        raise InvalidBackendClassException(
             f"Module {module_name!r} has no backend class {class_name!r}."
         ) from None
     return cls
@@ -86,15 +100,15 @@ def _config_from_env(raw: str) -> dict[str, Any]:
         try:
             text = Path(text).read_text()
         except OSError as exc:
-            raise ConfigurationError(
+            raise InvalidBackendConfigException(
                 f"{ENV_CONFIG}={raw!r} is neither inline JSON nor a readable file: {exc}."
             ) from exc
     try:
         config = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"{ENV_CONFIG} is not valid JSON: {exc}.") from exc
+        raise InvalidBackendConfigException(f"{ENV_CONFIG} is not valid JSON: {exc}.") from exc
     if not isinstance(config, dict):
-        raise ConfigurationError(f"{ENV_CONFIG} must be a JSON object, got {config!r}.")
+        raise InvalidBackendConfigException(f"{ENV_CONFIG} must be a JSON object, got {config!r}.")
     return config
 
 
@@ -109,35 +123,44 @@ def _make_backend(
     if isinstance(backend_class, str):
         backend_class = import_backend_class(backend_class)
     if not isinstance(backend_class, type):
-        raise ConfigurationError(
+        raise InvalidBackendClassException(
             f"backend_class must be a class or a dotted path, got {backend_class!r}."
         )
     if backend_config is not None and not isinstance(backend_config, Mapping):
-        raise ConfigurationError(
+        raise InvalidBackendConfigException(
             f"backend_config must be a mapping, got {type(backend_config).__name__}."
         )
     if backend_class is Backend:
-        raise ConfigurationError(
+        raise InvalidBackendClassException(
             "pytheus.backends.base.Backend is the protocol backends implement; name a class "
             "that implements it, such as pytheus.backends.memory.MemoryBackend."
         )
-    not_a_backend = ConfigurationError(
+    not_a_backend = InvalidBackendClassException(
         f"{backend_class.__module__}.{backend_class.__qualname__} is not a backend: it needs "
-        "register_metric(), collect() and close() (see pytheus.backends.base.Backend)."
+        "register_metric(), collect() and close() (see pytheus.backends.base.Backend), or "
+        "pytheus 0.6.1's per-value inc(), dec(), set() and get() "
+        "(see pytheus.backends.per_value)."
     )
     # Checked before instantiating: a wrong dotted path must fail with this message,
     # not with whatever that class's constructor makes of a config.
     if not all(
         callable(getattr(backend_class, m, None)) for m in ("register_metric", "collect", "close")
     ):
+        if is_per_value_backend(backend_class):
+            return PerValueBackendAdapter(backend_class, backend_config)
         raise not_a_backend
     try:
         backend = backend_class(backend_config)  # type: ignore[call-arg]
     except TypeError as exc:
-        raise ConfigurationError(
+        raise InvalidBackendConfigException(
             f"Cannot create {backend_class.__qualname__} from its backend_config: {exc}. A "
             "backend class takes one argument, its config mapping (or None)."
         ) from exc
+    except ConfigurationError as exc:
+        if isinstance(exc, InvalidBackendConfigException | InvalidBackendClassException):
+            raise
+        # The backend's own check of its options: the pytheus 0.6.1 class for it.
+        raise InvalidBackendConfigException(str(exc)) from exc
     if not isinstance(backend, Backend):
         raise not_a_backend
     return backend

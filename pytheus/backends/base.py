@@ -15,6 +15,7 @@ by :func:`pytheus.backends.load_backend`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -23,6 +24,20 @@ if TYPE_CHECKING:
     from pytheus.samples import MetricFamily
 
 __all__ = ["Backend"]
+
+# pytheus 0.6.1 defined these here; code that imports them from here keeps working.
+_FROM_PACKAGE = frozenset({"BackendConfig", "SingleProcessBackend", "load_backend"})
+# and imported these into it.
+_FROM_EXCEPTIONS = frozenset({"InvalidBackendClassException", "InvalidBackendConfigException"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_PACKAGE:
+        # The package has finished importing by now: importing this module imports it.
+        return getattr(sys.modules["pytheus.backends"], name)
+    if name in _FROM_EXCEPTIONS:
+        return getattr(sys.modules["pytheus.exceptions"], name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @runtime_checkable

@@ -63,7 +63,8 @@ try:
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(
-        "The Redis backend needs the redis package: pip install 'pytheus[redis]'"
+        "The Redis backend needs the redis package: pip install redis hiredis (the 'redis' "
+        "extra of this package)"
     ) from exc
 
 from pytheus.backends import redis_scripts

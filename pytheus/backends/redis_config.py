@@ -20,6 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from pytheus.backends.redis_keys import check_prefix
+from pytheus.backends.redis_options import map_pytheus_options
 from pytheus.exceptions import ConfigurationError
 
 __all__ = ["PLAIN_POOLS", "RedisConfig", "eviction_risk"]
@@ -77,7 +78,7 @@ class RedisConfig:
     """The validated backend configuration."""
 
     def __init__(self, config: Mapping[str, Any] | None) -> None:
-        config = dict(config or {})
+        config = map_pytheus_options(config or {}, _CONFIG_KEYS)
         for key in config:
             if key not in _CONFIG_KEYS:
                 close = difflib.get_close_matches(key, _CONFIG_KEYS, n=1)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from pytheus.backends import ENV_CLASS, ENV_CONFIG, MemoryBackend, get_backend, load_backend
-from pytheus.registry import CollectorRegistry, Registry, get_registry, set_registry
+from pytheus.registry import REGISTRY, CollectorRegistry, Registry, get_registry, set_registry
 from tests.core.helpers import Parsed, scrape
 
 
@@ -41,7 +41,7 @@ def exposition() -> Callable[..., tuple[Parsed, Parsed]]:
     Returns ``(text, openmetrics)`` as :class:`~tests.core.helpers.Parsed`.
     """
 
-    def check(registry: Registry | None = None, *, lint: bool = True) -> tuple[Parsed, Parsed]:
+    def check(registry: Registry = REGISTRY, *, lint: bool = True) -> tuple[Parsed, Parsed]:
         return scrape(registry, lint=lint)
 
     return check

@@ -20,7 +20,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text_families
 
 from pytheus.exposition import generate_metrics, generate_openmetrics
-from pytheus.registry import Registry, get_registry
+from pytheus.registry import REGISTRY, Registry
 from tests.servers import promtool_check_metrics
 
 __all__ = [
@@ -90,7 +90,7 @@ def parse_openmetrics(text: str) -> Parsed:
 
 
 def scrape(
-    registry: Registry | None = None, *, promtool: bool = True, lint: bool = True
+    registry: Registry = REGISTRY, *, promtool: bool = True, lint: bool = True
 ) -> tuple[Parsed, Parsed]:
     """Render ``registry`` (the current global one by default) in both formats, validate
     both, and return ``(text, openmetrics)`` parsed.
@@ -98,9 +98,8 @@ def scrape(
     ``promtool=False`` skips promtool, for callers that check many expositions and run it
     once on a batch.
     """
-    reg: Registry = registry if registry is not None else get_registry()
-    text = generate_metrics(reg)
-    om = generate_openmetrics(reg)
+    text = generate_metrics(registry)
+    om = generate_openmetrics(registry)
     if promtool:
         promtool_check_metrics(text, lint=lint)
     return parse_text(text), parse_openmetrics(om)

@@ -10,10 +10,15 @@ import pytest
 
 import pytheus
 import pytheus.backends
+import pytheus.backends.per_value
+import pytheus.backends.redis_options
 import pytheus.collectors
 import pytheus.exceptions
+import pytheus.experimental.adapters
+import pytheus.experimental.compatibility
 import pytheus.exposition
 import pytheus.metrics
+import pytheus.middleware
 import pytheus.naming
 import pytheus.registry
 import pytheus.samples
@@ -29,10 +34,15 @@ def _isort_key(name: str) -> tuple[int, str]:
 MODULES = [
     pytheus,
     pytheus.backends,
+    pytheus.backends.per_value,
+    pytheus.backends.redis_options,
     pytheus.collectors,
     pytheus.exceptions,
+    pytheus.experimental.adapters,
+    pytheus.experimental.compatibility,
     pytheus.exposition,
     pytheus.metrics,
+    pytheus.middleware,
     pytheus.naming,
     pytheus.registry,
     pytheus.samples,
@@ -72,6 +82,15 @@ def test_exception_tree() -> None:
     assert issubclass(e.BackendUnavailableError, e.BackendError)
     assert issubclass(e.BackendError, e.PytheusError)
     assert not issubclass(e.BackendError, ValueError)
+    # pytheus 0.6.1's names, placed so that its except clauses catch what they caught.
+    assert e.PytheusException is e.PytheusError
+    assert issubclass(e.UnobservableMetricException, e.LabelError)
+    assert issubclass(e.LabelError, e.LabelValidationException)
+    assert issubclass(e.LabelDefinitionError, e.LabelValidationException)
+    assert issubclass(e.LabelDefinitionError, e.MetricDefinitionError)
+    assert issubclass(e.BucketException, e.MetricDefinitionError)
+    assert issubclass(e.InvalidBackendClassException, e.ConfigurationError)
+    assert issubclass(e.InvalidBackendConfigException, e.ConfigurationError)
 
 
 def test_core_never_imports_django() -> None:

@@ -196,3 +196,21 @@ def test_no_backend_setting_keeps_the_current_backend(pytheus_settings) -> None:
 def test_bad_backend_config_is_improperly_configured(pytheus_settings) -> None:
     with pytest.raises(ImproperlyConfigured, match="MemoryBackend takes no configuration"):
         pytheus_settings(BACKEND=MemoryBackend, BACKEND_CONFIG={"url": "redis://127.0.0.1"})
+
+
+def test_counter_names_as_given_keeps_pytheus_0_6_1_names(pytheus_settings) -> None:
+    from pytheus.exposition import generate_metrics, set_counter_names
+    from pytheus.metrics import Counter
+
+    with pytest.raises(ImproperlyConfigured, match=re.escape("PYTHEUS['COUNTER_NAMES']")):
+        parse_settings({"COUNTER_NAMES": "bare"})
+    try:
+        pytheus_settings(COUNTER_NAMES="as_given")
+        Counter("page_hits", "Hits.").inc()
+        Client().get("/hello/")
+        text = generate_metrics()
+        assert "\npage_hits 1.0\n" in text
+        # The app's own counters keep _total: the setting is for the application's.
+        assert 'django_http_requests_total{method="GET",view="/hello/",status="200"} 1.0' in text
+    finally:
+        set_counter_names("total")

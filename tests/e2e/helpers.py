@@ -149,8 +149,8 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
 class PrometheusServer:
     """A real Prometheus (Debian's ``prometheus``) on a free loopback port, data in ``directory``.
 
-    It scrapes ``targets`` (``host:port``) as job ``job`` every ``scrape_interval``;
-    :meth:`query` asks its HTTP API.
+    It scrapes ``targets`` (``host:port``) as job ``job`` every ``scrape_interval`` and
+    evaluates ``rule_files`` as often; :meth:`query` asks its HTTP API.
     """
 
     def __init__(
@@ -160,6 +160,7 @@ class PrometheusServer:
         *,
         job: str = "demo",
         scrape_interval: str = "1s",
+        rule_files: list[Path] | None = None,
     ) -> None:
         self.executable = require_program("prometheus")
         self.directory = directory
@@ -167,10 +168,16 @@ class PrometheusServer:
         self.port = free_port()
         self.config_path = directory / "prometheus.yml"
         self.log_path = directory / "prometheus.log"
-        config = {
-            "global": {"scrape_interval": scrape_interval, "scrape_timeout": scrape_interval},
+        config: dict[str, Any] = {
+            "global": {
+                "scrape_interval": scrape_interval,
+                "scrape_timeout": scrape_interval,
+                "evaluation_interval": scrape_interval,
+            },
             "scrape_configs": [{"job_name": job, "static_configs": [{"targets": targets}]}],
         }
+        if rule_files:
+            config["rule_files"] = [str(path) for path in rule_files]
         self.config_path.write_text(yaml.safe_dump(config))
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None

@@ -104,7 +104,7 @@ def test_prometheus_config_is_valid(promtool: str) -> None:
 
 
 def test_services() -> None:
-    assert set(compose()["services"]) == {"redis", "demo", "prometheus"}
+    assert set(compose()["services"]) == {"redis", "demo", "prometheus", "grafana"}
 
 
 def test_ports_are_published_on_loopback_only() -> None:

@@ -31,7 +31,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text_families
 
 from pytheus.exposition import generate_metrics, generate_openmetrics
-from pytheus.registry import Registry, get_registry
+from pytheus.registry import REGISTRY, Registry
 from tests.servers import LOOPBACK
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,15 +89,13 @@ def parse_openmetrics(text: str) -> Parsed:
     return _collect(text, parse_openmetrics_families(text))
 
 
-def scrape(registry: Registry | None = None) -> Parsed:
+def scrape(registry: Registry = REGISTRY) -> Parsed:
     """Scrape ``registry`` (the global one by default) through the active backend, parsed."""
-    return parse_text(generate_metrics(registry if registry is not None else get_registry()))
+    return parse_text(generate_metrics(registry))
 
 
-def scrape_openmetrics(registry: Registry | None = None) -> Parsed:
-    return parse_openmetrics(
-        generate_openmetrics(registry if registry is not None else get_registry())
-    )
+def scrape_openmetrics(registry: Registry = REGISTRY) -> Parsed:
+    return parse_openmetrics(generate_openmetrics(registry))
 
 
 def wait_for(
@@ -128,7 +126,7 @@ def wait_for_value(
     expected: float | None,
     *,
     timeout: float = 10.0,
-    registry: Registry | None = None,
+    registry: Registry = REGISTRY,
 ) -> Parsed:
     """Scrape until sample ``name{labels}`` is ``expected`` (None: absent); return that scrape."""
     last: list[float | None] = []

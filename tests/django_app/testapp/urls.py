@@ -26,6 +26,8 @@ urlpatterns = [
     path("async/stream/", views.async_stream),
     path("file/", views.file),
     path("cache/", views.cache_view),
+    path("template/", views.template, name="template"),
+    path("not-found/", views.not_found, name="not-found"),
     path("pid/", views.pid),
     path("warm-up/", views.pid),
     path("admin/", admin.site.urls),

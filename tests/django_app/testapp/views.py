@@ -10,12 +10,14 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import (
     FileResponse,
+    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
     JsonResponse,
     StreamingHttpResponse,
 )
+from django.template.response import TemplateResponse
 
 from django_pytheus.metrics import get_metrics
 from tests.django_app.testapp.models import Item
@@ -133,6 +135,14 @@ def cache_view(request: HttpRequest) -> HttpResponse:
     found = cache.get("k", "default")
     missing = cache.get("nope", "default")
     return JsonResponse({"found": found, "missing": missing})
+
+
+def template(request: HttpRequest) -> TemplateResponse:
+    return TemplateResponse(request, "testapp/hello.html", {"who": "world"})
+
+
+def not_found(request: HttpRequest) -> HttpResponse:
+    raise Http404("nothing here")
 
 
 def pid(request: HttpRequest) -> HttpResponseBase:

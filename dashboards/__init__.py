@@ -1,0 +1,1 @@
+"""The Grafana dashboard of django_pytheus: generate.py builds django.json."""

@@ -1,0 +1,1 @@
+"""The Note model\x27s table."""
