@@ -5,10 +5,12 @@ SHELL := bash
 .DEFAULT_GOAL := test
 MAKEFLAGS += --no-print-directory
 
+# The interpreter .venv is made with (3.11 or newer): `make demo PYTHON=python3.12` to choose.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# The goal that messages about the interpreter name (make demo PYTHON=...).
+VENV_GOAL ?= $(firstword $(MAKECMDGOALS) test)
 
 .PHONY: test demo lint typecheck pytest fmt bench coverage venv system-deps clean
 
@@ -21,7 +23,10 @@ test: system-deps venv
 ## fresh random password (printed once), some traffic, then runserver. SQLite and the in-memory
 ## backend; set PYTHEUS_REDIS_URL=redis://127.0.0.1:6379/0 for the Redis backend (and a Redis cache).
 DEMO_ADDR ?= 127.0.0.1:8000
-demo: venv
+demo:
+	@# A demo already running there: one line, before anything is made, migrated or sent.
+	@bash scripts/port-free.sh $(DEMO_ADDR)
+	@$(MAKE) venv VENV_GOAL=demo
 	@$(BIN)/python manage.py demo_setup --url http://$(DEMO_ADDR)/
 	@# The traffic waits for the server to answer, then stops; killed with the server otherwise.
 	@$(BIN)/python manage.py generate_traffic --url http://$(DEMO_ADDR)/ --wait 60 \
@@ -29,32 +34,28 @@ demo: venv
 	trap 'kill $$traffic 2>/dev/null || true' EXIT; \
 	$(BIN)/python manage.py runserver $(DEMO_ADDR)
 
-## system-deps: install redis-server and promtool (Debian packages) when they are missing
+## system-deps: install redis-server, prometheus (promtool) and chromium (Debian packages, about
+## 460 MB installed, chromium alone 355 MB) when they are missing, showing apt's progress
 system-deps:
 	@bash scripts/install-system-deps.sh
 
-## venv: create .venv and install the project with its dev extras (again when pyproject.toml changes)
-venv: $(STAMP)
+## venv: create .venv with $(PYTHON) (3.11 or newer, checked first; a .venv made by another
+## version is made again) and install the project with its dev extras (again when
+## pyproject.toml changes), showing pip's progress
+venv:
+	@bash scripts/venv.sh "$(PYTHON)" "$(VENV)" "$(VENV_GOAL)" "$(origin PYTHON)"
 
-$(BIN)/python:
-	@echo "venv: creating $(VENV)"
-	@$(PYTHON) -m venv $(VENV)
-
-$(STAMP): pyproject.toml | $(BIN)/python
-	@echo "venv: pip install -e '.[dev]'"
-	@$(BIN)/python -m pip install -q -e '.[dev]' > $(VENV)/pip.log 2>&1 \
-		|| { cat $(VENV)/pip.log; exit 1; }
-	@touch $@
-
-## lint: ruff (lint and format check) and mypy
+## lint: ruff (lint and format check), the import layers (import-linter) and mypy
 lint: venv
 	@echo "lint: ruff check"
 	@$(BIN)/ruff check --quiet .
 	@echo "lint: ruff format --check"
 	@$(BIN)/ruff format --check --quiet .
+	@echo "lint: import layers"
+	@out=$$($(BIN)/lint-imports --no-cache --no-logo 2>&1) || { echo "$$out"; exit 1; }
 	@$(MAKE) typecheck
 
-## typecheck: mypy --strict on the files configured in pyproject.toml (the pytheus package)
+## typecheck: mypy --strict on the files configured in pyproject.toml (pytheus, django_pytheus)
 typecheck: venv
 	@if [ -d pytheus ]; then \
 		echo "lint: mypy"; $(BIN)/mypy; \

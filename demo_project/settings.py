@@ -145,10 +145,19 @@ if REDIS_URL:
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": f"{REDIS_PREFIX}:cache",
-            # Short timeouts: a cache that does not answer must not hold a request for long.
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+            "OPTIONS": {
+                # Short timeouts: a cache that does not answer must not hold a request long.
+                "SOCKET_CONNECT_TIMEOUT": 2,
+                "SOCKET_TIMEOUT": 2,
+                # Redis down is a cache miss, not an error page: get() returns the default,
+                # set() does nothing, and the views compute what they would have read. Each
+                # error is logged (one line, see LOGGING below).
+                "IGNORE_EXCEPTIONS": True,
+            },
         }
     }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+    DJANGO_REDIS_LOGGER = "demo_project.cache"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -182,7 +191,19 @@ if REDIS_URL:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"short_demo_errors": {"()": "demo_project.log.ShortDemoErrors"}},
-    # Django's own handlers (the console with DEBUG on) still print these records.
-    "loggers": {"django.request": {"filters": ["short_demo_errors"]}},
+    "filters": {
+        "short_demo_errors": {"()": "demo_project.log.ShortDemoErrors"},
+        "short_cache_errors": {"()": "demo_project.log.ShortCacheErrors"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        # Django's own handlers (the console with DEBUG on) still print these records.
+        "django.request": {"filters": ["short_demo_errors"]},
+        # The cache errors django-redis ignores (IGNORE_EXCEPTIONS above).
+        "demo_project.cache": {
+            "handlers": ["console"],
+            "filters": ["short_cache_errors"],
+            "propagate": False,
+        },
+    },
 }

@@ -10,7 +10,8 @@ Four edits install it::
         "BACKEND_CONFIG": {"url": "redis://127.0.0.1:6379/0"},
     }
 
-Modules: :mod:`~django_pytheus.conf` (settings), :mod:`~django_pytheus.apps` (start-up),
+Modules: :mod:`~django_pytheus.conf` (settings), :mod:`~django_pytheus.apps` (what
+``ready()`` connects), :mod:`~django_pytheus.startup` (what it sets up),
 :mod:`~django_pytheus.metrics` (what is recorded), :mod:`~django_pytheus.middleware`,
 :mod:`~django_pytheus.db`, :mod:`~django_pytheus.cache`, :mod:`~django_pytheus.views`
 and :mod:`~django_pytheus.access` (the /metrics view and who may read it),

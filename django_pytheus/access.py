@@ -51,7 +51,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.utils.module_loading import import_string
 
-from django_pytheus.conf import AuthSettings, IPNetwork, _digest, get_settings
+from django_pytheus.conf import AuthSettings, IPNetwork, get_settings, secret_digest
 
 __all__ = ["check_access", "client_ip"]
 
@@ -107,7 +107,7 @@ def _import_check(path: str) -> Callable[[HttpRequest], Any]:
 
 
 def _matches(given: str, digests: Sequence[bytes]) -> bool:
-    digest = _digest(given)
+    digest = secret_digest(given)
     ok = False
     for expected in digests:  # no early exit: every entry is compared
         ok |= hmac.compare_digest(digest, expected)
@@ -132,7 +132,7 @@ def _basic_ok(auth: AuthSettings, scheme: str, credentials: str) -> bool:
     user, sep, password = decoded.partition(":")
     if not sep:
         return False
-    user_digest, password_digest = _digest(user), _digest(password)
+    user_digest, password_digest = secret_digest(user), secret_digest(password)
     ok = False
     for expected_user, expected_password in auth.basic_digests:
         ok |= hmac.compare_digest(user_digest, expected_user) & hmac.compare_digest(

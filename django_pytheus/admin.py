@@ -48,6 +48,7 @@ from django_pytheus.dashboard import (
 )
 from django_pytheus.models import Metric
 from pytheus.backends import get_backend
+from pytheus.definitions import SeriesSource
 from pytheus.exceptions import BackendUnavailableError
 from pytheus.registry import REGISTRY
 
@@ -89,12 +90,10 @@ class PageData:
 def _local_labelnames() -> dict[str, tuple[str, ...]]:
     """Label names of the metrics this process defined, by family name (a family
     without series would otherwise show none)."""
-    from pytheus.metrics import Metric as CoreMetric
-
     return {
         c.definition.name: c.definition.labelnames
         for c in REGISTRY.collectors()
-        if isinstance(c, CoreMetric)
+        if isinstance(c, SeriesSource)
     }
 
 
@@ -261,7 +260,7 @@ class MetricAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         matching = selection.families[0].series if selection.families else []
         data.page = Paginator(matching, SERIES_PER_PAGE).get_page(data.params["p"])
         shown = selection.families[0] if selection.families else family
-        data.shown.append(_shown(shown, data.page.object_list, 0))
+        data.shown.append(_shown(shown, list(data.page.object_list), 0))
         data.build_ms += (time.perf_counter() - start) * 1000
         return data
 
@@ -336,7 +335,7 @@ class MetricAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             exposition_url = ""
         context = {
             **self.admin_site.each_context(request),
-            "title": opts.verbose_name_plural.capitalize(),
+            "title": str(opts.verbose_name_plural).capitalize(),
             "subtitle": None,
             "opts": opts,
             "app_label": opts.app_label,

@@ -1,155 +1,27 @@
-"""The app config: everything is set up in ``ready()``, with no network or database I/O.
+"""The app config: ``ready()`` connects what the app needs and starts it.
 
-``ready()`` (see :func:`setup`):
+In ``ready()``, as Django's own apps do, and never as a side effect of an import:
 
-1. validates ``PYTHEUS`` (:mod:`django_pytheus.conf`) and sets the core's default
-   series limit per metric from ``MAX_SERIES``;
-2. loads the configured backend, before the app's metrics are defined; metrics that
-   other apps defined at import time follow it (the core re-registers them). With
-   ``BACKEND_CONFIG = {"CACHE": alias}`` the backend gets that django-redis cache's
-   connection settings (in a pool of its own, with its own timeouts and ``db``); making
-   the client opens no connection. The Redis backend's key prefix is the project's own
-   unless ``BACKEND_CONFIG`` gives one;
-3. defines the metrics (:mod:`django_pytheus.metrics`);
-4. installs the query observer on every connection (:mod:`django_pytheus.db`),
-   instruments every cache (:mod:`django_pytheus.cache`) and connects the model
-   signals (:mod:`django_pytheus.orm`), as the settings ask.
+* the system checks (:mod:`django_pytheus.checks`) are registered;
+* the signal receivers are connected: ``got_request_exception`` (the type of an
+  unhandled exception, for ``http_exceptions_total``) and ``setting_changed`` (a test
+  changing ``PYTHEUS`` or ``CACHES`` clears the parsed settings);
+* :func:`django_pytheus.startup.start` validates the settings, loads the backend,
+  defines the metrics and installs the instrumentation, with no network or database
+  I/O (see :mod:`django_pytheus.startup`).
 
-A mistake in the settings does not stop ``django.setup()``: it is kept, reported by
-``manage.py check`` (``django_pytheus.E001``/``E003``) and raised when the middleware
-or the metrics view is loaded, so a server does not start half-instrumented.
+``ready()`` may run more than once (tests call it); every step is idempotent.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
-from typing import Any
-
 from django.apps import AppConfig
-from django.conf import settings as django_settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.checks import register
+from django.core.signals import got_request_exception, setting_changed
 
-from django_pytheus.conf import PytheusSettings, get_settings
-from pytheus.backends import Backend, import_backend_class, load_backend
-from pytheus.exceptions import PytheusError
-from pytheus.exposition import set_counter_names
-from pytheus.metrics import set_default_max_series
+from django_pytheus import checks, conf, context, startup
 
-__all__ = [
-    "BackendLoadError",
-    "PytheusConfig",
-    "backend_config",
-    "default_prefix",
-    "load_configured_backend",
-    "raise_setup_error",
-    "setup",
-]
-
-logger = logging.getLogger("django_pytheus")
-
-
-class BackendLoadError(ImproperlyConfigured):
-    """The configured backend could not be made (system check ``django_pytheus.E003``)."""
-
-
-#: Why the last :func:`setup` failed, or None.
-setup_error: ImproperlyConfigured | None = None
-
-
-def raise_setup_error() -> None:
-    """Raise the error that stopped :func:`setup`, if there was one."""
-    if setup_error is not None:
-        raise setup_error
-
-
-def backend_config(settings: PytheusSettings) -> Mapping[str, Any] | None:
-    """``BACKEND_CONFIG`` as the backend takes it: ``CACHE`` resolved to that cache's
-    connection pool, and, for the Redis backend, a ``prefix`` of this project's own
-    unless one is given (:func:`default_prefix`)."""
-    config = settings.backend_config
-    alias = settings.backend_cache_alias
-    if alias is not None:
-        config = {**(config or {}), "connection_pool": _cache_pool(alias)}
-    if _is_redis_backend(settings.backend) and "prefix" not in (config or {}):
-        config = {**(config or {}), "prefix": default_prefix()}
-    return config
-
-
-def default_prefix() -> str:
-    """The Redis key prefix of this Django project when ``BACKEND_CONFIG`` gives none:
-    ``pytheus:`` and the settings' top package (``myshop.settings`` -> ``pytheus:myshop``),
-    so that two projects sharing a Redis do not add up each other's requests."""
-    module = getattr(django_settings, "SETTINGS_MODULE", None) or ""
-    return f"pytheus:{module.split('.')[0] or 'django'}"
-
-
-def _is_redis_backend(backend: str | type | None) -> bool:
-    try:
-        cls = import_backend_class(backend) if isinstance(backend, str) else backend
-    except PytheusError:
-        return False  # reported by check E002
-    if not isinstance(cls, type):
-        return False
-    from pytheus.backends.redis import MultiProcessRedisBackend
-
-    return issubclass(cls, MultiProcessRedisBackend)
-
-
-def _cache_pool(alias: str) -> Any:
-    from django.core.cache import caches
-
-    cache = caches[alias]
-    get_client = getattr(getattr(cache, "client", None), "get_client", None)
-    if get_client is None:
-        raise BackendLoadError(
-            f"PYTHEUS['BACKEND_CONFIG']['CACHE'] is {alias!r}, a "
-            f"{type(cache).__module__}.{type(cache).__qualname__}; only a django-redis "
-            "cache (django_redis.cache.RedisCache) has a connection pool to share. Give "
-            "BACKEND_CONFIG a 'url' instead."
-        )
-    # django-redis makes the client and its pool without connecting. The backend takes
-    # the pool's connection settings (host, password, TLS) into a pool of its own, with
-    # its own timeouts and the "db" of BACKEND_CONFIG if given.
-    return get_client(write=True).connection_pool
-
-
-def load_configured_backend(settings: PytheusSettings | None = None) -> Backend | None:
-    """Load the backend ``PYTHEUS`` names; with neither BACKEND nor BACKEND_CONFIG, keep
-    the current one (the core's default: the environment, else in-memory)."""
-    settings = settings or get_settings()
-    if settings.backend is None and settings.backend_config is None:
-        return None
-    try:
-        return load_backend(settings.backend, backend_config(settings))
-    except PytheusError as exc:
-        raise BackendLoadError(
-            f"PYTHEUS['BACKEND'] = {settings.backend!r} could not be loaded: {exc}"
-        ) from exc
-
-
-def setup() -> None:
-    """Validate settings, load the backend, define metrics, install instrumentation.
-
-    Called by ``ready()``; tests call it again after changing ``PYTHEUS``. Raises
-    :class:`~django.core.exceptions.ImproperlyConfigured`.
-    """
-    from django_pytheus import cache, db, metrics, orm
-
-    settings = get_settings()
-    set_default_max_series(settings.max_series)
-    if settings.counter_names is not None:
-        set_counter_names(settings.counter_names)
-    load_configured_backend(settings)
-    orm.install(settings, metrics.reset_metrics().orm)
-    if settings.db_metrics:
-        db.install()
-    else:
-        db.uninstall()
-    if settings.cache_metrics:
-        cache.install()
-    else:
-        cache.uninstall()
+__all__ = ["PytheusConfig"]
 
 
 class PytheusConfig(AppConfig):
@@ -157,13 +29,12 @@ class PytheusConfig(AppConfig):
     verbose_name = "Prometheus metrics (pytheus)"
 
     def ready(self) -> None:
-        global setup_error
-        from django_pytheus import checks  # noqa: F401  (registers the system checks)
-
-        try:
-            setup()
-        except ImproperlyConfigured as exc:
-            setup_error = exc
-            logger.error("django_pytheus is not set up: %s", exc)
-        else:
-            setup_error = None
+        for check, tags, deploy in checks.CHECKS:
+            register(check, *tags, deploy=deploy)
+        got_request_exception.connect(
+            context.note_exception, dispatch_uid="django_pytheus.context.note_exception"
+        )
+        setting_changed.connect(
+            conf.settings_changed, dispatch_uid="django_pytheus.conf.settings_changed"
+        )
+        startup.start()

@@ -235,7 +235,8 @@ class _CreateConnection:
 def install() -> None:
     """Instrument every cache, existing and future; no network I/O."""
     if not isinstance(vars(caches).get("create_connection"), _CreateConnection):
-        caches.create_connection = _CreateConnection(caches.create_connection)
+        # On the handler instance: the class's method is left as it is.
+        vars(caches)["create_connection"] = _CreateConnection(caches.create_connection)
     for alias in caches.settings:
         cache = _existing(alias)
         if cache is not None:
@@ -249,7 +250,7 @@ def uninstall() -> None:
         if getattr(ours.original, "__self__", None) is caches:
             del caches.create_connection  # back to the class's own method
         else:
-            caches.create_connection = ours.original
+            vars(caches)["create_connection"] = ours.original
     for alias in caches.settings:
         cache = _existing(alias)
         if cache is not None:
@@ -259,4 +260,6 @@ def uninstall() -> None:
 def _existing(alias: str) -> BaseCache | None:
     # The cache objects this thread has already made, without making new ones (the
     # handler's per-thread storage; BaseConnectionHandler.all() does the same).
-    return getattr(caches._connections, alias, None)
+    connections = vars(caches)["_connections"]  # a Local, one attribute per alias
+    cache: BaseCache | None = getattr(connections, alias, None)
+    return cache

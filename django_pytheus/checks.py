@@ -26,25 +26,30 @@ django_pytheus.I001  Info    (``--deploy``) Redis did not answer within a second
                              eviction policy could not be checked
 ==================== ======= ==========================================================
 
-Silence a warning you mean to live with in ``SILENCED_SYSTEM_CHECKS``.
+Silence a warning you mean to live with in ``SILENCED_SYSTEM_CHECKS``. The app registers
+the checks of :data:`CHECKS` in ``ready()``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Info, Tags, Warning
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
+from django_pytheus import startup
 from django_pytheus.conf import get_settings
+from django_pytheus.middleware import PytheusMiddleware
+from django_pytheus.orm import chosen_models
 from pytheus.backends import Backend, get_backend, import_backend_class
 from pytheus.exceptions import BackendUnavailableError, ConfigurationError
 
 __all__ = [
+    "CHECKS",
     "check_backend",
     "check_middleware",
     "check_models",
@@ -58,7 +63,6 @@ __all__ = [
 MIDDLEWARE_PATH = "django_pytheus.middleware.PytheusMiddleware"
 
 
-@register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E001: the ``PYTHEUS`` setting validates (and AUTH's CALLABLE imports)."""
     hint = "Fix the PYTHEUS setting as the message says; django_pytheus.conf describes every key."
@@ -80,18 +84,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     return []
 
 
-@register()
 def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E002: the backend class imports; E003: ``ready()`` could load the backend."""
-    from django_pytheus import apps
-
     try:
         backend = get_settings().backend
     except ImproperlyConfigured:
         return []  # reported by E001
     if backend is not None:
         try:
-            cls = import_backend_class(backend) if isinstance(backend, str) else backend
+            # object: a dotted path may name anything, not only a class.
+            cls: object = import_backend_class(backend) if isinstance(backend, str) else backend
         except ConfigurationError as exc:
             return [
                 Error(
@@ -114,8 +116,8 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                     id="django_pytheus.E002",
                 )
             ]
-    error = apps.setup_error
-    if isinstance(error, apps.BackendLoadError):
+    error = startup.setup_error()
+    if isinstance(error, startup.BackendLoadError):
         return [
             Error(
                 str(error),
@@ -127,17 +129,14 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return []
 
 
-@register(Tags.models)
 def check_models(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E004: every model ``MODEL_METRICS`` names is installed."""
-    from django_pytheus.orm import chosen_models
-
     try:
-        settings = get_settings()
+        config = get_settings()
     except ImproperlyConfigured:
         return []  # reported by E001
     try:
-        chosen_models(settings)
+        chosen_models(config)
     except ImproperlyConfigured as exc:
         return [
             Error(
@@ -155,8 +154,6 @@ def _is_ours(path: object) -> bool:
         return True
     if not isinstance(path, str):
         return False
-    from django_pytheus.middleware import PytheusMiddleware
-
     try:
         cls = import_string(path)
     except ImportError:
@@ -164,7 +161,6 @@ def _is_ours(path: object) -> bool:
     return isinstance(cls, type) and issubclass(cls, PytheusMiddleware)
 
 
-@register()
 def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W001: the middleware is installed; W002: it comes first."""
     middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
@@ -191,7 +187,6 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     return []
 
 
-@register(Tags.urls)
 def check_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W003: the metrics URL is included in the URLconf."""
     try:
@@ -211,7 +206,6 @@ def check_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return []
 
 
-@register(Tags.security)
 def check_security(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W004: /metrics is not public when DEBUG is off."""
     try:
@@ -246,12 +240,8 @@ EVICTION_CHECK_TIMEOUT = 1.0
 
 def _redis_backend() -> Any:
     """The active backend if it is the Redis one (as ready() loaded it), else None."""
-    try:
-        from pytheus.backends.redis import MultiProcessRedisBackend
-    except ImportError:
-        return None
     backend = get_backend()
-    return backend if isinstance(backend, MultiProcessRedisBackend) else None
+    return backend if isinstance(backend, startup.REDIS_BACKENDS) else None
 
 
 def _database(kwargs: Mapping[str, Any]) -> tuple[object, ...]:
@@ -271,13 +261,14 @@ def _cache_databases(cache: Mapping[str, Any]) -> list[tuple[object, ...]]:
     out = []
     for url in urls:
         try:
-            out.append(_database(parse_url(url.strip())))
+            # redis-py's parse_url has no annotations; it returns connection keywords.
+            kwargs: dict[str, Any] = parse_url(url.strip())  # type: ignore[no-untyped-call]
+            out.append(_database(kwargs))
         except ValueError:
             continue  # the cache reports its own bad LOCATION
     return out
 
 
-@register()
 def check_redis_shared_with_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W005: the metrics are not in a Redis database that a cache empties on clear()."""
     backend = _redis_backend()
@@ -305,7 +296,6 @@ def check_redis_shared_with_cache(app_configs: Any = None, **kwargs: Any) -> lis
     ]
 
 
-@register(deploy=True)
 def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W006 (``--deploy``): Redis will not evict the metrics' keys; I001 if it did not
     answer in time."""
@@ -333,3 +323,19 @@ def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
             id="django_pytheus.W006",
         )
     ]
+
+
+Check = Callable[..., list[CheckMessage]]
+
+#: Every check with the tags it is registered under and whether it runs only with
+#: ``check --deploy`` (``ready()`` registers them).
+CHECKS: Sequence[tuple[Check, tuple[str, ...], bool]] = (
+    (check_settings, (), False),
+    (check_backend, (), False),
+    (check_models, (Tags.models,), False),
+    (check_middleware, (), False),
+    (check_urls, (Tags.urls,), False),
+    (check_security, (Tags.security,), False),
+    (check_redis_shared_with_cache, (), False),
+    (check_redis_eviction, (), True),
+)

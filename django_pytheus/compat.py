@@ -78,6 +78,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from django_pytheus.conf import PytheusSettings
+from django_pytheus.series import series_of
 from pytheus.metrics import Counter, CounterChild, Gauge, Histogram, HistogramChild
 from pytheus.registry import CollectorRegistry
 
@@ -301,7 +302,6 @@ class CompatMetrics:
         )
 
         self._request: dict[tuple[str, str | None, str, bool], _Request] = {}
-        self._db: dict[tuple[str, str], DbSeries] = {}
         self._cache_labels: dict[str, str] = {}
         self._charsets: dict[str, CounterChild] = {}
         self._warned = False
@@ -375,7 +375,7 @@ class CompatMetrics:
         charset = str(response.charset)
         child = self._charsets.get(charset)
         if child is None:
-            child = self._charsets[charset] = self.by_charset.labels(charset=charset)
+            child = self._charsets[charset] = series_of(self.by_charset, charset=charset)
         child.inc()
         if response.streaming:
             self.streaming.inc()
@@ -388,16 +388,16 @@ class CompatMetrics:
         view = view_name or UNNAMED_VIEW
         transport = "https" if secure else "http"
         return _Request(
-            self.by_method.labels(method=method),
-            self.by_transport.labels(transport=transport),
+            series_of(self.by_method, method=method),
+            series_of(self.by_transport, transport=transport),
             None
             if view_name is None
-            else self.by_view_transport_method.labels(
-                view=view, transport=transport, method=method
+            else series_of(
+                self.by_view_transport_method, view=view, transport=transport, method=method
             ),
-            self.by_status.labels(status=status),
-            self.by_status_view_method.labels(status=status, view=view, method=method),
-            self.latency_by_view.labels(view=view, method=method),
+            series_of(self.by_status, status=status),
+            series_of(self.by_status_view_method, status=status, view=view, method=method),
+            series_of(self.latency_by_view, view=view, method=method),
         )
 
     def view_exception(self, request: Any, exception: BaseException) -> None:
@@ -410,18 +410,15 @@ class CompatMetrics:
     # ------------------------------------------------------------------ database
 
     def db_series(self, alias: str, vendor: str) -> DbSeries:
-        """The series of one connection, for the query observer to keep."""
-        key = (alias, vendor)
-        series = self._db.get(key)
-        if series is None:
-            series = self._db[key] = DbSeries(
-                self.db_execute.labels(alias=alias, vendor=vendor),
-                self.db_execute_many.labels(alias=alias, vendor=vendor),
-                None
-                if self.db_duration is None
-                else self.db_duration.labels(alias=alias, vendor=vendor),
-            )
-        return series
+        """The series of one connection (kept with ours by
+        :meth:`~django_pytheus.metrics.DjangoMetrics.query_series`, the one cache)."""
+        return DbSeries(
+            series_of(self.db_execute, alias=alias, vendor=vendor),
+            series_of(self.db_execute_many, alias=alias, vendor=vendor),
+            None
+            if self.db_duration is None
+            else series_of(self.db_duration, alias=alias, vendor=vendor),
+        )
 
     def db_error(self, alias: str, vendor: str, exception: BaseException) -> None:
         """A statement raised."""

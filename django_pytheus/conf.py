@@ -36,11 +36,6 @@ Every key is optional::
         # "as_given" (exactly as defined, as pytheus 0.6.1 exposed them). None: the
         # PYTHEUS_COUNTER_NAMES environment variable, else "total".
         "COUNTER_NAMES": None,
-        # Model operations (django_pytheus.orm): True, ["shop.Order"], {"shop.Order": "order"}.
-        "MODEL_METRICS": False,
-        "MIGRATION_METRICS": False,  # applied/unapplied migrations, computed at scrapes
-        # django-prometheus 2.5's names, types and labels as well (django_pytheus.compat).
-        "COMPAT": "django_prometheus",
         "AUTH": {  # who may read /metrics; see django_pytheus.access
             "TOKENS": ["..."],
             "BASIC": {"prometheus": "..."},
@@ -56,8 +51,8 @@ Every key is optional::
 
 :func:`get_settings` validates the dict once and caches the result; the cache is
 cleared when a test changes ``PYTHEUS``, ``CACHES`` or django-prometheus's settings
-(``setting_changed``). Every
-mistake raises :class:`~django.core.exceptions.ImproperlyConfigured` naming the key.
+(``setting_changed``). Every mistake raises
+:class:`~django.core.exceptions.ImproperlyConfigured` naming the key.
 """
 
 from __future__ import annotations
@@ -74,8 +69,6 @@ from typing import Any
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 
 from pytheus.exposition import COUNTER_NAMES
 
@@ -87,6 +80,8 @@ __all__ = [
     "PytheusSettings",
     "get_settings",
     "parse_settings",
+    "secret_digest",
+    "settings_changed",
 ]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -163,9 +158,12 @@ VIEW_LABELS = ("route", "view_name")
 _NAMESPACE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
-def _digest(secret: str) -> bytes:
-    # Secrets are compared as SHA-256 digests: hmac.compare_digest then takes the same
-    # time whatever the length of the guess, so not even the length leaks.
+def secret_digest(secret: str) -> bytes:
+    """The SHA-256 digest a secret (token, user, password) is kept and compared as.
+
+    Compared as digests, ``hmac.compare_digest`` takes the same time whatever the
+    length of the guess, so not even the length leaks.
+    """
     return hashlib.sha256(secret.encode()).digest()
 
 
@@ -351,7 +349,7 @@ def _parse_auth(value: object) -> AuthSettings:
             raise ImproperlyConfigured(
                 f"{where}['BASIC'][{user!r}] must be a non-empty password string."
             )
-        basic_digests.append((_digest(user), _digest(password)))
+        basic_digests.append((secret_digest(user), secret_digest(password)))
     networks = _networks(f"{where}['NETWORKS']", value.get("NETWORKS", ()))
     proxies = _networks(f"{where}['TRUSTED_PROXIES']", value.get("TRUSTED_PROXIES", ()))
     if proxies and not networks:
@@ -364,7 +362,7 @@ def _parse_auth(value: object) -> AuthSettings:
     if check is not None and not (isinstance(check, str) and "." in check) and not callable(check):
         raise _type_error(f"{where}['CALLABLE']", "a function or the dotted path of one", check)
     return AuthSettings(
-        token_digests=tuple(_digest(t) for t in tokens),
+        token_digests=tuple(secret_digest(t) for t in tokens),
         basic_digests=tuple(basic_digests),
         networks=networks,
         trusted_proxies=proxies,
@@ -563,8 +561,9 @@ def get_settings() -> PytheusSettings:
     return result
 
 
-@receiver(setting_changed)
-def _clear_cache(*, setting: str, **kwargs: Any) -> None:
+def settings_changed(*, setting: str, **kwargs: Any) -> None:
+    """``setting_changed`` receiver (connected in ``ready()``): parse ``PYTHEUS`` anew
+    when a test changes it or ``CACHES``."""
     global _cached
     if setting in ("PYTHEUS", "CACHES", *COMPAT_SETTINGS):
         _cached = None

@@ -7,9 +7,11 @@ so a query made there still finds the request it belongs to.
 
 from __future__ import annotations
 
+import sys
 from contextvars import ContextVar
+from typing import Any
 
-__all__ = ["RequestState", "current_request"]
+__all__ = ["RequestState", "current_request", "note_exception"]
 
 
 class RequestState:
@@ -28,3 +30,16 @@ class RequestState:
 current_request: ContextVar[RequestState | None] = ContextVar(
     "django_pytheus_request", default=None
 )
+
+
+def note_exception(sender: Any, **kwargs: Any) -> None:
+    """``got_request_exception`` receiver: note the type of the unhandled exception.
+
+    Django's handler sends the signal while it turns the exception into a 500, inside
+    the middleware's call, so the request's state is current here. Connected in
+    ``ready()``.
+    """
+    state = current_request.get()
+    if state is not None and state.exception is None:
+        exc = sys.exc_info()[1]
+        state.exception = type(exc).__name__ if exc is not None else "Exception"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from pytheus.naming import sample_name
 from pytheus.samples import LabelSet, MetricFamily, escape_label_value
 
 __all__ = [
@@ -349,8 +350,7 @@ class FamilyView:
     @property
     def query_name(self) -> str:
         """The name to query in PromQL: ``x_total`` for a counter, ``x_info`` for an info."""
-        suffix = {"counter": "_total", "info": "_info"}.get(self.type, "")
-        return self.name + suffix
+        return sample_name(self.name, self.type)
 
     @property
     def type_display(self) -> str:
@@ -621,16 +621,12 @@ def build_family(family: MetricFamily, labelnames: Sequence[str] | None = None) 
     part_label = _PART_LABEL.get(kind)
     if kind == "stateset":
         part_label = name  # an Enum's state is the label named after the metric
-    if kind == "counter":
-        wanted = {f"{name}_total"}
-    elif kind == "info":
-        wanted = {f"{name}_info"}
-    elif kind == "histogram":
+    if kind == "histogram":
         wanted = {f"{name}_bucket", f"{name}_count", f"{name}_sum"}
     elif kind == "summary":
         wanted = {name, f"{name}_count", f"{name}_sum"}
-    else:
-        wanted = {name}
+    else:  # x_total for a counter, x_info for an info, else x
+        wanted = {sample_name(name, kind)}
     part_sample = {"histogram": f"{name}_bucket"}.get(kind, name if part_label else None)
     groups = _group(family, part_sample, part_label, wanted)
     names = tuple(labelnames) if labelnames is not None else ()

@@ -32,7 +32,6 @@ from django.db.backends.signals import connection_created
 from django_pytheus import metrics as _metrics
 from django_pytheus.compat import DbSeries
 from django_pytheus.context import current_request
-from django_pytheus.metrics import STATEMENTS
 
 __all__ = ["QueryObserver", "install", "statement_kind", "uninstall"]
 
@@ -133,26 +132,11 @@ class QueryObserver:
     the error type when the query raises, and one more query for the current request.
     """
 
-    __slots__ = ("alias", "vendor", "_generation", "_series", "_compat")
+    __slots__ = ("alias", "vendor")
 
     def __init__(self, alias: str, vendor: str) -> None:
         self.alias = alias
         self.vendor = vendor
-        self._generation = -1
-        self._series: dict[str, Any] = {}
-        self._compat: DbSeries | None = None
-
-    def _bind(self) -> dict[str, Any]:
-        # The series of this connection, looked up once per metrics object (tests
-        # replace the metrics; a running site never does).
-        m = _metrics.get_metrics()
-        self._series = {
-            kind: m.query_duration.labels(alias=self.alias, vendor=self.vendor, statement=kind)
-            for kind in STATEMENTS
-        }
-        self._compat = None if m.compat is None else m.compat.db_series(self.alias, self.vendor)
-        self._generation = _metrics.generation
-        return self._series
 
     def __call__(
         self,
@@ -175,14 +159,14 @@ class QueryObserver:
             raise
         finally:
             elapsed = perf_counter() - start
-            series = self._series if self._generation == _metrics.generation else self._bind()
+            series = _metrics.get_metrics().query_series(self.alias, self.vendor)
             kind = _FAST_KINDS.get(sql[:7]) if type(sql) is str else None
-            series[kind or statement_kind(sql)].observe(elapsed)
+            series.durations[kind or statement_kind(sql)].observe(elapsed)
             state = current_request.get()
             if state is not None:
                 state.queries += 1
-            if self._compat is not None:
-                _count_compat(self._compat, many, params, elapsed)
+            if series.compat is not None:
+                _count_compat(series.compat, many, params, elapsed)
 
     def __repr__(self) -> str:
         return f"<QueryObserver alias={self.alias!r} vendor={self.vendor!r}>"

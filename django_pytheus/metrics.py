@@ -28,8 +28,12 @@ and ``<unmatched>`` for URLs that resolved to no view; ``statement`` is ``select
 ``insert``, ``update``, ``delete`` or ``other``.
 
 The metrics are created once, when the app is ready, in the registry that is current
-then; :func:`get_metrics` returns them. Other code (an admin page, a test) reads them
-from there::
+then; :func:`get_metrics` returns them. The :class:`DjangoMetrics` object is also the one
+cache of the series that requests, queries and cache operations record into (with its
+optional sets, :mod:`django_pytheus.orm` and :mod:`django_pytheus.compat`): recording
+code asks it each time (a dictionary lookup) and keeps nothing, so when the metrics are
+made anew (tests) the old series go with the old object. Other code (an admin page, a
+test) reads the metrics from there::
 
     from django_pytheus.metrics import get_metrics
 
@@ -40,11 +44,12 @@ from there::
 from __future__ import annotations
 
 import contextlib
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from django_pytheus import orm as _orm
-from django_pytheus.compat import CompatMetrics
+from django_pytheus.compat import CompatMetrics, DbSeries
 from django_pytheus.conf import PytheusSettings, get_settings
+from django_pytheus.series import series_of
 from pytheus.metrics import Counter, CounterChild, Gauge, GaugeChild, Histogram, HistogramChild
 from pytheus.registry import CollectorRegistry, get_registry
 
@@ -54,6 +59,7 @@ __all__ = [
     "UNMATCHED",
     "CacheSeries",
     "DjangoMetrics",
+    "QuerySeries",
     "RequestSeries",
     "get_metrics",
     "reset_metrics",
@@ -69,6 +75,16 @@ STATEMENTS = ("select", "insert", "update", "delete", "other")
 UNMATCHED = "<unmatched>"
 
 
+class ResolvedURL(Protocol):
+    """What labels a request: Django's ``ResolverMatch`` (``request.resolver_match``)."""
+
+    @property
+    def route(self) -> str: ...
+
+    @property
+    def view_name(self) -> str: ...
+
+
 class RequestSeries(NamedTuple):
     """The series one (method, view, status) records into, looked up once."""
 
@@ -77,6 +93,13 @@ class RequestSeries(NamedTuple):
     request_size: HistogramChild
     response_size: HistogramChild
     queries: HistogramChild | None  # None with DB_METRICS off
+
+
+class QuerySeries(NamedTuple):
+    """The series of one database connection (alias, vendor), looked up once."""
+
+    durations: dict[str, HistogramChild]  # by statement kind (STATEMENTS)
+    compat: DbSeries | None  # django-prometheus's (PYTHEUS["COMPAT"]), else None
 
 
 class CacheSeries(NamedTuple):
@@ -95,17 +118,17 @@ class DjangoMetrics:
         self.registry = registry
         name = settings.metric_name
 
-        def counter(n: str, help_text: str, labels: list[str]) -> Counter:
+        def counter(n: str, help: str, labels: list[str]) -> Counter:
             # Named with _total, so that it keeps it in the text format whatever
             # PYTHEUS['COUNTER_NAMES'] says: that setting is for the application's counters.
-            return Counter(f"{name(n)}_total", help_text, required_labels=labels, registry=registry)
+            return Counter(f"{name(n)}_total", help, required_labels=labels, registry=registry)
 
         def histogram(
-            n: str, help_text: str, labels: list[str], buckets: tuple[float, ...], unit: str
+            n: str, help: str, labels: list[str], buckets: tuple[float, ...], unit: str
         ) -> Histogram:
             return Histogram(
                 name(n),
-                help_text,
+                help,
                 required_labels=labels,
                 registry=registry,
                 buckets=buckets,
@@ -200,8 +223,11 @@ class DjangoMetrics:
         if s.compat is not None:
             self.compat = CompatMetrics(s, registry, native)
 
-        self._request_series: dict[tuple[str, str, str], RequestSeries] = {}
+        # The one cache of series (see the module docstring).
+        self._by_route = settings.view_label == "route"
+        self._request_series: dict[tuple[str, str | None, str], RequestSeries | None] = {}
         self._progress: dict[str, GaugeChild] = {}
+        self._query_series: dict[tuple[str, str], QuerySeries] = {}
         self._cache_series: dict[str, CacheSeries] = {}
 
     def all(self) -> tuple[Any, ...]:
@@ -215,38 +241,77 @@ class DjangoMetrics:
         for metric in self.all():
             self.registry.unregister(metric)
 
-    # Children are looked up once per label combination and kept: the middleware and
-    # the wrappers then record with attribute access only. Two threads racing to fill
-    # an entry get the same children from labels(), so no lock is needed.
+    # Series are looked up once per label combination and kept here, the one cache: the
+    # middleware, the query observer and the cache wrappers ask for them at each use (a
+    # dictionary lookup) and keep nothing. Two threads racing to fill an entry get the
+    # same children from labels(), so no lock is needed.
 
-    def request_series(self, method: str, view: str, status: str) -> RequestSeries:
-        """The series a request with these labels records into."""
-        key = (method, view, status)
-        series = self._request_series.get(key)
-        if series is None:
-            series = self._request_series[key] = RequestSeries(
-                self.requests_total.labels(method=method, view=view, status=status),
-                self.request_duration.labels(method=method, view=view),
-                self.request_size.labels(method=method, view=view),
-                self.response_size.labels(method=method, view=view),
-                self.queries_per_request.labels(view=view) if self.settings.db_metrics else None,
+    def view_label(self, match: ResolvedURL | None) -> str | None:
+        """The ``view`` label of a request resolved to ``match``; None if it is excluded.
+
+        The route pattern (``/articles/<int:year>/``) or the view name, as ``VIEW_LABEL``
+        says; ``<unmatched>`` when no URL pattern matched (never the raw path).
+        """
+        if match is None:
+            return UNMATCHED
+        view = "/" + match.route if self._by_route else match.view_name
+        exclude = self.settings.exclude_views
+        if match.view_name in exclude or view in exclude:
+            return None
+        return view
+
+    def request_series(
+        self, method: str, status: str, match: ResolvedURL | None
+    ) -> RequestSeries | None:
+        """The series a request records into, or None when its view is excluded."""
+        view_key = None if match is None else match.route if self._by_route else match.view_name
+        key = (method, view_key, status)
+        try:
+            return self._request_series[key]
+        except KeyError:
+            pass
+        view = self.view_label(match)
+        series = None
+        if view is not None:
+            series = RequestSeries(
+                series_of(self.requests_total, method=method, view=view, status=status),
+                series_of(self.request_duration, method=method, view=view),
+                series_of(self.request_size, method=method, view=view),
+                series_of(self.response_size, method=method, view=view),
+                series_of(self.queries_per_request, view=view)
+                if self.settings.db_metrics
+                else None,
             )
+        self._request_series[key] = series
         return series
 
     def in_progress(self, method: str) -> GaugeChild:
         """The in-progress gauge of one method."""
         child = self._progress.get(method)
         if child is None:
-            child = self._progress[method] = self.requests_in_progress.labels(method=method)
+            child = self._progress[method] = series_of(self.requests_in_progress, method=method)
         return child
+
+    def query_series(self, alias: str, vendor: str) -> QuerySeries:
+        """The series the queries of one database connection record into."""
+        series = self._query_series.get((alias, vendor))
+        if series is None:
+            series = self._query_series[alias, vendor] = QuerySeries(
+                {
+                    kind: series_of(self.query_duration, alias=alias, vendor=vendor, statement=kind)
+                    for kind in STATEMENTS
+                },
+                None if self.compat is None else self.compat.db_series(alias, vendor),
+            )
+        return series
 
     def cache_series(self, alias: str) -> CacheSeries:
         """The hit, miss and duration series of one cache."""
         series = self._cache_series.get(alias)
         if series is None:
             series = self._cache_series[alias] = CacheSeries(
-                self.cache_hits_total.labels(cache=alias),
-                self.cache_misses_total.labels(cache=alias),
+                series_of(self.cache_hits_total, cache=alias),
+                series_of(self.cache_misses_total, cache=alias),
                 {},
             )
         return series
@@ -256,28 +321,23 @@ class DjangoMetrics:
         durations = self.cache_series(alias).durations
         child = durations.get(operation)
         if child is None:
-            child = durations[operation] = self.cache_duration.labels(
-                cache=alias, operation=operation
+            child = durations[operation] = series_of(
+                self.cache_duration, cache=alias, operation=operation
             )
         return child
 
 
 #: The metrics in use; ``None`` until the app is ready (or :func:`get_metrics` is called).
 current: DjangoMetrics | None = None
-#: Goes up each time the metrics are created anew. Recording code keeps children of
-#: the metrics (never the metrics themselves, so that replaced ones can be collected)
-#: and compares this number to know when to look them up again.
-generation = 0
 
 
 def get_metrics() -> DjangoMetrics:
     """The app's metrics, created from settings in the current registry on first use."""
-    global current, generation
+    global current
     metrics = current
     if metrics is None:
         metrics = current = DjangoMetrics(get_settings(), get_registry())
         _orm.activate(metrics.orm)
-        generation += 1
     return metrics
 
 
@@ -285,7 +345,7 @@ def reset_metrics() -> DjangoMetrics:
     """Unregister the app's metrics and create them again from the current settings.
 
     For tests, after switching the registry or changing ``PYTHEUS``: recording code
-    follows the new metrics at once.
+    follows the new metrics at once (it keeps no series of its own).
     """
     global current
     old = current

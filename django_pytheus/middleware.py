@@ -23,7 +23,8 @@ What is recorded, and when (metric names in :mod:`django_pytheus.metrics`):
   turned into a 500 by Django's handler; their type is learnt from the
   ``got_request_exception`` signal and counted in ``http_exceptions_total``. An
   exception that escapes the handler (``DEBUG_PROPAGATE_EXCEPTIONS``) is counted
-  the same way, with status 500.
+  the same way, with status 500. (The receiver is
+  :func:`django_pytheus.context.note_exception`, connected in ``ready()``.)
 * Streaming responses are recorded when the server closes them, after the last
   chunk: the duration covers the whole stream, the response size is the sum of the
   chunks that passed (nothing is read ahead or buffered), and queries made while
@@ -35,20 +36,19 @@ What is recorded, and when (metric names in :mod:`django_pytheus.metrics`):
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.core.signals import got_request_exception
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.urls import NoReverseMatch, reverse
 
 from django_pytheus import metrics as _metrics
 from django_pytheus.conf import get_settings
 from django_pytheus.context import RequestState, current_request
-from django_pytheus.metrics import METHODS, UNMATCHED
+from django_pytheus.metrics import METHODS
+from django_pytheus.startup import raise_setup_error
 
 __all__ = ["PytheusMiddleware"]
 
@@ -64,17 +64,6 @@ def _content_length(value: str | None) -> int | None:
             return None
         return n if n >= 0 else None
     return None
-
-
-def _on_exception(sender: Any, **kwargs: Any) -> None:
-    """``got_request_exception`` receiver: note the type of the unhandled exception."""
-    state = current_request.get()
-    if state is not None and state.exception is None:
-        exc = sys.exc_info()[1]
-        state.exception = type(exc).__name__ if exc is not None else "Exception"
-
-
-got_request_exception.connect(_on_exception, dispatch_uid="django_pytheus.middleware")
 
 
 class _Recording:
@@ -142,7 +131,7 @@ class _SyncStream(_Stream):
     def __next__(self) -> bytes:
         token = current_request.set(self._recording.state)
         try:
-            chunk = next(self._chunks)
+            chunk: bytes = next(self._chunks)
         finally:
             current_request.reset(token)
         self.size += len(chunk)
@@ -160,7 +149,7 @@ class _AsyncStream(_Stream):
     async def __anext__(self) -> bytes:
         token = current_request.set(self._recording.state)
         try:
-            chunk = await anext(self._chunks)
+            chunk: bytes = await anext(self._chunks)
         finally:
             current_request.reset(token)
         self.size += len(chunk)
@@ -178,19 +167,15 @@ class PytheusMiddleware:
         get_response: Callable[[HttpRequest], HttpResponseBase]
         | Callable[[HttpRequest], Awaitable[HttpResponseBase]],
     ) -> None:
-        from django_pytheus.apps import raise_setup_error
-
         raise_setup_error()
         settings = get_settings()
         self.get_response = get_response
         self._exclude = settings.exclude_views
-        self._by_route = settings.view_label == "route"
-        # (method, view key, status) -> the series to record into, or None when the
-        # view is excluded; views are few, so this stays small.
-        self._series: dict[tuple[str, str | None, str], _metrics.RequestSeries | None] = {}
-        self._generation = -1
         self._skip_paths: frozenset[str] | None = None
         self._async = iscoroutinefunction(get_response)
+        # The same handler, typed as each call path uses it.
+        self._get = cast(Callable[[HttpRequest], HttpResponseBase], get_response)
+        self._aget = cast(Callable[[HttpRequest], Awaitable[HttpResponseBase]], get_response)
         if self._async:
             markcoroutinefunction(self)
 
@@ -201,12 +186,12 @@ class PytheusMiddleware:
         if skip is None:
             skip = self._find_skip_paths()
         if request.path in skip:
-            return self.get_response(request)
+            return self._get(request)
         rec = self._start(request)
         token = current_request.set(rec.state)
         response = None
         try:
-            response = self.get_response(request)
+            response = self._get(request)
             return response
         except BaseException as exc:
             if rec.state.exception is None:
@@ -221,12 +206,12 @@ class PytheusMiddleware:
         if skip is None:
             skip = self._find_skip_paths()
         if request.path in skip:
-            return await self.get_response(request)
+            return await self._aget(request)
         rec = self._start(request)
         token = current_request.set(rec.state)
         response = None
         try:
-            response = await self.get_response(request)
+            response = await self._aget(request)
             return response
         except BaseException as exc:
             if rec.state.exception is None:
@@ -265,35 +250,28 @@ class PytheusMiddleware:
         status = str(response.status_code)
         if response.streaming and getattr(response, "file_to_stream", None) is None:
             # Recorded when the server closes the response (see the module docstring).
+            # A streaming response is a StreamingHttpResponse (Django's handler assumes it).
+            streaming = cast(StreamingHttpResponse, response)
             stream: _SyncStream | _AsyncStream
-            if response.is_async:
-                stream = _AsyncStream(response.streaming_content, rec, status)
+            if streaming.is_async:
+                stream = _AsyncStream(streaming.streaming_content, rec, status)
             else:
-                stream = _SyncStream(response.streaming_content, rec, status)
-            response.streaming_content = stream
+                stream = _SyncStream(streaming.streaming_content, rec, status)
+            streaming.streaming_content = stream
             return
         # Content-Length when set (CommonMiddleware sets it), as it costs nothing; a file
         # response without one (size unknown) records no response size.
         size = _content_length(response.get("Content-Length"))
         if size is None and not response.streaming:
-            size = len(response.content)
+            size = len(cast(HttpResponse, response).content)
         rec.finish(status, size)
 
     def _record(
         self, rec: _Recording, status: str, duration: float, response_size: int | None
     ) -> None:
         m = _metrics.get_metrics()
-        if self._generation != _metrics.generation:  # new metrics (tests): look up anew
-            self._series.clear()
-            self._generation = _metrics.generation
-        match = rec.request.resolver_match
-        view_key = None if match is None else match.route if self._by_route else match.view_name
-        key = (rec.method, view_key, status)
-        try:
-            series = self._series[key]
-        except KeyError:
-            series = self._series[key] = self._lookup(m, rec, view_key, status)
-        if series is None:
+        series = m.request_series(rec.method, status, rec.request.resolver_match)
+        if series is None:  # an excluded view
             return
         series.requests.inc()
         series.duration.observe(duration)
@@ -310,27 +288,16 @@ class PytheusMiddleware:
         if m.compat is not None:  # PYTHEUS["COMPAT"]: django-prometheus's names as well
             match = rec.request.resolver_match
             m.compat.record_request(
-                rec.request, rec.response, status, duration, match and match.view_name
+                rec.request,
+                rec.response,
+                status,
+                duration,
+                None if match is None else match.view_name,
             )
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
         """Django calls this when a view raises; only the compatibility mode needs it
         (django-prometheus counted every exception a view raised, Http404 included)."""
-        compat = _metrics.get_metrics().compat
-        match = request.resolver_match
-        if compat is not None and not (match is not None and match.view_name in self._exclude):
-            compat.view_exception(request, exception)
-
-    def _lookup(
-        self, m: _metrics.DjangoMetrics, rec: _Recording, view_key: str | None, status: str
-    ) -> _metrics.RequestSeries | None:
-        match = rec.request.resolver_match
-        if view_key is None or match is None:
-            view = UNMATCHED
-        elif self._by_route:
-            view = "/" + view_key
-        else:
-            view = view_key
-        if match is not None and (match.view_name in self._exclude or view in self._exclude):
-            return None
-        return m.request_series(rec.method, view, status)
+        m = _metrics.get_metrics()
+        if m.compat is not None and m.view_label(request.resolver_match) is not None:
+            m.compat.view_exception(request, exception)

@@ -50,6 +50,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models.signals import post_delete, post_save
 
 from django_pytheus.conf import PytheusSettings
+from django_pytheus.series import series_of
 from pytheus.metrics import Counter, CounterChild, Gauge
 from pytheus.registry import CollectorRegistry
 
@@ -192,7 +193,7 @@ class OrmMetrics:
     def track(self, models: Mapping[type[Any], str]) -> None:
         """Create the series of ``models`` (at zero) for the signal receivers to use."""
         for model, label in models.items():
-            series = [tuple(m.labels(model=label) for m in family) for family in self._families]
+            series = [tuple(series_of(m, model=label) for m in family) for family in self._families]
             self._models[model] = _ModelSeries(*series)
 
     def saved(self, model: type[Any], created: bool) -> None:

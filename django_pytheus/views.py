@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 
 from django_pytheus.access import check_access
 from django_pytheus.metrics import get_metrics
+from django_pytheus.startup import raise_setup_error
 from pytheus.exceptions import BackendUnavailableError
 from pytheus.exposition import expose
 from pytheus.registry import REGISTRY
@@ -25,8 +26,6 @@ __all__ = ["metrics"]
 @login_not_required
 def metrics(request: HttpRequest) -> HttpResponse:
     """Serve the metrics of the global registry (see the module docstring)."""
-    from django_pytheus.apps import raise_setup_error
-
     raise_setup_error()
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])

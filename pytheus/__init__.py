@@ -12,6 +12,8 @@
 Switch to Redis for many processes with :func:`pytheus.backends.load_backend`.
 """
 
+# Imported for its effect too: the default collectors register themselves on REGISTRY.
+from pytheus import collectors  # noqa: F401
 from pytheus.backends import load_backend
 from pytheus.exceptions import (
     BackendError,

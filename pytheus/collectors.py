@@ -1,6 +1,8 @@
 """Collectors registered on the default registry: process, platform and garbage collector.
 
-They are ordinary collectors (see :class:`pytheus.registry.Collector`). To turn them off::
+They are ordinary collectors (see :class:`pytheus.registry.Collector`), and register
+themselves on the global registry when this module is imported (``import pytheus`` does).
+To turn them off::
 
     from pytheus.collectors import unregister_default_collectors
 
@@ -16,13 +18,16 @@ import os
 import platform
 import resource
 import weakref
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
 
+from pytheus.registry import (
+    Collector,
+    CustomCollector,
+    Registry,
+    get_registry,
+    real_registry,
+)
 from pytheus.samples import MetricFamily
-
-if TYPE_CHECKING:
-    from pytheus.registry import Collector, CollectorRegistry, Registry
 
 __all__ = [
     "CustomCollector",
@@ -32,40 +37,6 @@ __all__ = [
     "register_default_collectors",
     "unregister_default_collectors",
 ]
-
-
-class CustomCollector:
-    """Base class of custom collectors, as in pytheus 0.6.1 (importable from pytheus.metrics).
-
-    Subclass it and write ``collect()``, yielding metric objects made afresh with
-    ``registry=None`` (registered nowhere, so that the next collect() can make them
-    again), or :class:`~pytheus.samples.MetricFamily` objects::
-
-        class QueueCollector(CustomCollector):
-            def collect(self):
-                jobs = Gauge("jobs_queued", "Jobs waiting.", registry=None)
-                jobs.set(queue_length())
-                yield jobs
-
-
-        REGISTRY.register(QueueCollector())
-
-    Metric objects are exposed with the values they hold in this process, on every
-    backend. ``register()`` calls ``collect()`` once to learn the names (or
-    ``describe()``, if you write one returning them): a name that another collector or
-    metric of the registry already produces is refused there, with
-    :class:`~pytheus.exceptions.DuplicateMetricError` (pytheus 0.6.1 left the collector
-    out silently).
-    """
-
-    @property
-    def name(self) -> str:
-        """The class name in lower case, as pytheus 0.6.1 named custom collectors."""
-        return type(self).__name__.lower()
-
-    def collect(self) -> Iterable[Any]:
-        """Yield the metrics (or families) of one scrape."""
-        raise NotImplementedError(f"{type(self).__name__} must define collect().")
 
 
 def _boot_time() -> float:
@@ -206,25 +177,21 @@ class GCCollector:
 _DEFAULTS: weakref.WeakKeyDictionary[object, list[Collector]] = weakref.WeakKeyDictionary()
 
 
-def _real_registry(registry: CollectorRegistry | Registry) -> CollectorRegistry | Registry:
-    from pytheus.registry import RegistryProxy
-
-    return registry._registry if isinstance(registry, RegistryProxy) else registry
-
-
-def register_default_collectors(registry: CollectorRegistry | Registry) -> None:
+def register_default_collectors(registry: Registry) -> None:
     """Register the process, platform and GC collectors on ``registry``."""
-    target = _real_registry(registry)
+    target = real_registry(registry)
     collectors: list[Collector] = [ProcessCollector(), PlatformCollector(), GCCollector()]
     for c in collectors:
         target.register(c)
     _DEFAULTS[target] = collectors
 
 
-def unregister_default_collectors(registry: CollectorRegistry | Registry | None = None) -> None:
+def unregister_default_collectors(registry: Registry | None = None) -> None:
     """Remove the default collectors from ``registry`` (the current global one by default)."""
-    from pytheus.registry import get_registry
-
-    target = _real_registry(registry) if registry is not None else get_registry()
+    target = real_registry(registry) if registry is not None else get_registry()
     for c in _DEFAULTS.pop(target, []):
         target.unregister(c)
+
+
+# The registry REGISTRY stands for at start-up gets them (fresh registries do not).
+register_default_collectors(get_registry())

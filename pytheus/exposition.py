@@ -30,6 +30,7 @@ from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from pytheus.exceptions import BackendUnavailableError, ConfigurationError
+from pytheus.naming import sample_name
 from pytheus.registry import REGISTRY
 from pytheus.samples import (
     Exemplar,
@@ -141,19 +142,16 @@ def _render_text(families: Iterable[MetricFamily]) -> str:
     append = out.append
     as_given = _naming.as_given
     for family in families:
-        name = family.name
+        # The text format names a counter (an info) after its samples: x_total (x_info).
+        name = sample_name(family.name, family.type)
         samples: Iterable[Sample] = family.samples
-        if family.type == "counter":
-            name += "_total"
-            if as_given and family.given_name != name:
-                given, total = family.given_name, name
-                name = given
-                samples = [s._replace(name=given) if s.name == total else s for s in samples]
-        elif family.type == "info":
-            name += "_info"
+        if as_given and family.type == "counter" and family.given_name != name:
+            given, total = family.given_name, name
+            name = given
+            samples = [s._replace(name=given) if s.name == total else s for s in samples]
         kind = _TEXT_TYPES.get(family.type, family.type)
         append(f"# HELP {name} {_escape_help_text(family.help)}\n# TYPE {name} {kind}\n")
-        for sample_name, labels, value, timestamp, _ in samples:
+        for name_of_sample, labels, value, timestamp, _ in samples:
             # Inlined label and value formatting: this loop runs once per series.
             text = labels.text if type(labels) is LabelSet else _labels_text(labels)
             number = (
@@ -164,9 +162,9 @@ def _render_text(families: Iterable[MetricFamily]) -> str:
             if timestamp is not None:
                 number = f"{number} {int(timestamp * 1000)}"
             if text:
-                append(f"{sample_name}{{{text}}} {number}\n")
+                append(f"{name_of_sample}{{{text}}} {number}\n")
             else:
-                append(f"{sample_name} {number}\n")
+                append(f"{name_of_sample} {number}\n")
     return "".join(out)
 
 

@@ -31,49 +31,63 @@ scrape time: directly (the in-memory backend) or aggregated across processes (Re
 
 from __future__ import annotations
 
-import functools
-import inspect
-import itertools
 import logging
-import math
 import os
-import random
 import reprlib
 import threading
 import time
 import weakref
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
-from pytheus.collectors import CustomCollector
+from pytheus import limits
+from pytheus.backends import attach_metric, attached_metrics, get_backend
+from pytheus.children import (
+    Child,
+    CounterChild,
+    EnumChild,
+    GaugeChild,
+    HistogramChild,
+    InfoChild,
+    SummaryChild,
+    _CountsExceptionsWhenCalled,
+    _GaugeWhenCalled,
+    _TimesWhenCalled,
+    exception_types,
+)
+from pytheus.definitions import (
+    DEFAULT_BUCKETS,
+    GAUGE_MODES,
+    HistogramState,
+    MetricDefinition,
+    MetricSeries,
+    SummaryState,
+    check_buckets,
+    check_quantiles,
+    check_states,
+    check_summary_window,
+    check_unit,
+)
 from pytheus.exceptions import (
-    BucketException,
-    InvalidValueError,
     LabelDefinitionError,
     LabelError,
     MetricDefinitionError,
     UnobservableMetricException,
 )
-from pytheus.naming import validate_label_name, validate_label_names, validate_metric_name
-from pytheus.registry import REGISTRY
-from pytheus.samples import (
-    EMPTY_LABELS,
-    Exemplar,
-    LabelSet,
-    MetricFamily,
-    Sample,
-    format_float,
-    replace_surrogates,
-    series_names,
+from pytheus.families import build_family
+from pytheus.limits import set_default_max_series
+from pytheus.naming import (
+    family_name,
+    sample_name,
+    validate_label_names,
+    validate_metric_name,
 )
+from pytheus.registry import REGISTRY, CustomCollector, Registry, real_registry
+from pytheus.samples import EMPTY_LABELS, LabelSet, MetricFamily, label_value, replace_surrogates
+from pytheus.timing import Instrument
 
 if TYPE_CHECKING:
     from typing import Self
-
-    from pytheus.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -101,130 +115,10 @@ __all__ = [
     "set_default_max_series",
 ]
 
-DEFAULT_BUCKETS: tuple[float, ...] = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
-
-#: How a gauge written by many processes is aggregated by a multi-process backend.
-#: ``live*`` modes forget processes that stopped, so a killed worker's in-progress count
-#: does not stick; ``all`` keeps one series per process (labelled ``pid``).
-GAUGE_MODES = frozenset(
-    {
-        "all",
-        "liveall",
-        "sum",
-        "livesum",
-        "max",
-        "livemax",
-        "min",
-        "livemin",
-        "mostrecent",
-        "livemostrecent",
-    }
-)
-
-# Builds a Sample without the Python-level namedtuple __new__: exposition makes one per
-# series per scrape.
-_sample = tuple.__new__
-
-# Exemplar label names and values together may not exceed this many characters
-# (OpenMetrics 1.0, "Exemplars").
-_EXEMPLAR_MAX_CHARS = 128
-# A summary's age buckets each keep up to _Window's capacity of observations per series.
-_MAX_AGE_BUCKETS = 1000
-_INF = math.inf
-_NAN = math.nan
-
-F = TypeVar("F", bound=Callable[..., Any])
-ChildT = TypeVar("ChildT", bound="_Child")
+ChildT = TypeVar("ChildT", bound=Child)
 
 
-@dataclass(frozen=True)
-class MetricDefinition:
-    """Everything that defines a metric, independent of its values.
-
-    Multi-process backends store it so that any process can expose metrics defined by
-    another, and compare it to detect the same name defined two different ways.
-    """
-
-    name: str
-    type: str
-    help: str
-    labelnames: tuple[str, ...] = ()
-    unit: str = ""
-    buckets: tuple[float, ...] = ()
-    quantiles: tuple[float, ...] = ()
-    states: tuple[str, ...] = ()
-    multiprocess_mode: str = ""
-    options: Mapping[str, Any] = field(default_factory=dict, compare=False)
-    #: The name as the metric was defined (prefix and unit included): for a counter,
-    #: with or without ``_total``. The text format shows it when counter names are
-    #: "as_given" (see :func:`pytheus.exposition.set_counter_names`). By default the
-    #: conventional name: ``<name>_total`` for a counter.
-    given_name: str = field(default="", compare=False)
-
-    def __post_init__(self) -> None:
-        if not self.given_name:
-            given = f"{self.name}_total" if self.type == "counter" else self.name
-            object.__setattr__(self, "given_name", given)
-
-    def series_names(self) -> tuple[str, ...]:
-        """Every sample name this metric can produce, for clash detection."""
-        return series_names(self.name, self.type)
-
-
-class HistogramState(NamedTuple):
-    """A histogram series at one moment: per-bucket (not cumulative) counts and the sum."""
-
-    counts: tuple[float, ...]
-    sum: float
-    exemplars: tuple[Exemplar | None, ...] = ()
-
-
-class SummaryState(NamedTuple):
-    """A summary series at one moment; ``quantiles`` pairs each quantile with its value."""
-
-    observations: float
-    sum: float
-    quantiles: tuple[tuple[float, float], ...] = ()
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-class _Limits:
-    """Process-wide defaults, changed with :func:`set_default_max_series`."""
-
-    max_series: int | None = 10_000
-
-
-_limits = _Limits()
-
-
-def set_default_max_series(limit: int | None) -> None:
-    """Set how many series a metric may have unless it says otherwise (``max_series=``).
-
-    Past the limit, new label sets are not stored: their values are dropped and counted
-    in ``pytheus_dropped_series_total{metric=...}``, and one warning names the metric,
-    so a label with unbounded values cannot exhaust memory (or Redis). The default is
-    10,000; ``None`` removes the limit.
-    """
-    if limit is not None and (type(limit) is not int or limit < 1):
-        raise MetricDefinitionError(
-            f"The default max_series must be a whole number >= 1 or None, got {limit!r}."
-        )
-    _limits.max_series = limit
-
+# --------------------------------------------------------------------------- the series cap
 
 # By id of the registry, holding the counters weakly: each counter is registered in (so
 # kept alive by) its registry, and goes with it. Keyed weakly by the registry instead,
@@ -236,7 +130,7 @@ _dropped_lock = threading.Lock()
 
 def _dropped_series_counter(registry: Registry) -> Counter:
     """The counter of dropped series in ``registry`` (created on first use)."""
-    target: Any = getattr(registry, "_registry", registry)  # the proxy's current registry
+    target = real_registry(registry)  # a proxy stands for different registries over time
     with _dropped_lock:
         counter = _dropped_counters.get(id(target))
         if counter is None or counter._registry is not target:
@@ -249,545 +143,6 @@ def _dropped_series_counter(registry: Registry) -> Counter:
             )
             _dropped_counters[id(target)] = counter
         return counter
-
-
-def _label_value(value: object) -> str:
-    # Lone surrogates (os.fsdecode() of undecodable bytes) are replaced here, where the
-    # series is keyed, not only when exposed: two values differing only in them would
-    # otherwise be two series exposed under one label set, and a multi-process backend
-    # could not encode them (UTF-8) to send at all.
-    return replace_surrogates(value if type(value) is str else str(value))
-
-
-def _number(value: object) -> float:
-    """``value`` as a float, for the recording methods, when it is not a float already.
-
-    Recording does arithmetic on floats only: an int past the float range would raise
-    OverflowError halfway through a histogram's update, and a complex number (or an array)
-    would be added in and break every later scrape.
-    """
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        if isinstance(value, int):
-            what = f"an int of {value.bit_length()} bits, too large for a float"
-        else:
-            what = f"{type(value).__name__} {reprlib.repr(value)}, not a number"
-        raise InvalidValueError(
-            f"Metrics record numbers that fit a float; got {what}. Convert it first."
-        ) from None
-
-
-def _check_exemplar(exemplar: Mapping[str, str]) -> dict[str, str]:
-    if not isinstance(exemplar, Mapping):
-        raise InvalidValueError(
-            f"An exemplar is a dict of labels such as {{'trace_id': '...'}}, "
-            f"got {reprlib.repr(exemplar)}."
-        )
-    labels = {validate_label_name(k): _label_value(v) for k, v in exemplar.items()}
-    size = sum(len(k) + len(v) for k, v in labels.items())
-    if size > _EXEMPLAR_MAX_CHARS:
-        raise InvalidValueError(
-            f"Exemplar {labels!r} is {size} characters long; OpenMetrics allows at most "
-            f"{_EXEMPLAR_MAX_CHARS} characters of label names and values together."
-        )
-    return labels
-
-
-def _exception_types(value: object) -> type[BaseException] | tuple[type[BaseException], ...]:
-    """``value`` if it is an exception class or a tuple of them; checked when the counting
-    is set up, not when an exception is already on its way."""
-    types = value if isinstance(value, tuple) else (value,)
-    if not types or not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
-        raise TypeError(
-            f"count_exceptions() takes an exception class or a tuple of them, such as "
-            f"(KeyError, ValueError); got {reprlib.repr(value)}."
-        )
-    return value  # type: ignore[return-value]
-
-
-class _Instrument:
-    """A context manager that is also a decorator for sync and async functions.
-
-    ``start()`` runs on entry and returns a token; ``stop(token, exc)`` runs on exit, even
-    when the block raises. A fresh instance is made per ``time()`` call, so the token of
-    a ``with`` block is kept on the instance; decorated calls keep theirs on the stack.
-    """
-
-    __slots__ = ("_start", "_stop", "_token")
-
-    def __init__(
-        self, start: Callable[[], Any], stop: Callable[[Any, BaseException | None], None]
-    ) -> None:
-        self._start = start
-        self._stop = stop
-
-    def __enter__(self) -> None:
-        self._token = self._start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop(self._token, exc)
-
-    def __call__(self, func: F) -> F:
-        start, stop = self._start, self._stop
-        if inspect.iscoroutinefunction(func):
-
-            @functools.wraps(func)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                token = start()
-                try:
-                    result = await func(*args, **kwargs)
-                except BaseException as exc:
-                    stop(token, exc)
-                    raise
-                stop(token, None)
-                return result
-
-            return cast(F, async_wrapper)
-
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            token = start()
-            try:
-                result = func(*args, **kwargs)
-            except BaseException as exc:
-                stop(token, exc)
-                raise
-            stop(token, None)
-            return result
-
-        return cast(F, wrapper)
-
-
-class _CountsExceptionsWhenCalled:
-    """``@counter`` counts the exceptions a function raises (and re-raises them), and
-    ``@counter(exceptions=(KeyError, ValueError))`` only those: pytheus 0.6.1's shortcut
-    for ``count_exceptions()``, on a counter and on its children."""
-
-    __slots__ = ()
-
-    def __call__(
-        self: Any,
-        func: F | None = None,
-        exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
-    ) -> Any:
-        instrument = self.count_exceptions(Exception if exceptions is None else exceptions)
-        return instrument if func is None else instrument(func)
-
-
-class _TimesWhenCalled:
-    """``@histogram`` (or a summary, or a gauge) records the duration of each call of the
-    function it decorates: pytheus 0.6.1's shortcut for ``time()``."""
-
-    __slots__ = ()
-
-    def __call__(self: Any, func: F | None = None) -> Any:
-        instrument = self.time()
-        return instrument if func is None else instrument(func)
-
-
-class _GaugeWhenCalled:
-    """``@gauge`` sets the gauge to the duration of each call; ``@gauge(track_inprogress=True)``
-    counts the calls in progress instead (pytheus 0.6.1's shortcuts)."""
-
-    __slots__ = ()
-
-    def __call__(self: Any, func: F | None = None, track_inprogress: bool = False) -> Any:
-        instrument = self.track_inprogress() if track_inprogress else self.time()
-        return instrument if func is None else instrument(func)
-
-
-# --------------------------------------------------------------------------- children
-
-
-class _Child:
-    """The values of one series. Every mutation holds ``_lock``.
-
-    ``acquire``/``release`` in ``try``/``finally`` rather than ``with``: on CPython 3.11
-    the ``with`` statement costs as much again as the increment it protects.
-    """
-
-    __slots__ = ("_lock", "labelset", "__weakref__")
-
-    def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
-        self._lock = metric.lock_factory()
-        self.labelset = labelset
-
-    def snapshot(self) -> Any:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-
-class CounterChild(_CountsExceptionsWhenCalled, _Child):
-    """One counter series."""
-
-    __slots__ = ("_value", "_exemplar")
-
-    def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
-        super().__init__(metric, labelset)
-        self._value = 0.0
-        self._exemplar: Exemplar | None = None
-
-    def inc(self, amount: float = 1.0, exemplar: Mapping[str, str] | None = None) -> None:
-        """Add ``amount`` (>= 0); optionally attach an OpenMetrics exemplar."""
-        if type(amount) is not float:
-            amount = _number(amount)
-        if not amount >= 0:
-            raise InvalidValueError(
-                f"Counters only go up: inc({amount!r}) is not allowed. Use a Gauge for "
-                "values that can decrease."
-            )
-        if exemplar is not None:
-            self._inc_with_exemplar(amount, exemplar)
-            return
-        lock = self._lock
-        lock.acquire()
-        try:
-            self._value += amount
-        finally:
-            lock.release()
-
-    def _inc_with_exemplar(self, amount: float, exemplar: Mapping[str, str]) -> None:
-        # Checked before recording: a refused exemplar must not leave the increment behind.
-        ex = Exemplar(_check_exemplar(exemplar), amount, time.time())
-        lock = self._lock
-        lock.acquire()
-        try:
-            self._value += amount
-            self._exemplar = ex
-        finally:
-            lock.release()
-
-    def count_exceptions(
-        self,
-        exception: type[BaseException] | tuple[type[BaseException], ...] = Exception,
-        *,
-        exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
-    ) -> _Instrument:
-        """Count exceptions of the given type(s) raised in a block or decorated function
-        (``exceptions=`` is pytheus 0.6.1's name for the argument)."""
-        watched = _exception_types(exception if exceptions is None else exceptions)
-
-        def stop(_token: object, exc: BaseException | None) -> None:
-            if exc is not None and isinstance(exc, watched):
-                self.inc()
-
-        return _Instrument(lambda: None, stop)
-
-    def snapshot(self) -> tuple[float, Exemplar | None]:
-        """The value and the latest exemplar."""
-        return self._value, self._exemplar
-
-
-class GaugeChild(_GaugeWhenCalled, _Child):
-    """One gauge series."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
-        super().__init__(metric, labelset)
-        self._value = 0.0
-
-    def inc(self, amount: float = 1.0) -> None:
-        """Add ``amount`` (which may be negative)."""
-        if type(amount) is not float:
-            amount = _number(amount)
-        lock = self._lock
-        lock.acquire()
-        try:
-            self._value += amount
-        finally:
-            lock.release()
-
-    def dec(self, amount: float = 1.0) -> None:
-        """Subtract ``amount``."""
-        if type(amount) is not float:
-            amount = _number(amount)
-        lock = self._lock
-        lock.acquire()
-        try:
-            self._value -= amount
-        finally:
-            lock.release()
-
-    def set(self, value: float) -> None:
-        """Set the gauge to ``value``."""
-        if type(value) is not float:
-            value = _number(value)
-        lock = self._lock
-        lock.acquire()
-        try:
-            self._value = value
-        finally:
-            lock.release()
-
-    def set_to_current_time(self) -> None:
-        """Set the gauge to the current Unix time in seconds."""
-        self.set(time.time())
-
-    def track_inprogress(self) -> _Instrument:
-        """Raise the gauge by one while a block or decorated function runs.
-
-        The gauge always comes back down, also when the block raises.
-        """
-        return _Instrument(self.inc, lambda _token, _exc: self.dec())
-
-    def time(self) -> _Instrument:
-        """Set the gauge to the duration in seconds of a block or decorated function."""
-        return _Instrument(
-            time.perf_counter, lambda start, _exc: self.set(time.perf_counter() - start)
-        )
-
-    def snapshot(self) -> float:
-        """The current value."""
-        return self._value
-
-
-class HistogramChild(_TimesWhenCalled, _Child):
-    """One histogram series: a count per bucket and the sum of observations."""
-
-    __slots__ = ("_bounds", "_counts", "_sum", "_exemplars")
-
-    def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
-        super().__init__(metric, labelset)
-        self._bounds: tuple[float, ...] = metric.definition.buckets
-        self._counts = [0.0] * len(self._bounds)
-        self._sum = 0.0
-        self._exemplars: list[Exemplar | None] | None = None
-
-    def observe(self, value: float, exemplar: Mapping[str, str] | None = None) -> None:
-        """Record one observation; optionally attach an exemplar to its bucket."""
-        if type(value) is not float:
-            value = _number(value)
-        # bisect_left finds the first bound >= value, i.e. the bucket `le` means.
-        # NaN compares false with everything and would land in the first bucket.
-        i = bisect_left(self._bounds, value) if value == value else len(self._bounds) - 1
-        if exemplar is not None:
-            self._observe_with_exemplar(i, value, exemplar)
-            return
-        lock = self._lock
-        lock.acquire()
-        try:
-            self._counts[i] += 1.0
-            self._sum += value
-        finally:
-            lock.release()
-
-    def _observe_with_exemplar(self, i: int, value: float, exemplar: Mapping[str, str]) -> None:
-        # Checked before recording: a refused exemplar must not leave the observation behind.
-        ex = Exemplar(_check_exemplar(exemplar), value, time.time())
-        lock = self._lock
-        lock.acquire()
-        try:
-            self._counts[i] += 1.0
-            self._sum += value
-            if self._exemplars is None:
-                self._exemplars = [None] * len(self._bounds)
-            self._exemplars[i] = ex
-        finally:
-            lock.release()
-
-    def time(self) -> _Instrument:
-        """Observe the duration in seconds of a block or decorated function."""
-        return _Instrument(
-            time.perf_counter, lambda start, _exc: self.observe(time.perf_counter() - start)
-        )
-
-    def snapshot(self) -> HistogramState:
-        """Counts, sum and exemplars, taken together so they never disagree."""
-        lock = self._lock
-        lock.acquire()
-        try:
-            counts = tuple(self._counts)
-            total = self._sum
-        finally:
-            lock.release()
-        exemplars = tuple(self._exemplars) if self._exemplars is not None else ()
-        return HistogramState(counts, total, exemplars)
-
-
-class _Window:
-    """Observations of the last ``max_age`` seconds, for summary quantiles.
-
-    The window is split into ``age_buckets`` slices that rotate, so old observations
-    leave in steps of ``max_age / age_buckets``. Each slice keeps at most ``capacity``
-    observations, sampled uniformly (reservoir sampling) once it is full, so memory is
-    bounded whatever the traffic; each kept observation then stands for
-    ``seen / kept`` observations when quantiles are computed.
-    """
-
-    __slots__ = ("_slices", "_seen", "_head", "_step", "_rotate_at", "_capacity")
-
-    def __init__(self, max_age: float, age_buckets: int, capacity: int = 1024) -> None:
-        self._slices: list[list[float]] = [[] for _ in range(age_buckets)]
-        self._seen = [0] * age_buckets
-        self._head = 0
-        self._step = max_age / age_buckets
-        self._rotate_at = time.monotonic() + self._step
-        self._capacity = capacity
-
-    def _rotate(self, now: float) -> None:
-        n = len(self._slices)
-        steps = min(n, int((now - self._rotate_at) // self._step) + 1)
-        for _ in range(steps):
-            self._head = (self._head + 1) % n
-            self._slices[self._head] = []
-            self._seen[self._head] = 0
-        self._rotate_at += self._step * (int((now - self._rotate_at) // self._step) + 1)
-
-    def add(self, value: float) -> None:
-        now = time.monotonic()
-        if now >= self._rotate_at:
-            self._rotate(now)
-        head = self._head
-        kept = self._slices[head]
-        self._seen[head] += 1
-        if len(kept) < self._capacity:
-            kept.append(value)
-        else:
-            j = random.randrange(self._seen[head])
-            if j < self._capacity:
-                kept[j] = value
-
-    def quantiles(self, qs: Sequence[float]) -> tuple[tuple[float, float], ...]:
-        now = time.monotonic()
-        if now >= self._rotate_at:
-            self._rotate(now)
-        weighted: list[tuple[float, float]] = []
-        for kept, seen in zip(self._slices, self._seen, strict=True):
-            if kept:
-                weight = seen / len(kept)
-                weighted.extend((v, weight) for v in kept)
-        if not weighted:
-            return tuple((q, _NAN) for q in qs)
-        weighted.sort()
-        total = sum(w for _, w in weighted)
-        result = []
-        for q in qs:
-            target, acc = q * total, 0.0
-            value = weighted[-1][0]
-            for v, w in weighted:
-                acc += w
-                if acc >= target:
-                    value = v
-                    break
-            result.append((q, value))
-        return tuple(result)
-
-
-class SummaryChild(_TimesWhenCalled, _Child):
-    """One summary series: count, sum and, optionally, windowed quantiles."""
-
-    __slots__ = ("_count", "_sum", "_window", "_quantiles")
-
-    def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
-        super().__init__(metric, labelset)
-        self._count = 0.0
-        self._sum = 0.0
-        d = metric.definition
-        self._quantiles = d.quantiles
-        self._window = (
-            _Window(d.options["max_age_seconds"], d.options["age_buckets"]) if d.quantiles else None
-        )
-
-    def observe(self, value: float) -> None:
-        """Record one observation."""
-        if type(value) is not float:
-            value = _number(value)
-        lock = self._lock
-        lock.acquire()
-        try:
-            self._count += 1.0
-            self._sum += value
-            if self._window is not None:
-                self._window.add(value)
-        finally:
-            lock.release()
-
-    def time(self) -> _Instrument:
-        """Observe the duration in seconds of a block or decorated function."""
-        return _Instrument(
-            time.perf_counter, lambda start, _exc: self.observe(time.perf_counter() - start)
-        )
-
-    def snapshot(self) -> SummaryState:
-        """Count, sum and the quantiles of the current window."""
-        lock = self._lock
-        lock.acquire()
-        try:
-            quantiles = self._window.quantiles(self._quantiles) if self._window is not None else ()
-            return SummaryState(self._count, self._sum, quantiles)
-        finally:
-            lock.release()
-
-
-class InfoChild(_Child):
-    """One info series: a set of key/value pairs exposed as labels of a constant 1."""
-
-    __slots__ = ("_info", "_reserved")
-
-    def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
-        super().__init__(metric, labelset)
-        self._info: dict[str, str] = {}
-        self._reserved = frozenset(metric.definition.labelnames)
-
-    def info(self, value: Mapping[str, object]) -> None:
-        """Replace the info with ``value``, e.g. ``{"version": "1.2.3"}``."""
-        if not isinstance(value, Mapping):
-            raise InvalidValueError(
-                f"info() takes a dict such as {{'version': '1.2.3'}}, got {reprlib.repr(value)}."
-            )
-        info = {}
-        for k, v in value.items():
-            try:
-                validate_label_name(k, reserved=self._reserved)
-            except MetricDefinitionError as exc:
-                raise LabelError(f"Info key {k!r} cannot be a label: {exc}") from None
-            info[k] = _label_value(v)
-        lock = self._lock
-        lock.acquire()
-        try:
-            self._info = info
-        finally:
-            lock.release()
-
-    def snapshot(self) -> dict[str, str]:
-        """The current info."""
-        return self._info
-
-
-class EnumChild(_Child):
-    """One state-set series: exactly one of a fixed list of states is current."""
-
-    __slots__ = ("_state", "_states")
-
-    def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
-        super().__init__(metric, labelset)
-        self._states = metric.definition.states
-        self._state = self._states[0]
-
-    def state(self, state: str) -> None:
-        """Make ``state`` the current state."""
-        # As with the states at definition and label values: 404 means "404".
-        state = _label_value(state)
-        if state not in self._states:
-            raise InvalidValueError(
-                f"Unknown state {state!r}; this Enum's states are {list(self._states)}."
-            )
-        lock = self._lock
-        lock.acquire()
-        try:
-            self._state = state
-        finally:
-            lock.release()
-
-    def snapshot(self) -> str:
-        """The current state."""
-        return self._state
 
 
 # --------------------------------------------------------------------------- metrics
@@ -804,7 +159,7 @@ class Metric(Generic[ChildT]):
     metric_type: ClassVar[str]
     #: The class of this type's series; a backend may replace it on one metric with
     #: :meth:`use_child_class`.
-    child_class: type[_Child]
+    child_class: type[Child]
     hot_methods: ClassVar[tuple[str, ...]] = ()
     reserved_labels: ClassVar[frozenset[str]] = frozenset()
     #: Makes each child's lock; a backend may replace it on a metric (the Redis
@@ -830,7 +185,7 @@ class Metric(Generic[ChildT]):
             raise MetricDefinitionError(
                 f"The description of {name!r} must be a str, not {type(description).__name__}."
             )
-        description = replace_surrogates(description)  # as label values, see _label_value
+        description = replace_surrogates(description)  # as label values, see label_value
         labelnames = validate_label_names(required_labels, reserved=self.reserved_labels)
         if default_labels is not None and not isinstance(default_labels, Mapping):
             raise MetricDefinitionError(
@@ -844,26 +199,9 @@ class Metric(Generic[ChildT]):
                     f"Default label {k!r} of {name!r} is not one of its required labels "
                     f"{list(labelnames)}; add it to required_labels or remove the default."
                 )
-            defaults[k] = _label_value(v)
+            defaults[k] = label_value(v)
         given_total = self.metric_type == "counter" and name.endswith("_total")
-        name = self._family_name(name)
-        if unit:
-            if self.metric_type in ("info", "stateset"):
-                raise MetricDefinitionError(
-                    f"{name!r} cannot have unit {unit!r}: OpenMetrics allows no unit on "
-                    f"{self.metric_type} metrics; remove unit=."
-                )
-            validate_label_name(unit)
-            if not name.endswith(f"_{unit}"):
-                name = f"{name}_{unit}"
-            if self.metric_type == "counter" and name.endswith("_total"):
-                # The exposition takes _total off a counter's family name, and the unit
-                # with it: OpenMetrics then refuses the family (its name lacks the unit).
-                raise MetricDefinitionError(
-                    f"Counter {name!r} cannot have unit {unit!r}: a counter's name ends "
-                    "in its unit, and _total is added to its samples; choose a base unit "
-                    "such as 'seconds' or 'bytes'."
-                )
+        name = check_unit(family_name(name, self.metric_type), self.metric_type, unit)
 
         self._registry: Registry | None = registry
         prefix = registry.prefix if registry is not None else ""
@@ -915,26 +253,10 @@ class Metric(Generic[ChildT]):
         defined with ``registry=None`` is registered."""
         if self._attached:
             return
-        from pytheus.backends import attach_metric
-
         attach_metric(self)
         self._attached = True
 
-    @staticmethod
-    def detached(definition: MetricDefinition) -> Metric[Any]:
-        """A metric that only builds families for ``definition``; it records nothing.
-
-        Multi-process backends use it for metrics that another process defined.
-        """
-        metric: Metric[Any] = object.__new__(METRIC_CLASSES[definition.type])
-        metric.definition = definition
-        return metric
-
     # ---- naming
-
-    @staticmethod
-    def _family_name(name: str) -> str:
-        return name
 
     @property
     def name(self) -> str:
@@ -992,7 +314,7 @@ class Metric(Generic[ChildT]):
                         "is not allowed; add required_labels to its definition."
                     )
                 raise LabelError(f"{root.name!r} has no label {k!r}; its labels are {list(names)}.")
-            merged[k] = _label_value(v)
+            merged[k] = label_value(v)
         result: Any
         if len(merged) == len(names):
             result = root._child(tuple(merged[n] for n in names))
@@ -1019,7 +341,7 @@ class Metric(Generic[ChildT]):
             return self._children[values]
         except KeyError:
             pass
-        limit = self.max_series if self.max_series is not None else _limits.max_series
+        limit = self.max_series if self.max_series is not None else limits.default_max_series()
         with self._lock:
             child = self._children.get(values)
             if child is not None:
@@ -1082,7 +404,7 @@ class Metric(Generic[ChildT]):
     def remove(self, labels: Mapping[str, object] | None = None, /, **kwargs: object) -> None:
         """Forget the series with these labels (it disappears from the exposition)."""
         child = self.labels(labels, **kwargs)
-        if not isinstance(child, _Child):
+        if not isinstance(child, Child):
             raise LabelError(f"remove() needs every label of {self.name!r}.")
         root = self._root
         with root._lock:
@@ -1110,7 +432,7 @@ class Metric(Generic[ChildT]):
 
     def use_child_class(
         self,
-        child_class: type[_Child] | None,
+        child_class: type[Child] | None,
         carry: Callable[[Any, Any], None] = lambda old, new: None,
     ) -> None:
         """Keep this metric's series in ``child_class`` instances from now on (``None``: the
@@ -1149,29 +471,43 @@ class Metric(Generic[ChildT]):
 
     def collect(self) -> Iterator[MetricFamily]:
         """Yield this metric's family, as read through the active backend."""
-        from pytheus.backends import get_backend
-
         yield from get_backend().collect([self._root])
 
+    def local_series(self) -> MetricSeries:
+        """This process's own values of every series, with the definition."""
+        return MetricSeries(self.definition, [(c.labelset, c.snapshot()) for c in self.children()])
+
     def local_family(self) -> MetricFamily:
-        """This process's own values of the metric, as a family."""
-        return self.build_family([(c.labelset, c.snapshot()) for c in self.children()])
+        """This process's own values of the metric, as a family of samples."""
+        return build_family(self.local_series())
 
     def build_family(self, series: Iterable[tuple[LabelSet, Any]]) -> MetricFamily:
-        """Turn ``(labels, snapshot)`` pairs into a family of samples.
+        """The family of samples for ``(labels, value)`` pairs of this metric's series.
 
-        Backends call this with values read locally or aggregated across processes;
-        a snapshot has the shape that this type's ``child.snapshot()`` returns.
+        For backends that yield families: the values are shaped as ``local_series()``
+        shapes them (see :func:`pytheus.families.build_family`, which this calls).
         """
-        d = self.definition
-        family = MetricFamily(d.name, d.type, d.help, unit=d.unit, given_name=d.given_name)
-        self._add_samples(family.samples, series)
-        return family
+        return build_family(MetricSeries(self.definition, list(series)))
 
-    def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
-        name = self.definition.name
-        for labels, value in series:
-            out.append(_sample(Sample, (name, labels, value, None, None)))
+    # ---- locks
+
+    def use_lock_factory(self, factory: Callable[[], Any]) -> None:
+        """Make the lock of every series, existing and future, with ``factory``.
+
+        Backends call it from ``register_metric`` (the Redis backend's write-through
+        mode flushes when a series' lock is released).
+        """
+        root = self._root
+        root.lock_factory = factory
+        for child in root.children():
+            child.use_lock(factory())
+        if root._sink is not None:
+            root._sink.use_lock(factory())
+
+    def renew_locks(self) -> None:
+        """Give the metric and every series a new lock: in a forked child (see below)."""
+        self._lock = threading.Lock()
+        self.use_lock_factory(self.lock_factory)
 
 
 class Counter(_CountsExceptionsWhenCalled, Metric[CounterChild]):
@@ -1188,26 +524,25 @@ class Counter(_CountsExceptionsWhenCalled, Metric[CounterChild]):
     child_class = CounterChild
     hot_methods = ("inc",)
 
-    @staticmethod
-    def _family_name(name: str) -> str:
-        # Every trailing _total goes: "x_total_total" must not expose x_total_total.
-        while name.endswith("_total") and name != "_total":
-            name = name.removesuffix("_total")
-        return name
-
     def inc(self, amount: float = 1.0, exemplar: Mapping[str, str] | None = None) -> None:
         """Add ``amount`` (>= 0) to the counter."""
         self._default_child().inc(amount, exemplar)
+
+    def local_family(self) -> MetricFamily:
+        # In one pass: the family that build_family(self.local_series()) makes.
+        d = self.definition
+        samples = CounterChild.samples(sample_name(d.name, d.type), self.children())
+        return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit, given_name=d.given_name)
 
     def count_exceptions(
         self,
         exception: type[BaseException] | tuple[type[BaseException], ...] = Exception,
         *,
         exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
-    ) -> _Instrument:
+    ) -> Instrument:
         """Count exceptions raised in a ``with`` block or a decorated function
         (``exceptions=`` is pytheus 0.6.1's name for the argument)."""
-        watched = _exception_types(exception if exceptions is None else exceptions)
+        watched = exception_types(exception if exceptions is None else exceptions)
         # The child is looked up at each use, not here: clear() replaces it, and a
         # decorator applied at import time must follow. Missing labels still fail here.
         self._default_child()
@@ -1216,22 +551,7 @@ class Counter(_CountsExceptionsWhenCalled, Metric[CounterChild]):
             if exc is not None and isinstance(exc, watched):
                 self._default_child().inc()
 
-        return _Instrument(lambda: None, stop)
-
-    def local_family(self) -> MetricFamily:
-        # The in-memory scrape of the most common type, without intermediate snapshots.
-        d = self.definition
-        name = f"{d.name}_total"
-        samples = [
-            _sample(Sample, (name, c.labelset, c._value, None, c._exemplar))
-            for c in self.children()
-        ]
-        return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit, given_name=d.given_name)
-
-    def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
-        name = f"{self.definition.name}_total"
-        for labels, (value, exemplar) in series:
-            out.append(_sample(Sample, (name, labels, value, None, exemplar)))
+        return Instrument(lambda: None, stop)
 
 
 class Gauge(_GaugeWhenCalled, Metric[GaugeChild]):
@@ -1278,9 +598,7 @@ class Gauge(_GaugeWhenCalled, Metric[GaugeChild]):
     def local_family(self) -> MetricFamily:
         # As Counter.local_family: gauges are the other common type.
         d = self.definition
-        samples = [
-            _sample(Sample, (d.name, c.labelset, c._value, None, None)) for c in self.children()
-        ]
+        samples = GaugeChild.samples(d.name, self.children())
         return MetricFamily(d.name, d.type, d.help, samples, unit=d.unit, given_name=d.given_name)
 
     def inc(self, amount: float = 1.0) -> None:
@@ -1299,7 +617,7 @@ class Gauge(_GaugeWhenCalled, Metric[GaugeChild]):
         """Set to the current Unix time in seconds."""
         self._default_child().set_to_current_time()
 
-    def track_inprogress(self) -> _Instrument:
+    def track_inprogress(self) -> Instrument:
         """Count the blocks or calls in progress; exception-safe."""
         # The child is looked up at each use, not here: clear() replaces it, and a
         # decorator applied at import time must follow. Missing labels still fail here.
@@ -1310,42 +628,15 @@ class Gauge(_GaugeWhenCalled, Metric[GaugeChild]):
             child.inc()
             return child
 
-        return _Instrument(start, lambda child, _exc: child.dec())
+        return Instrument(start, lambda child, _exc: child.dec())
 
-    def time(self) -> _Instrument:
+    def time(self) -> Instrument:
         """Set to the duration of a block or decorated function."""
         self._default_child()  # as in track_inprogress()
-        return _Instrument(
+        return Instrument(
             time.perf_counter,
             lambda start, _exc: self._default_child().set(time.perf_counter() - start),
         )
-
-
-def _definition_numbers(name: str, what: str, numbers: Iterable[float]) -> tuple[float, ...]:
-    if isinstance(numbers, str | bytes):
-        raise MetricDefinitionError(f"{what} of {name!r} must be a list of numbers, not a str.")
-    try:
-        return tuple(float(n) for n in numbers)
-    except (TypeError, ValueError, OverflowError):
-        raise MetricDefinitionError(
-            f"{what} of {name!r} must be numbers that fit a float, got {reprlib.repr(numbers)}."
-        ) from None
-
-
-def _check_buckets(name: str, buckets: Iterable[float]) -> tuple[float, ...]:
-    bounds = list(_definition_numbers(name, "Buckets", buckets))
-    if any(b != b for b in bounds):
-        raise BucketException(f"Buckets of {name!r} must not contain NaN: {bounds}.")
-    for lower, upper in itertools.pairwise(bounds):
-        if not lower < upper:
-            raise BucketException(
-                f"Buckets of {name!r} must be sorted in increasing order without repeats; "
-                f"{format_float(lower)} comes before {format_float(upper)} in {bounds}. "
-                f"Use sorted(set(buckets))."
-            )
-    if not bounds or bounds[-1] != _INF:
-        bounds.append(_INF)
-    return tuple(bounds)
 
 
 class Histogram(_TimesWhenCalled, Metric[HistogramChild]):
@@ -1379,43 +670,20 @@ class Histogram(_TimesWhenCalled, Metric[HistogramChild]):
             registry,
             unit=unit,
             max_series=max_series,
-            _definition_extra={"buckets": _check_buckets(name, buckets)},
+            _definition_extra={"buckets": check_buckets(name, buckets)},
         )
 
     def observe(self, value: float, exemplar: Mapping[str, str] | None = None) -> None:
         """Record one observation."""
         self._default_child().observe(value, exemplar)
 
-    def time(self) -> _Instrument:
+    def time(self) -> Instrument:
         """Observe the duration of a block or decorated function."""
         self._default_child()  # as in Gauge.track_inprogress()
-        return _Instrument(
+        return Instrument(
             time.perf_counter,
             lambda start, _exc: self._default_child().observe(time.perf_counter() - start),
         )
-
-    def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
-        name = self.definition.name
-        bucket, total, count = f"{name}_bucket", f"{name}_sum", f"{name}_count"
-        le = [format_float(b) for b in self.definition.buckets]
-        for labels, (counts, sum_, exemplars) in series:
-            cumulative = 0.0
-            for i, c in enumerate(counts):
-                cumulative += c
-                out.append(
-                    _sample(
-                        Sample,
-                        (
-                            bucket,
-                            labels.with_label("le", le[i]),
-                            cumulative,
-                            None,
-                            exemplars[i] if exemplars else None,
-                        ),
-                    )
-                )
-            out.append(_sample(Sample, (count, labels, cumulative, None, None)))
-            out.append(_sample(Sample, (total, labels, sum_, None, None)))
 
 
 class Summary(_TimesWhenCalled, Metric[SummaryChild]):
@@ -1446,29 +714,8 @@ class Summary(_TimesWhenCalled, Metric[SummaryChild]):
         age_buckets: int = 5,
         unit: str = "",
     ) -> None:
-        qs = _definition_numbers(name, "Quantiles", quantiles)
-        for q in qs:
-            if not 0.0 <= q <= 1.0:
-                raise MetricDefinitionError(
-                    f"Quantile {q!r} of summary {name!r} must be a number from 0 to 1."
-                )
-        if list(qs) != sorted(set(qs)):
-            raise MetricDefinitionError(
-                f"Quantiles of summary {name!r} must be sorted without repeats, got {list(qs)}."
-            )
-        # Each age bucket keeps up to 1,024 observations per series: the limit bounds
-        # memory (a mistyped 10**12 would allocate until the process is killed).
-        max_age: object = max_age_seconds  # checked as it comes, whatever the annotation
-        if (
-            not isinstance(max_age, int | float)
-            or not max_age > 0
-            or type(age_buckets) is not int
-            or not 0 < age_buckets <= _MAX_AGE_BUCKETS
-        ):
-            raise MetricDefinitionError(
-                f"Summary {name!r} needs a number max_age_seconds > 0 and a whole age_buckets "
-                f"from 1 to {_MAX_AGE_BUCKETS}, got {max_age_seconds!r} and {age_buckets!r}."
-            )
+        qs = check_quantiles(name, quantiles)
+        check_summary_window(name, max_age_seconds, age_buckets)
         super().__init__(
             name,
             description,
@@ -1490,23 +737,13 @@ class Summary(_TimesWhenCalled, Metric[SummaryChild]):
         """Record one observation."""
         self._default_child().observe(value)
 
-    def time(self) -> _Instrument:
+    def time(self) -> Instrument:
         """Observe the duration of a block or decorated function."""
         self._default_child()  # as in Gauge.track_inprogress()
-        return _Instrument(
+        return Instrument(
             time.perf_counter,
             lambda start, _exc: self._default_child().observe(time.perf_counter() - start),
         )
-
-    def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
-        name = self.definition.name
-        total, count = f"{name}_sum", f"{name}_count"
-        for labels, (count_, sum_, quantiles) in series:
-            for q, v in quantiles:
-                quantile = labels.with_label("quantile", format_float(q))
-                out.append(_sample(Sample, (name, quantile, v, None, None)))
-            out.append(_sample(Sample, (count, labels, count_, None, None)))
-            out.append(_sample(Sample, (total, labels, sum_, None, None)))
 
 
 class Info(Metric[InfoChild]):
@@ -1521,20 +758,9 @@ class Info(Metric[InfoChild]):
     metric_type = "info"
     child_class = InfoChild
 
-    @staticmethod
-    def _family_name(name: str) -> str:
-        return name.removesuffix("_info") or name
-
     def info(self, value: Mapping[str, object]) -> None:
         """Set the info to ``value``."""
         self._default_child().info(value)
-
-    def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
-        name = f"{self.definition.name}_info"
-        for labels, info in series:
-            # Not with_label(): info values may change, and its results are kept.
-            merged = LabelSet((*labels, *info), (*labels.values(), *info.values()))
-            out.append(_sample(Sample, (name, merged, 1.0, None, None)))
 
 
 class Enum(Metric[EnumChild]):
@@ -1561,27 +787,7 @@ class Enum(Metric[EnumChild]):
         max_series: int | None = None,
         states: Sequence[str],
     ) -> None:
-        given: object = states  # checked as it comes, whatever the annotation
-        if isinstance(given, str) or not isinstance(given, Iterable) or not states:
-            raise MetricDefinitionError(
-                f"Enum {name!r} needs a non-empty list of states, got {states!r}."
-            )
-        states = tuple(_label_value(s) for s in states)
-        if len(set(states)) != len(states):
-            raise MetricDefinitionError(f"States of Enum {name!r} repeat: {list(states)}.")
-        validate_metric_name(name)
-        if name in (required_labels or ()):
-            raise MetricDefinitionError(
-                f"Enum {name!r} labels its states with its own name, so {name!r} cannot "
-                "also be one of its required labels."
-            )
-        try:
-            validate_label_name(name)
-        except MetricDefinitionError:
-            raise MetricDefinitionError(
-                f"Enum name {name!r} is also used as the label of its states, so it must "
-                "be a valid label name (no colons)."
-            ) from None
+        states = check_states(name, states, required_labels)
         super().__init__(
             name,
             description,
@@ -1596,13 +802,8 @@ class Enum(Metric[EnumChild]):
         """Make ``state`` current."""
         self._default_child().state(state)
 
-    def _add_samples(self, out: list[Sample], series: Iterable[tuple[LabelSet, Any]]) -> None:
-        name = self.definition.name
-        states = self.definition.states
-        for labels, current in series:
-            for s in states:
-                value = 1.0 if s == current else 0.0
-                out.append(_sample(Sample, (name, labels.with_label(name, s), value, None, None)))
+
+# --------------------------------------------------------------------------- fork safety
 
 
 def _fresh_locks_after_fork() -> None:
@@ -1612,14 +813,9 @@ def _fresh_locks_after_fork() -> None:
     at that moment (recording, or a flusher reading a series) would stay held for ever,
     and the first use of that series in the child would hang.
     """
-    from pytheus.backends import _metrics
-
-    for metric in list(_metrics):
-        metric._lock = threading.Lock()
-        for child in list(metric._children.values()):
-            child._lock = metric.lock_factory()
-        if metric._sink is not None:
-            metric._sink._lock = metric.lock_factory()
+    for metric in attached_metrics():
+        if isinstance(metric, Metric):
+            metric.renew_locks()
 
 
 os.register_at_fork(after_in_child=_fresh_locks_after_fork)

@@ -1,8 +1,19 @@
-"""The naming rules of the Prometheus data model, checked where a metric is defined.
+"""The naming rules of the Prometheus data model: valid names, and the suffixes of each type.
 
-Every check raises :class:`~pytheus.exceptions.MetricDefinitionError` (for labels, its
-subclass :class:`~pytheus.exceptions.LabelDefinitionError`) with a message that
-names the offending value, the rule it breaks and how to fix it.
+Two kinds of rule live here, and only here:
+
+* what a valid metric or label name is, checked where a metric is defined: every check
+  raises :class:`~pytheus.exceptions.MetricDefinitionError` (for labels, its subclass
+  :class:`~pytheus.exceptions.LabelDefinitionError`) with a message that names the
+  offending value, the rule it breaks and how to fix it;
+* how a family's name relates to the names of its samples: a counter ``hits`` has
+  samples ``hits_total``, an info ``build`` has ``build_info``, a histogram ``latency``
+  has ``latency_bucket``, ``latency_sum`` and ``latency_count``. Exposition, registries,
+  backends and the admin dashboard all ask these functions rather than append suffixes
+  of their own.
+
+>>> family_name("hits_total", "counter"), sample_name("hits", "counter")
+('hits', 'hits_total')
 """
 
 from __future__ import annotations
@@ -15,6 +26,10 @@ from pytheus.exceptions import LabelDefinitionError, MetricDefinitionError
 __all__ = [
     "LABEL_NAME_RE",
     "METRIC_NAME_RE",
+    "family_name",
+    "implied_family",
+    "sample_name",
+    "series_names",
     "validate_label_name",
     "validate_label_names",
     "validate_metric_name",
@@ -96,3 +111,56 @@ def _suggest(name: str, pattern: re.Pattern[str]) -> str:
     if fixed[0].isdigit():
         fixed = "_" + fixed
     return fixed
+
+
+# --------------------------------------------------------------------------- suffixes
+
+# The suffix that the value samples of these types add to the family name. OpenMetrics
+# names the family without it; the text format 0.0.4 names the family with it.
+_SAMPLE_SUFFIX = {"counter": "_total", "info": "_info"}
+
+
+def family_name(name: str, type: str) -> str:
+    """The family name of a metric of ``type`` called ``name``: without its samples' suffix.
+
+    ``Counter("hits")`` and ``Counter("hits_total")`` are both the family ``hits``, whose
+    samples are ``hits_total``. Every trailing suffix goes, so that ``x_total_total``
+    never exposes ``x_total_total``; a name that is only the suffix stays as it is.
+    """
+    suffix = _SAMPLE_SUFFIX.get(type)
+    if suffix is not None:
+        while name.endswith(suffix) and name != suffix:
+            name = name[: -len(suffix)]
+    return name
+
+
+def sample_name(family: str, type: str) -> str:
+    """The name of a family's value samples: ``hits_total``, ``build_info``, else ``family``.
+
+    It is also the name the text format 0.0.4 gives the family in ``# HELP`` and
+    ``# TYPE``, and the name to query in PromQL.
+    """
+    suffix = _SAMPLE_SUFFIX.get(type)
+    return family if suffix is None else family + suffix
+
+
+def series_names(name: str, type: str) -> tuple[str, ...]:
+    """Every sample name a family of this name and type can produce, for clash detection."""
+    return {
+        "counter": (name, f"{name}_total", f"{name}_created"),
+        "histogram": (name, f"{name}_bucket", f"{name}_sum", f"{name}_count", f"{name}_created"),
+        "summary": (name, f"{name}_sum", f"{name}_count", f"{name}_created"),
+        "info": (name, f"{name}_info"),
+    }.get(type, (name,))
+
+
+def implied_family(sample: str) -> str | None:
+    """The family a sample name implies by its suffix: ``x`` for ``x_total`` or ``x_info``.
+
+    A collector that describes ``x_total`` produces, in OpenMetrics, a sample of the
+    family ``x`` (a counter or an info), so the name ``x`` is taken as well.
+    """
+    for suffix in _SAMPLE_SUFFIX.values():
+        if sample.endswith(suffix) and sample != suffix:
+            return sample[: -len(suffix)]
+    return None

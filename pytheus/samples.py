@@ -21,6 +21,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
+from pytheus.naming import family_name, sample_name, series_names
+
 __all__ = [
     "METRIC_TYPES",
     "Exemplar",
@@ -29,6 +31,7 @@ __all__ = [
     "Sample",
     "escape_label_value",
     "format_float",
+    "label_value",
     "replace_surrogates",
     "series_names",
 ]
@@ -53,16 +56,6 @@ def format_float(value: float) -> str:
     return repr(float(value))
 
 
-def series_names(name: str, type: str) -> tuple[str, ...]:
-    """Every sample name a family of this name and type can produce, for clash detection."""
-    return {
-        "counter": (name, f"{name}_total", f"{name}_created"),
-        "histogram": (name, f"{name}_bucket", f"{name}_sum", f"{name}_count", f"{name}_created"),
-        "summary": (name, f"{name}_sum", f"{name}_count", f"{name}_created"),
-        "info": (name, f"{name}_info"),
-    }.get(type, (name,))
-
-
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -73,6 +66,16 @@ def replace_surrogates(text: str) -> str:
     label value or help text would otherwise make every scrape fail to encode.
     """
     return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
+def label_value(value: object) -> str:
+    """A label value as series are keyed by: ``str(value)``, lone surrogates replaced.
+
+    Replaced where the series is keyed, not only when exposed: two values differing
+    only in them would otherwise be two series exposed under one label set, and a
+    multi-process backend could not encode them (UTF-8) to send at all.
+    """
+    return replace_surrogates(value if type(value) is str else str(value))
 
 
 def escape_label_value(value: str) -> str:
@@ -192,8 +195,9 @@ class MetricFamily:
 
     ``name`` is the OpenMetrics family name: for a counter it is the name without the
     ``_total`` suffix that its samples carry (``http_requests`` for samples named
-    ``http_requests_total``). ``given_name`` is the name as given (with or without
-    ``_total``), which the text format shows for counters when counter names are
+    ``http_requests_total``), for an info without ``_info`` (see
+    :func:`pytheus.naming.family_name`). ``given_name`` is the name as given (with or
+    without ``_total``), which the text format shows for counters when counter names are
     "as_given" (see :func:`pytheus.exposition.set_counter_names`).
     """
 
@@ -212,9 +216,7 @@ class MetricFamily:
         if type not in METRIC_TYPES:
             raise ValueError(f"Unknown metric type {type!r}; use one of {sorted(METRIC_TYPES)}.")
         self.given_name = given_name or name
-        if type == "counter" and name.endswith("_total") and name != "_total":
-            name = name[: -len("_total")]
-        self.name = name
+        self.name = family_name(name, type)
         self.type = type
         self.help = help
         self.unit = unit
@@ -231,15 +233,11 @@ class MetricFamily:
     ) -> MetricFamily:
         """Append a sample named ``name + suffix`` and return the family, for chaining.
 
-        Counter families add the ``_total`` suffix themselves when ``suffix`` is empty.
+        Without ``suffix``, a counter's sample is named ``<name>_total`` and an info's
+        ``<name>_info`` (:func:`pytheus.naming.sample_name`).
         """
-        if not suffix and self.type == "counter":
-            suffix = "_total"
-        elif not suffix and self.type == "info":
-            suffix = "_info"
-        self.samples.append(
-            Sample(self.name + suffix, LabelSet.of(labels), value, timestamp, exemplar)
-        )
+        name = self.name + suffix if suffix else sample_name(self.name, self.type)
+        self.samples.append(Sample(name, LabelSet.of(labels), value, timestamp, exemplar))
         return self
 
     def __repr__(self) -> str:

@@ -38,11 +38,16 @@ if [ ! -e "$policy" ]; then
     trap '"${sudo[@]}" rm -f "$policy"' EXIT
 fi
 
-echo "install-system-deps: installing ${packages[*]}"
+# Chromium alone is about 355 MB installed (with its libraries), the largest part of a first
+# `make test`: say so, and show apt's progress (a line per package fetched and set up).
+echo "install-system-deps: installing ${packages[*]} with apt-get (chromium alone is about" \
+    "355 MB; a few minutes on a first run)"
 log=$(mktemp)
-if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        --no-install-recommends "${packages[@]}"; } >"$log" 2>&1; then
+if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        --no-install-recommends "${packages[@]}"; } 2>&1 | tee "$log" |
+    { grep --line-buffered -E '^(Need to get|After this operation|Setting up)' || true; } |
+    sed -u 's/^/install-system-deps:   /'; then
     cat "$log" >&2
     rm -f "$log"
     echo "install-system-deps: apt-get failed (log above)." >&2

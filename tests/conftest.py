@@ -1,6 +1,8 @@
-"""Fixtures shared by the whole suite: real servers and programs, started and stopped here.
+"""Fixtures shared by the whole suite: a fresh registry, and real servers and programs,
+started and stopped here.
 
-Core fixtures (a fresh registry and backend per test) live in ``tests/core/conftest.py``.
+The core tests get ``fresh_registry`` for every test (``tests/core/conftest.py``); other
+suites ask for it, or build on :func:`tests.helpers.installed_registry`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from pytheus.backends import MemoryBackend, load_backend
+from pytheus.registry import CollectorRegistry
+from tests.helpers import installed_registry
 from tests.servers import RedisServer, require_program
 
 # Tests that use one of these fixtures get the `redis` marker, so `-m "not redis"` leaves them out.
@@ -21,6 +26,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if REDIS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.redis)
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[CollectorRegistry]:
+    """An empty registry as ``REGISTRY`` and the in-memory backend, both put back afterwards."""
+    with installed_registry(monkeypatch) as fresh:
+        load_backend(MemoryBackend)
+        try:
+            yield fresh
+        finally:
+            load_backend(MemoryBackend)
 
 
 @pytest.fixture(scope="session")

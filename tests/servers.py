@@ -107,6 +107,9 @@ class RedisServer:
         self.executable = require_program("redis-server")
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        # A port of the kernel's choosing may be taken by another process (another suite's
+        # connection) before the server binds it: such a port is exchanged at the first start.
+        self._port_chosen_here = port is None
         self.port = port if port is not None else free_port()
         self.log_path = self.directory / "redis-server.log"
         self.save = save
@@ -154,6 +157,17 @@ class RedisServer:
 
     def start(self, timeout: float = START_TIMEOUT) -> Self:
         """Start the server and return once it answers PING; raise :class:`ServerError` if not."""
+        for _ in range(3):
+            try:
+                return self._start(timeout)
+            except ServerError:
+                this_start = self.log_text().rsplit("--- starting:", 1)[-1]
+                if not (self._port_chosen_here and "Address already in use" in this_start):
+                    raise
+                self.port = free_port()
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> Self:
         if self.running:
             raise ServerError(f"redis-server {self.pid} on port {self.port} is already running.")
         self._close_log()
@@ -173,6 +187,7 @@ class RedisServer:
         except BaseException:
             self.kill()
             raise
+        self._port_chosen_here = False  # from now on the port is the server's: kept
         return self
 
     def wait_until_ready(self, timeout: float = START_TIMEOUT) -> None:

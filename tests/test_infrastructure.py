@@ -5,11 +5,13 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
 
-from tests.servers import RedisServer, ServerError, free_port, promtool_check_metrics
+from tests import servers
+from tests.servers import LOOPBACK, RedisServer, ServerError, free_port, promtool_check_metrics
 
 VALID_EXPOSITION = "# HELP x_total d\n# TYPE x_total counter\nx_total 1\n"
 
@@ -172,3 +174,27 @@ def test_missing_program_fails_rather_than_skips(
         RedisServer(tmp_path_factory.mktemp("never"))
     with pytest.raises(pytest.fail.Exception, match="Run `make test`"):
         promtool_check_metrics(VALID_EXPOSITION)
+
+
+def test_a_port_taken_before_the_server_binds_it_is_exchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """free_port() returns a port that was free a moment ago; another process may bind it
+    first (on a machine running several suites, it happens). The server then starts on
+    another port, unless the port was the caller's choice."""
+    taken = socket.create_server((LOOPBACK, 0))
+    port = taken.getsockname()[1]
+    ports = iter([port])
+    real = servers.free_port
+    monkeypatch.setattr(servers, "free_port", lambda host=LOOPBACK: next(ports, None) or real())
+    try:
+        server = RedisServer(tmp_path / "a").start()
+        try:
+            assert server.port != port
+            assert server.ping()
+        finally:
+            server.stop()
+        with pytest.raises(ServerError, match="exited"):
+            RedisServer(tmp_path / "b", port=port).start()
+    finally:
+        taken.close()

@@ -50,3 +50,34 @@ def test_readme_example_runs(index: int, redis_server: RedisServer, tmp_path: Pa
     assert "# TYPE" in result.stdout
     for name in re.findall(r'(?:Counter|Gauge|Histogram|Summary)\(\s*"(\w+)"', source):
         assert name.removesuffix("_total") in result.stdout, name
+
+
+def _section(title: str) -> str:
+    text = README.read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_development_says_what_each_system_package_is_for() -> None:
+    """Every Debian package the install script may install is named in the README's
+    Development section, with its size and what it is for (the largest, chromium, was
+    missing: a first `make test` downloaded it unannounced)."""
+    script = (README.parent / "scripts" / "install-system-deps.sh").read_text()
+    packages = set(re.findall(r"packages\+=\((\S+)\)", script))
+    assert packages == {"redis-server", "prometheus", "chromium"}
+    development = _section("Development")
+    for package in packages:
+        entry = re.search(
+            rf"- `{re.escape(package)}` \((\d+|about \d+) MB[^)]*\): (\S.+)", development
+        )
+        assert entry, f"{package} is not listed with its size and purpose:\n{development}"
+    assert "355 MB" in development
+
+
+def test_documented_demo_commands_work_without_an_activated_venv() -> None:
+    """`python manage.py ...` fails unless the venv is activated; the README shows
+    `.venv/bin/python manage.py ...` (tests/e2e/test_demo.py runs what the demo prints)."""
+    text = README.read_text()
+    assert re.findall(r"(?<![/\w])python manage\.py", text) == []
+    assert ".venv/bin/python manage.py changepassword admin" in text

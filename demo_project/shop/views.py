@@ -29,6 +29,7 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
+from demo_project.commands import manage_py
 from demo_project.shop import metrics
 from demo_project.shop.models import Category, Order, Product
 from pytheus.backends import get_backend
@@ -72,6 +73,9 @@ def index(request: HttpRequest) -> HttpResponse:
         "recent_orders": Order.objects.select_related("product")[:5],
         "quantiles": metrics.summary_quantiles(),
         "dashboard": dashboard_url(),
+        "traffic_command": manage_py(
+            "generate_traffic", "--url", f"http://{request.get_host()}/", "--requests", "200"
+        ),
     }
     return render(request, "shop/index.html", context)
 

@@ -3,13 +3,15 @@ and the ``django_pytheus.view_metric`` permission that opens the admin dashboard
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
     initial = True
 
-    dependencies: list[tuple[str, str]] = []
+    dependencies: ClassVar[list[tuple[str, str]]] = []
 
     operations = [
         migrations.CreateModel(

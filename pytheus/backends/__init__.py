@@ -25,19 +25,17 @@ import threading
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pytheus.backends.base import Backend
+from pytheus.backends.base import Backend, SeriesBackend
 from pytheus.backends.memory import MemoryBackend
 from pytheus.backends.per_value import PerValueBackendAdapter, is_per_value_backend
+from pytheus.definitions import SeriesSource
 from pytheus.exceptions import (
     ConfigurationError,
     InvalidBackendClassException,
     InvalidBackendConfigException,
 )
-
-if TYPE_CHECKING:
-    from pytheus.metrics import Metric
 
 #: A backend's configuration, as pytheus 0.6.1 named its type.
 BackendConfig = dict[str, Any]
@@ -50,8 +48,10 @@ __all__ = [
     "BackendConfig",
     "MemoryBackend",
     "PerValueBackendAdapter",
+    "SeriesBackend",
     "SingleProcessBackend",
     "attach_metric",
+    "attached_metrics",
     "get_backend",
     "import_backend_class",
     "load_backend",
@@ -65,7 +65,7 @@ _lock = threading.RLock()
 _backend: Backend | None = None
 # Every metric alive in this process, so that load_backend can hand them to the new
 # backend; weak, so that a metric nobody references can go away.
-_metrics: weakref.WeakSet[Metric[Any]] = weakref.WeakSet()
+_metrics: weakref.WeakSet[SeriesSource] = weakref.WeakSet()
 
 
 def import_backend_class(path: str) -> type[Backend]:
@@ -208,11 +208,16 @@ def load_backend(
     return backend
 
 
-def attach_metric(metric: Metric[Any]) -> None:
+def attach_metric(metric: SeriesSource) -> None:
     """Register a newly defined metric with the active backend (called by metrics)."""
     with _lock:
         get_backend().register_metric(metric)
         _metrics.add(metric)
+
+
+def attached_metrics() -> list[SeriesSource]:
+    """Every metric alive in this process that was attached, in no particular order."""
+    return list(_metrics)
 
 
 @atexit.register

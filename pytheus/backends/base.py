@@ -9,21 +9,24 @@ never wait on I/O. A backend decides what a scrape sees:
 * :class:`~pytheus.backends.redis.MultiProcessRedisBackend` ships them to Redis in the
   background and reads what every process wrote.
 
-A backend class is instantiated with one argument, its config mapping (or ``None``),
-by :func:`pytheus.backends.load_backend`.
+A backend sees a metric only as a :class:`~pytheus.definitions.SeriesSource` (its
+definition and series) and never imports the metric classes. It reads values as
+:class:`~pytheus.definitions.MetricSeries` (:class:`SeriesBackend`), which registries
+prefer; a backend with only ``collect()`` yields families instead. A backend class is
+instantiated with one argument, its config mapping (or ``None``), by
+:func:`pytheus.backends.load_backend`.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Collection, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from pytheus.metrics import Metric
-    from pytheus.samples import MetricFamily
+from pytheus.definitions import MetricSeries, SeriesSource
+from pytheus.samples import MetricFamily
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "SeriesBackend"]
 
 # pytheus 0.6.1 defined these here; code that imports them from here keeps working.
 _FROM_PACKAGE = frozenset({"BackendConfig", "SingleProcessBackend", "load_backend"})
@@ -44,7 +47,7 @@ def __getattr__(name: str) -> Any:
 class Backend(Protocol):
     """What pytheus asks of a backend. All methods must be thread-safe."""
 
-    def register_metric(self, metric: Metric[Any]) -> None:
+    def register_metric(self, metric: SeriesSource) -> None:
         """Take note of a metric; called once when it is defined.
 
         Also called for every existing metric when this backend is loaded, so metrics
@@ -56,12 +59,12 @@ class Backend(Protocol):
 
     def collect(
         self,
-        metrics: Sequence[Metric[Any]],
+        metrics: Sequence[SeriesSource],
         *,
         names: Collection[str] | None = None,
         include_remote: bool = False,
     ) -> Iterable[MetricFamily]:
-        """Yield the families of ``metrics`` for one scrape.
+        """Yield the families of ``metrics`` for one scrape (``metric.local_family()``).
 
         With ``include_remote`` (set when the global registry is collected), also yield
         the families of metrics that only other processes defined, keeping those that
@@ -74,3 +77,25 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release resources (flush pending data); called when another backend is loaded
         and at interpreter exit. Must be idempotent."""
+
+
+@runtime_checkable
+class SeriesBackend(Backend, Protocol):
+    """A backend that also reads series rather than samples; registries prefer it.
+
+    Both backends of pytheus are. A backend with only ``collect()`` works too: its
+    families are read back into series for those who ask for series.
+    """
+
+    def collect_series(
+        self,
+        metrics: Sequence[SeriesSource],
+        *,
+        names: Collection[str] | None = None,
+        include_remote: bool = False,
+    ) -> Iterable[MetricSeries]:
+        """As :meth:`Backend.collect`, one :class:`~pytheus.definitions.MetricSeries` per
+        metric: the definition with each series' labels and value, shaped as
+        ``metric.local_series()`` shapes them (:data:`pytheus.definitions.SERIES_VALUES`).
+        """
+        ...

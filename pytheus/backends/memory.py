@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pytheus.definitions import MetricSeries, SeriesSource
 from pytheus.exceptions import ConfigurationError
-
-if TYPE_CHECKING:
-    from pytheus.metrics import Metric
-    from pytheus.samples import MetricFamily
+from pytheus.samples import MetricFamily
 
 __all__ = ["MemoryBackend"]
 
@@ -29,19 +27,30 @@ class MemoryBackend:
                 "remove backend_config or choose another backend_class."
             )
 
-    def register_metric(self, metric: Metric[Any]) -> None:
+    def register_metric(self, metric: SeriesSource) -> None:
         """Nothing to do: values stay in the metric objects."""
 
     def collect(
         self,
-        metrics: Sequence[Metric[Any]],
+        metrics: Sequence[SeriesSource],
         *,
         names: Collection[str] | None = None,
         include_remote: bool = False,
     ) -> Iterator[MetricFamily]:
-        """Read each metric's local values (there are no other processes to read)."""
+        """Each metric's local values as a family (there are no other processes to read)."""
         for metric in metrics:
             yield metric.local_family()
+
+    def collect_series(
+        self,
+        metrics: Sequence[SeriesSource],
+        *,
+        names: Collection[str] | None = None,
+        include_remote: bool = False,
+    ) -> Iterator[MetricSeries]:
+        """Each metric's local values (there are no other processes to read)."""
+        for metric in metrics:
+            yield metric.local_series()
 
     def close(self) -> None:
         """Nothing to release."""

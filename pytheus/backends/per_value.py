@@ -46,29 +46,32 @@ import threading
 import weakref
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pytheus.children import (
+    Child,
+    CounterChild,
+    GaugeChild,
+    HistogramChild,
+    SummaryChild,
+    as_number,
+    check_exemplar,
+)
+from pytheus.definitions import (
+    HistogramState,
+    MetricDefinition,
+    MetricSeries,
+    SeriesSource,
+    SummaryState,
+)
 from pytheus.exceptions import (
     BackendUnavailableError,
     InvalidBackendConfigException,
     InvalidValueError,
     MetricDefinitionError,
 )
-from pytheus.metrics import (
-    CounterChild,
-    GaugeChild,
-    HistogramChild,
-    HistogramState,
-    SummaryChild,
-    SummaryState,
-    _check_exemplar,
-    _number,
-)
-from pytheus.samples import EMPTY_LABELS, LabelSet
-
-if TYPE_CHECKING:
-    from pytheus.metrics import Metric, MetricDefinition, _Child
-    from pytheus.samples import MetricFamily
+from pytheus.families import build_family
+from pytheus.samples import EMPTY_LABELS, LabelSet, MetricFamily
 
 __all__ = [
     "PER_VALUE_METHODS",
@@ -181,7 +184,7 @@ class PerValueBackendAdapter:
                 ) from exc
         self._lock = threading.Lock()
         # Weak: a metric nobody references any more can go away.
-        self._views: weakref.WeakKeyDictionary[Metric[Any], PytheusCollectorView] = (
+        self._views: weakref.WeakKeyDictionary[SeriesSource, PytheusCollectorView] = (
             weakref.WeakKeyDictionary()
         )
         self._warned = False
@@ -192,7 +195,7 @@ class PerValueBackendAdapter:
 
     # ---- the Backend protocol
 
-    def register_metric(self, metric: Metric[Any]) -> None:
+    def register_metric(self, metric: SeriesSource) -> None:
         """Make the metric's series keep their values in per-value backend instances."""
         d = metric.definition
         if d.type not in _STORED_TYPES:
@@ -209,7 +212,7 @@ class PerValueBackendAdapter:
 
     def collect(
         self,
-        metrics: Sequence[Metric[Any]],
+        metrics: Sequence[SeriesSource],
         *,
         names: Collection[str] | None = None,
         include_remote: bool = False,
@@ -218,7 +221,7 @@ class PerValueBackendAdapter:
         else ``get()`` on every value of every series."""
         stored = [m for m in metrics if m in self._views]
         try:
-            generated: dict[Metric[Any], list[tuple[LabelSet, Any]]] = {}
+            generated: dict[SeriesSource, list[tuple[LabelSet, Any]]] = {}
             if stored and hasattr(self.backend_class, "_generate_samples"):
                 generated = self._generate(stored)
             families = []
@@ -226,10 +229,11 @@ class PerValueBackendAdapter:
                 if metric not in self._views:
                     families.append(metric.local_family())
                 elif metric in generated:
-                    families.append(metric.build_family(generated[metric]))
+                    families.append(
+                        build_family(MetricSeries(metric.definition, generated[metric]))
+                    )
                 else:
-                    series = [(c.labelset, c.snapshot()) for c in metric.children()]
-                    families.append(metric.build_family(series))
+                    families.append(build_family(metric.local_series()))
         except Exception as exc:
             raise BackendUnavailableError(
                 f"{_qualname(self.backend_class)} could not read the values back: {exc!r}"
@@ -248,7 +252,7 @@ class PerValueBackendAdapter:
 
     # ---- for the forwarding series
 
-    def cells(self, metric: Metric[Any], labelset: LabelSet) -> Any:
+    def cells(self, metric: SeriesSource, labelset: LabelSet) -> Any:
         """The per-value instances of one series (local cells for a dropped series)."""
         d = metric.definition
         local = bool(d.labelnames) and labelset is EMPTY_LABELS
@@ -281,12 +285,12 @@ class PerValueBackendAdapter:
     # ---- reading back with _generate_samples
 
     def _generate(
-        self, metrics: list[Metric[Any]]
-    ) -> dict[Metric[Any], list[tuple[LabelSet, Any]]]:
+        self, metrics: list[SeriesSource]
+    ) -> dict[SeriesSource, list[tuple[LabelSet, Any]]]:
         views = {m: self._views[m] for m in metrics}
         registry = _ViewRegistry(list(views.values()))
         samples_of = self.backend_class._generate_samples(registry)  # type: ignore[attr-defined]
-        result: dict[Metric[Any], list[tuple[LabelSet, Any]]] = {}
+        result: dict[SeriesSource, list[tuple[LabelSet, Any]]] = {}
         for metric in metrics:
             samples = samples_of.get(views[metric])
             if samples is not None:
@@ -354,27 +358,27 @@ def _histogram_state(cumulative: Sequence[float], total: float) -> HistogramStat
 # --------------------------------------------------------------------------- series
 
 
-def _forwarding_classes(adapter: PerValueBackendAdapter) -> dict[str, type[_Child]]:
+def _forwarding_classes(adapter: PerValueBackendAdapter) -> dict[str, type[Child]]:
     """Series classes whose recording methods call ``adapter``'s per-value instances."""
     call = adapter.call
 
     class Counter(CounterChild):
         __slots__ = ("_cell",)
 
-        def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
+        def __init__(self, metric: Any, labelset: LabelSet) -> None:
             super().__init__(metric, labelset)
             self._cell = adapter.cells(metric, labelset)
 
         def inc(self, amount: float = 1.0, exemplar: Mapping[str, str] | None = None) -> None:
             if type(amount) is not float:
-                amount = _number(amount)
+                amount = as_number(amount)
             if not amount >= 0:
                 raise InvalidValueError(
                     f"Counters only go up: inc({amount!r}) is not allowed. Use a Gauge for "
                     "values that can decrease."
                 )
             if exemplar is not None:
-                _check_exemplar(exemplar)  # refused as elsewhere, but not stored
+                check_exemplar(exemplar)  # refused as elsewhere, but not stored
             call(self._cell.inc, amount)
 
         def snapshot(self) -> tuple[float, None]:
@@ -383,18 +387,18 @@ def _forwarding_classes(adapter: PerValueBackendAdapter) -> dict[str, type[_Chil
     class Gauge(GaugeChild):
         __slots__ = ("_cell",)
 
-        def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
+        def __init__(self, metric: Any, labelset: LabelSet) -> None:
             super().__init__(metric, labelset)
             self._cell = adapter.cells(metric, labelset)
 
         def inc(self, amount: float = 1.0) -> None:
-            call(self._cell.inc, amount if type(amount) is float else _number(amount))
+            call(self._cell.inc, amount if type(amount) is float else as_number(amount))
 
         def dec(self, amount: float = 1.0) -> None:
-            call(self._cell.dec, amount if type(amount) is float else _number(amount))
+            call(self._cell.dec, amount if type(amount) is float else as_number(amount))
 
         def set(self, value: float) -> None:
-            call(self._cell.set, value if type(value) is float else _number(value))
+            call(self._cell.set, value if type(value) is float else as_number(value))
 
         def snapshot(self) -> float:
             return float(self._cell.get() or 0.0)
@@ -402,15 +406,15 @@ def _forwarding_classes(adapter: PerValueBackendAdapter) -> dict[str, type[_Chil
     class Histogram(HistogramChild):
         __slots__ = ("_cells",)
 
-        def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
+        def __init__(self, metric: Any, labelset: LabelSet) -> None:
             super().__init__(metric, labelset)
             self._cells = adapter.cells(metric, labelset)
 
         def observe(self, value: float, exemplar: Mapping[str, str] | None = None) -> None:
             if type(value) is not float:
-                value = _number(value)
+                value = as_number(value)
             if exemplar is not None:
-                _check_exemplar(exemplar)
+                check_exemplar(exemplar)
             cells = self._cells
             call(cells[-2].inc, value)
             for bound, cell in zip(self._bounds, cells, strict=False):
@@ -428,13 +432,13 @@ def _forwarding_classes(adapter: PerValueBackendAdapter) -> dict[str, type[_Chil
     class Summary(SummaryChild):
         __slots__ = ("_cells",)
 
-        def __init__(self, metric: Metric[Any], labelset: LabelSet) -> None:
+        def __init__(self, metric: Any, labelset: LabelSet) -> None:
             super().__init__(metric, labelset)
             self._cells = adapter.cells(metric, labelset)
 
         def observe(self, value: float) -> None:
             if type(value) is not float:
-                value = _number(value)
+                value = as_number(value)
             call(self._cells[0].inc, value)
             call(self._cells[1].inc, 1.0)
 

@@ -80,11 +80,12 @@ from pytheus.backends.redis_flush import (
 from pytheus.backends.redis_format import canonical_definition, series_key
 from pytheus.backends.redis_keys import KeyLayout
 from pytheus.backends.redis_read import PROCESS_LABEL, Reader
+from pytheus.definitions import MetricDefinition, MetricSeries, SeriesSource
 from pytheus.exceptions import (
     BackendUnavailableError,
     MetricDefinitionError,
 )
-from pytheus.metrics import GaugeChild, Metric, MetricDefinition
+from pytheus.families import build_family
 from pytheus.samples import EMPTY_LABELS, MetricFamily
 
 __all__ = ["MultiProcessRedisBackend", "eviction_risk"]
@@ -287,7 +288,7 @@ class MultiProcessRedisBackend:
 
     # ------------------------------------------------------------------ definitions
 
-    def register_metric(self, metric: Metric[Any]) -> None:
+    def register_metric(self, metric: SeriesSource) -> None:
         """Check that the metric can be stored and remember it; no network I/O.
 
         A definition that differs from the one Redis holds is not refused: it is what a
@@ -307,9 +308,7 @@ class MultiProcessRedisBackend:
                 "name itself."
             )
         if self.config.flush_interval <= 0:
-            metric.lock_factory = self._write_through_lock
-            for child in metric.children():
-                child._lock = self._write_through_lock()
+            metric.use_lock_factory(self._write_through_lock)
         with self._defs_lock:
             self._remember(metric)
 
@@ -658,8 +657,8 @@ class MultiProcessRedisBackend:
                 key = entry[0] if entry else series_key(d.labelnames, c.labelset)
                 # Gauges are per process: the child writes its own values afresh.
                 value = None if d.type == "gauge" else shadow_value(d.type, c.snapshot())
-                if summed and isinstance(c, GaugeChild):
-                    c._value = 0.0  # set() could flush (write-through) inside this hook
+                if summed and not isinstance(metric, _Stat):
+                    c.reset_in_forked_child()  # set() could flush (write-through) here
                 writer.shadow[c] = (key, value)
         for stat in self._stats.all():
             stat.value = 0.0
@@ -697,13 +696,24 @@ class MultiProcessRedisBackend:
 
     def collect(
         self,
-        metrics: Sequence[Metric[Any]],
+        metrics: Sequence[SeriesSource],
         *,
         names: Collection[str] | None = None,
         include_remote: bool = False,
     ) -> Iterator[MetricFamily]:
-        """Flush this process and read the metrics, in as few round trips as the sizes
-        allow (one for a small registry; see :mod:`~pytheus.backends.redis_read`)."""
+        """Flush this process and read the metrics' families; see :meth:`collect_series`."""
+        for series in self.collect_series(metrics, names=names, include_remote=include_remote):
+            yield build_family(series)
+
+    def collect_series(
+        self,
+        metrics: Sequence[SeriesSource],
+        *,
+        names: Collection[str] | None = None,
+        include_remote: bool = False,
+    ) -> Iterator[MetricSeries]:
+        """Flush this process and read the metrics' series, in as few round trips as the
+        sizes allow (one for a small registry; see :mod:`~pytheus.backends.redis_read`)."""
         with self._defs_lock:
             canonical = dict(self._defs)
         scrape = self._reader.scrape(metrics, canonical, names, include_remote)
@@ -762,8 +772,9 @@ def _text(value: Any) -> str:
 class _Stat:
     """A statistic of the backend itself, flushed like a metric with one series.
 
-    Not a :class:`~pytheus.metrics.Metric`: it belongs to one backend instance, is in
-    no registry, and is only changed under the backend's flush lock.
+    Not a metric (a :class:`~pytheus.definitions.SeriesSource`): it belongs to one
+    backend instance, is in no registry, and is only changed under the backend's flush
+    lock.
     """
 
     __slots__ = ("definition", "labelset", "value", "__weakref__")

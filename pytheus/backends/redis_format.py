@@ -15,8 +15,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pytheus.definitions import HistogramState, MetricDefinition, SummaryState
 from pytheus.exceptions import BackendDataError
-from pytheus.metrics import HistogramState, MetricDefinition, SummaryState
 from pytheus.samples import LabelSet
 
 __all__ = [

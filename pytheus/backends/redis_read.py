@@ -35,8 +35,15 @@ from pytheus.backends.redis_format import (
     malformed,
 )
 from pytheus.backends.redis_keys import KeyLayout
-from pytheus.metrics import HistogramState, Metric, MetricDefinition, SummaryState
-from pytheus.samples import LabelSet, MetricFamily, series_names
+from pytheus.definitions import (
+    HistogramState,
+    MetricDefinition,
+    MetricSeries,
+    SeriesSource,
+    SummaryState,
+)
+from pytheus.naming import series_names
+from pytheus.samples import LabelSet
 
 __all__ = ["READ_COUNT", "Reader", "Scrape", "candidate_families"]
 
@@ -98,7 +105,7 @@ class Reader:
 
     def scrape(
         self,
-        metrics: Sequence[Metric[Any]],
+        metrics: Sequence[SeriesSource],
         canonical: Mapping[str, str],
         names: Collection[str] | None,
         include_remote: bool,
@@ -118,13 +125,13 @@ class Scrape:
     """One scrape's reading, round by round; see the module docstring.
 
     ``first_round`` and ``next_round`` add commands to a pipeline and return how many;
-    ``take`` is given their replies, in order. Then ``families()``.
+    ``take`` is given their replies, in order. Then ``result()``.
     """
 
     def __init__(
         self,
         reader: Reader,
-        metrics: Sequence[Metric[Any]],
+        metrics: Sequence[SeriesSource],
         canonical: Mapping[str, str],
         names: Collection[str] | None,
         include_remote: bool,
@@ -234,9 +241,9 @@ class Scrape:
 
     # ------------------------------------------------------------------ decoding
 
-    def result(self) -> Iterator[MetricFamily]:
-        """The families read, those defined here first (in their order), then the others
-        by name."""
+    def result(self) -> Iterator[MetricSeries]:
+        """The series read, of the metrics defined here first (in their order), then of
+        the others by name."""
         listed = set(self.listed or ())
         if self.wanted is None and self.include_remote:
             self.reader.known = sorted(listed - set(self.local))
@@ -247,17 +254,16 @@ class Scrape:
             if family is not None:
                 yield family
 
-    def _decode(self, fam: _Family) -> MetricFamily | None:
+    def _decode(self, fam: _Family) -> MetricSeries | None:
         local = self.local.get(fam.name)
         if fam.torn:
             return None
         if not fam.definition:
-            # Defined here, not in Redis yet (or no longer): a family without series.
-            return local.build_family([]) if local is not None else None
+            # Defined here, not in Redis yet (or no longer): a metric without series.
+            return MetricSeries(local.definition, []) if local is not None else None
         where = self.keys.family(fam.name)
-        metric: Metric[Any]
         if local is not None and self.canonical.get(fam.name) == fam.definition:
-            metric = local
+            d = local.definition
         else:
             # Defined only elsewhere, or differently elsewhere: what Redis holds was
             # written under the stored definition, so read it with that one.
@@ -268,8 +274,7 @@ class Scrape:
                 and self.wanted.isdisjoint(series_names(fam.name, d.type))
             ):
                 return None
-            metric = Metric.detached(d)
-        return metric.build_family(self._series(metric.definition, fam.fields, where))
+        return MetricSeries(d, self._series(d, fam.fields, where))
 
     def _series(
         self, d: MetricDefinition, fields: Mapping[str, str], where: str

@@ -26,8 +26,8 @@ from pytheus.registry import REGISTRY
 if TYPE_CHECKING:
     from typing import Self
 
-    from pytheus.metrics import _Instrument
     from pytheus.registry import Registry
+    from pytheus.timing import Instrument
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -161,7 +161,7 @@ class CounterAdapter(MetricAdapter):
 
     def count_exceptions(
         self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
-    ) -> _Instrument:
+    ) -> Instrument:
         """Count exceptions raised in a ``with`` block or a decorated function."""
         return self._target.count_exceptions(exception)  # type: ignore[no-any-return]
 
@@ -208,10 +208,10 @@ class GaugeAdapter(MetricAdapter):
     def set_to_current_time(self) -> None:
         self._target.set_to_current_time()
 
-    def track_inprogress(self) -> _Instrument:
+    def track_inprogress(self) -> Instrument:
         return self._target.track_inprogress()  # type: ignore[no-any-return]
 
-    def time(self) -> _Instrument:
+    def time(self) -> Instrument:
         return self._target.time()  # type: ignore[no-any-return]
 
 
@@ -238,7 +238,7 @@ class HistogramAdapter(MetricAdapter):
     def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
         self._target.observe(amount, exemplar)
 
-    def time(self) -> _Instrument:
+    def time(self) -> Instrument:
         return self._target.time()  # type: ignore[no-any-return]
 
 
@@ -250,7 +250,7 @@ class SummaryAdapter(MetricAdapter):
     def observe(self, amount: float) -> None:
         self._target.observe(amount)
 
-    def time(self) -> _Instrument:
+    def time(self) -> Instrument:
         return self._target.time()  # type: ignore[no-any-return]
 
 

@@ -7,30 +7,20 @@ metrics or backend.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
-from pytheus.backends import ENV_CLASS, ENV_CONFIG, MemoryBackend, get_backend, load_backend
-from pytheus.registry import REGISTRY, CollectorRegistry, Registry, get_registry, set_registry
+from pytheus.backends import MemoryBackend, get_backend
+from pytheus.registry import REGISTRY, CollectorRegistry, Registry
 from tests.core.helpers import Parsed, scrape
 
 
 @pytest.fixture(autouse=True)
-def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[CollectorRegistry]:
+def registry(fresh_registry: CollectorRegistry) -> CollectorRegistry:
     """A fresh, empty registry installed as ``REGISTRY`` and a fresh in-memory backend."""
-    monkeypatch.delenv(ENV_CLASS, raising=False)
-    monkeypatch.delenv(ENV_CONFIG, raising=False)
-    previous = get_registry()
-    fresh = CollectorRegistry()
-    set_registry(fresh)
-    load_backend()
     assert isinstance(get_backend(), MemoryBackend)
-    try:
-        yield fresh
-    finally:
-        set_registry(previous)
-        load_backend(MemoryBackend)
+    return fresh_registry
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from pytheus.exceptions import MetricDefinitionError
-from pytheus.metrics import Counter, Gauge, Histogram, _limits, set_default_max_series
+from pytheus.limits import default_max_series
+from pytheus.metrics import Counter, Gauge, Histogram, set_default_max_series
 from pytheus.registry import CollectorRegistry
 from tests.core.helpers import Parsed
 
@@ -17,11 +18,11 @@ Scrape = Callable[..., tuple[Parsed, Parsed]]
 
 @pytest.fixture
 def default_limit() -> Iterator[None]:
-    saved = _limits.max_series
+    saved = default_max_series()
     try:
         yield
     finally:
-        _limits.max_series = saved
+        set_default_max_series(saved)
 
 
 def test_series_past_the_limit_are_dropped_and_counted(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +17,7 @@ from pytheus.collectors import (
     register_default_collectors,
     unregister_default_collectors,
 )
-from pytheus.registry import REGISTRY, CollectorRegistry, get_registry, set_registry
+from pytheus.registry import REGISTRY, CollectorRegistry
 from tests.core.helpers import Parsed
 
 Scrape = Callable[..., tuple[Parsed, Parsed]]
@@ -84,14 +86,20 @@ def test_unregister_default_collectors_through_the_proxy(registry: CollectorRegi
     assert registry.collectors() == []
 
 
-def test_the_process_default_registry_has_the_default_collectors(
-    registry: CollectorRegistry,
-) -> None:
-    from pytheus.registry import _default_registry
-
-    default = _default_registry()
-    set_registry(default)
-    assert get_registry() is default
-    assert len(default.collectors()) == 3
-    unregister_default_collectors()
-    assert default.collectors() == []
+def test_the_process_default_registry_has_the_default_collectors() -> None:
+    # In a fresh interpreter: importing any part of pytheus registers them on REGISTRY.
+    code = (
+        "from pytheus.registry import REGISTRY\n"
+        "from pytheus.collectors import unregister_default_collectors\n"
+        "print(sorted(type(c).__name__ for c in REGISTRY.collectors()))\n"
+        "unregister_default_collectors()\n"
+        "print(REGISTRY.collectors())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "['GCCollector', 'PlatformCollector', 'ProcessCollector']",
+        "[]",
+    ]

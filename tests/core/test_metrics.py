@@ -525,7 +525,13 @@ def test_summary_window_expires(registry: CollectorRegistry) -> None:
     s = Summary("s", "Help.", quantiles=[0.5], max_age_seconds=1.0, age_buckets=2)
     for v in (1, 2, 3):
         s.observe(v)
-    assert registry.get_sample_value("s", {"quantile": "0.5"}) == 2.0
+    median = registry.get_sample_value("s", {"quantile": "0.5"})
+    # Only a read within the guaranteed half second must see them: a loaded machine may
+    # deschedule this thread for longer between the observations and the read.
+    if time.monotonic() - created < 0.5:
+        assert median == 2.0
+    else:
+        assert median in (2.0, None) or math.isnan(median)
 
     def expired() -> bool:
         value = registry.get_sample_value("s", {"quantile": "0.5"})

@@ -44,16 +44,17 @@ def test_quickstart_as_written(exposition: Callable[..., tuple[Parsed, Parsed]])
 
     headers = {"Content-Type": PROMETHEUS_CONTENT_TYPE}
 
-    # What the user gets: exactly these lines, valid for promtool and both parsers.
+    # What the user gets: exactly these lines (families sorted by name), valid for
+    # promtool and both parsers.
     assert headers == {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
     assert metrics_data == (
-        "# HELP page_hit_total documentation string\n"
-        "# TYPE page_hit_total counter\n"
-        "page_hit_total 3.0\n"
         "# HELP jobs_queued Jobs waiting in each queue.\n"
         "# TYPE jobs_queued gauge\n"
         'jobs_queued{queue="emails"} 3.0\n'
         'jobs_queued{queue="reports"} 0.0\n'
+        "# HELP page_hit_total documentation string\n"
+        "# TYPE page_hit_total counter\n"
+        "page_hit_total 3.0\n"
     )
     text, om = exposition()
     assert text.text == metrics_data

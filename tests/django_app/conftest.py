@@ -17,11 +17,11 @@ import pytest
 from django.test import Client
 from django.test.utils import override_settings
 
-from django_pytheus import apps as pytheus_apps
-from pytheus.backends import ENV_CLASS, ENV_CONFIG, MemoryBackend, load_backend
-from pytheus.registry import CollectorRegistry, get_registry, set_registry
-from tests.core.helpers import Parsed, parse_openmetrics, parse_text
+from django_pytheus import startup
+from pytheus.backends import MemoryBackend, load_backend
+from pytheus.registry import CollectorRegistry
 from tests.django_app.testapp import views
+from tests.helpers import Parsed, installed_registry, parse_openmetrics, parse_text
 from tests.servers import RedisServer
 
 SettingsFactory = Callable[..., Any]
@@ -30,25 +30,19 @@ SettingsFactory = Callable[..., Any]
 def restore_app() -> None:
     """Back to the test settings: memory backend, fresh metrics, instrumentation."""
     load_backend(MemoryBackend)
-    pytheus_apps.setup()
-    pytheus_apps.setup_error = None
+    startup.start()
+    error = startup.setup_error()
+    assert error is None, error
 
 
 @pytest.fixture(autouse=True)
 def fresh_metrics(monkeypatch: pytest.MonkeyPatch) -> Iterator[CollectorRegistry]:
     """An empty registry as REGISTRY, the in-memory backend, the app's metrics anew."""
-    monkeypatch.delenv(ENV_CLASS, raising=False)
-    monkeypatch.delenv(ENV_CONFIG, raising=False)
-    previous = get_registry()
-    fresh = CollectorRegistry()
-    set_registry(fresh)
-    restore_app()
-    views.SEEN.clear()
-    try:
-        yield fresh
-    finally:
-        set_registry(previous)
+    with installed_registry(monkeypatch) as fresh:
         restore_app()
+        views.SEEN.clear()
+        yield fresh
+    restore_app()  # in the registry of before the test, as the app was
 
 
 @pytest.fixture
@@ -61,7 +55,12 @@ def pytheus_settings() -> Iterator[SettingsFactory]:
         override = override_settings(PYTHEUS=values)
         override.enable()
         overrides.append(override)
-        pytheus_apps.setup()
+        # A backend loaded here learns of every metric alive; those of earlier tests may
+        # live on in reference cycles (a metric is its own root) until the garbage
+        # collector runs, and one the backend refuses (a summary with quantiles, for
+        # Redis) would fail this setup.
+        gc.collect()
+        startup.setup()
 
     try:
         yield apply
@@ -81,9 +80,6 @@ def redis_backend_settings(
         prefix = f"dj{uuid.uuid4().hex[:12]}"
         config = {"url": redis_server.url, "prefix": prefix, "flush_interval": 0}
         config.update(extra.pop("BACKEND_CONFIG", {}))
-        # Replaced metrics of earlier tests may linger in reference cycles; the new
-        # backend must only learn of the live ones.
-        gc.collect()
         pytheus_settings(
             BACKEND="pytheus.backends.redis.MultiProcessRedisBackend",
             BACKEND_CONFIG=config,

@@ -11,7 +11,7 @@ from django.core.management.base import SystemCheckError
 from django.test import Client
 from django.test.utils import override_settings
 
-from django_pytheus import apps as pytheus_apps
+from django_pytheus import startup
 from tests import settings as test_settings
 
 OURS = "django_pytheus.middleware.PytheusMiddleware"
@@ -64,7 +64,7 @@ def test_e003_backend_fails_to_load_and_servers_refuse_to_start() -> None:
     bad = {"BACKEND": "pytheus.backends.memory.MemoryBackend", "BACKEND_CONFIG": {"x": 1}}
     with override_settings(PYTHEUS=bad):
         apps.get_app_config("django_pytheus").ready()  # does not raise: checks report
-        assert isinstance(pytheus_apps.setup_error, pytheus_apps.BackendLoadError)
+        assert isinstance(startup.setup_error(), startup.BackendLoadError)
         assert ids() == ["django_pytheus.E003"]
         # Loading the middleware (a server starting) raises the same error.
         with pytest.raises(ImproperlyConfigured, match="MemoryBackend takes no configuration"):

@@ -17,10 +17,10 @@ from django.http import HttpResponse
 from django.test import Client
 from django.test.utils import override_settings
 
-from django_pytheus.apps import setup
 from django_pytheus.compat import BODY_BUCKETS, cache_backend_label
 from django_pytheus.conf import COMPAT_LATENCY_BUCKETS, parse_settings
 from django_pytheus.metrics import get_metrics
+from django_pytheus.startup import setup
 from tests.django_app.conftest import SettingsFactory, bucket_counts, restore_app, scrape, value
 from tests.servers import promtool_check_metrics
 

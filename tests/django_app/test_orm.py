@@ -13,9 +13,9 @@ from django.db.models.deletion import Collector
 from django.test.utils import CaptureQueriesContext, override_settings
 
 from django_pytheus import orm
-from django_pytheus.apps import setup
 from django_pytheus.conf import parse_settings
 from django_pytheus.metrics import get_metrics
+from django_pytheus.startup import setup
 from tests.django_app.conftest import SettingsFactory, restore_app, scrape, value
 from tests.django_app.testapp.models import Item
 

@@ -21,7 +21,7 @@ from django.core.checks import run_checks
 from django.test import Client
 from django.test.utils import override_settings
 
-from django_pytheus.apps import default_prefix
+from django_pytheus.startup import default_prefix
 from pytheus.backends.redis_keys import KeyLayout
 from tests.servers import RedisServer
 

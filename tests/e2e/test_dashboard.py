@@ -37,6 +37,9 @@ MAY_BE_EMPTY = {
     "Dropped series": "no metric of the demo reaches its series limit",
 }
 VARIABLES = {"$job": ".*", "$instance": ".*", "$view": ".*"}
+# One request to each view the test reads by itself, before the traffic, and its status.
+PRIMED = {"/fast/": 200, "/slow/?max=0.05": 200, "/products/": 200, "/boom/": 500}
+VIEWS_READ = {"/fast/", "/slow/", "/products/", "/boom/"}
 
 
 def rule_files() -> list[Path]:
@@ -68,6 +71,16 @@ def panel_queries() -> list[tuple[str, str]]:
 
 def finite(result: list[dict[str, Any]]) -> bool:
     return any(math.isfinite(float(r["value"][1])) for r in result)
+
+
+def scraped_views(prometheus: PrometheusServer) -> set[str]:
+    result = prometheus.query("count by (view) (django_http_requests_total)")
+    return {r["metric"]["view"] for r in result}
+
+
+def views_with(prometheus: PrometheusServer, recorded: str) -> set[str]:
+    """The views whose recorded rate ``recorded`` is above zero."""
+    return {r["metric"]["view"] for r in prometheus.query(f"{recorded} > 0")}
 
 
 @pytest.mark.slow
@@ -104,6 +117,16 @@ def test_every_rule_and_panel_query_answers_with_the_demos_data(
                 "Prometheus did not scrape the demo",
                 logs,
             )
+            # A series whose first scrape already holds all its requests shows no rate: the
+            # views read one by one below are scraped once before the traffic.
+            for path, status in PRIMED.items():
+                assert http_get(port, path)[0] == status, path
+            wait_until(
+                lambda: scraped_views(prometheus) >= VIEWS_READ,
+                LANDING_TIMEOUT,
+                f"Prometheus did not scrape the views {sorted(VIEWS_READ)}",
+                logs,
+            )
             traffic = manage(
                 env, "generate_traffic", "--url", f"http://{LOOPBACK}:{port}/", "--requests", "150"
             )
@@ -135,6 +158,22 @@ def test_every_rule_and_panel_query_answers_with_the_demos_data(
                 return all(rule["health"] != "unknown" for rule in loaded)
 
             wait_until(all_evaluated, LANDING_TIMEOUT, "rules never evaluated", logs)
+            # And once more after a scrape that saw the end of the traffic: the rates read
+            # below, view by view, are there (each group of rules is evaluated on its own).
+            expected = {
+                "job_instance_view:django_http_requests:rate5m": VIEWS_READ,
+                "job_instance_view:django_http_errors:rate5m": {"/boom/"},
+                "job_instance_view:django_db_queries_per_request_count:rate5m": {
+                    "/products/",
+                    "/fast/",
+                },
+            }
+            wait_until(
+                lambda: all(views_with(prometheus, r) >= v for r, v in expected.items()),
+                LANDING_TIMEOUT,
+                f"recorded rates missing for some of these views: {expected}",
+                logs,
+            )
             assert sorted(r["name"] for r in loaded) == sorted(recorded + alerts)
             for rule in loaded:
                 assert rule["health"] == "ok", rule

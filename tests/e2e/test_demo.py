@@ -6,8 +6,11 @@ temporary SQLite database, without starting a server.
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,6 +93,72 @@ print(json.dumps({{
     other_match = PASSWORD.search(other.stdout)
     assert other_match
     assert other_match.group(1) != password
+
+
+@pytest.fixture
+def no_django_on_path(tmp_path: Path) -> str:
+    """A PATH whose ``python`` and ``python3`` have no Django: a new user's shell, the
+    project's virtualenv not activated (the base interpreter, without site-packages)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    base = getattr(sys, "_base_executable", sys.executable)
+    for name in ("python", "python3"):
+        script = bin_dir / name
+        script.write_text(f'#!/bin/sh\nexec {shlex.quote(base)} -I -S "$@"\n')
+        script.chmod(0o755)
+    return f"{bin_dir}:/usr/bin:/bin"
+
+
+def typed(command: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """Run ``command`` as a person types it in the project's directory (no terminal)."""
+    return subprocess.run(
+        ["bash", "-c", command],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        start_new_session=True,  # no controlling terminal: getpass reads stdin
+    )
+
+
+def test_printed_commands_work_as_typed(env: dict[str, str], no_django_on_path: str) -> None:
+    """What demo_setup tells people to run works as written, without activating anything:
+    `python manage.py ...` would fail with ModuleNotFoundError in such a shell."""
+    shell = {**env, "PATH": no_django_on_path}
+    assert "No module named 'django'" in typed("python manage.py check", shell).stderr
+    url = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
+    first = manage(shell, "demo_setup", "--url", url)
+    again = manage(shell, "demo_setup", "--url", url)
+    traffic = re.search(r"More traffic: (.+)", first.stdout)
+    change = re.search(r"forgot it\? (.+)\)", again.stdout)
+    assert traffic, first.stdout
+    assert change, again.stdout
+
+    # Django runs it, and says that no server answers: the right failure, as typed.
+    result = typed(traffic.group(1), shell)
+    assert "No server answered" in result.stderr, result.stderr
+    new = "copper-Whistle-92-train"
+    result = typed(change.group(1), shell, stdin=f"{new}\n{new}\n")
+    assert "Password changed successfully for user 'admin'" in result.stdout, result
+    state = django_shell(
+        env,
+        "import json; from django.contrib.auth import authenticate; "
+        f"print(json.dumps(authenticate(username='admin', password={new!r}) is not None))",
+    )
+    assert state is True
+    # The shop's index page shows a command that works as typed too.
+    page = django_shell(
+        shell,
+        "import json; from django.test import Client; "
+        f"host = '127.0.0.1:{free_port()}'; "
+        "print(json.dumps(Client(HTTP_HOST=host).get('/').content.decode()))",
+    )
+    shown = re.search(r"More traffic: <code>(.+?)</code>", page)
+    assert shown, page
+    assert "No server answered" in typed(shown.group(1).replace("&#x27;", "'"), shell).stderr
 
 
 def test_generate_traffic_in_process(ready: dict[str, str]) -> None:
@@ -205,3 +274,51 @@ def test_generate_traffic_stops_at_its_deadline(ready: dict[str, str]) -> None:
     result = manage(ready, "generate_traffic", "--requests", "5", "--timeout", "0")
     assert "0 requests to this process" in result.stdout
     assert "not sent (--timeout)" in result.stdout
+
+
+REDIS_DOWN_PROBE = """
+import json
+from django.test import Client
+from django_pytheus.metrics import get_metrics
+
+c = Client(raise_request_exception=False, HTTP_HOST="127.0.0.1")
+cached = [c.get("/cached/") for _ in range(2)]
+statuses = {path: c.get(path).status_code for path in ("/", "/fast/", "/products/", "/async/")}
+statuses["/metrics"] = c.get("/metrics").status_code
+print(json.dumps({
+    "cached": [r.status_code for r in cached],
+    "served": [r.json()["cache"] for r in cached],
+    "best_sellers": len(cached[0].json()["best_sellers"]),
+    "statuses": statuses,
+    "misses": get_metrics().cache_series("default").misses.snapshot()[0],
+    "hits": get_metrics().cache_series("default").hits.snapshot()[0],
+}))
+"""
+
+
+def test_the_demo_serves_its_pages_with_redis_down(tmp_path: Path) -> None:
+    """PYTHEUS_REDIS_URL points at a Redis that is not there: the metrics wait (/metrics
+    answers 503), the cache is served around (a miss, logged in one line), and every page,
+    /cached/ included, renders."""
+    env = demo_env(
+        tmp_path / "demo.sqlite3", PYTHEUS_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"
+    )
+    manage(env, "demo_setup")
+    result = manage(env, "shell", "--no-imports", "-c", REDIS_DOWN_PROBE)
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["cached"] == [200, 200]
+    assert seen["served"] == ["miss", "miss"]  # computed each time: nothing could be kept
+    assert seen["best_sellers"] > 0
+    assert seen["statuses"] == {
+        "/": 200,
+        "/fast/": 200,
+        "/products/": 200,
+        "/async/": 200,
+        "/metrics": 503,
+    }
+    # Counted as misses (django-redis answers the default), not as errors.
+    assert (seen["hits"], seen["misses"]) == (0.0, 2.0)
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("cache unreachable")]
+    assert len(warnings) == 4, result.stderr  # a get and a set per request, one line each
+    assert all("ConnectionError" in line for line in warnings)
+    assert "Traceback" not in result.stderr

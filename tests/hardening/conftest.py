@@ -1,4 +1,4 @@
-"""Fixtures of the hardening tests: hypothesis profiles, a fresh registry, the Redis backend.
+"""Fixtures of the hardening tests: hypothesis profiles, the Redis backend.
 
 Hypothesis runs derandomized when ``CI`` is set (the same examples on every run, so a red
 build is reproducible); locally it explores new examples each run. Either way the number of
@@ -11,16 +11,16 @@ import gc
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from pytheus.backends import ENV_CLASS, ENV_CONFIG, MemoryBackend, load_backend
+from pytheus.backends import load_backend
 from pytheus.backends.redis import MultiProcessRedisBackend
-from pytheus.registry import CollectorRegistry, get_registry, set_registry
+from pytheus.registry import CollectorRegistry
 from tests.servers import RedisServer
 
 settings.register_profile(
@@ -49,25 +49,10 @@ def report(name: str, figures: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[CollectorRegistry]:
-    """An empty global registry and the in-memory backend, both put back afterwards."""
-    monkeypatch.delenv(ENV_CLASS, raising=False)
-    monkeypatch.delenv(ENV_CONFIG, raising=False)
-    previous = get_registry()
-    fresh = CollectorRegistry()
-    set_registry(fresh)
-    load_backend(MemoryBackend)
-    try:
-        yield fresh
-    finally:
-        set_registry(previous)
-        load_backend(MemoryBackend)
-
-
-@pytest.fixture
 def load_redis(redis_server: RedisServer, fresh_registry: CollectorRegistry) -> LoadRedis:
     """``load_redis(**config)``: the Redis backend on the shared server, under a key
-    prefix of this test's own (the in-memory backend comes back afterwards)."""
+    prefix of this test's own (the in-memory backend comes back afterwards, with the
+    registry: ``fresh_registry`` of tests/conftest.py)."""
     # Metrics of earlier tests may live on in reference cycles; the new backend must not
     # learn of them.
     gc.collect()

@@ -26,6 +26,7 @@ from typing import Any
 import redis
 
 from pytheus.backends.redis_keys import KeyLayout
+from tests import helpers
 from tests.core.helpers import parse_text
 from tests.e2e.helpers import ROOT, demo_env, http_get
 from tests.servers import LOOPBACK, RedisServer, free_port
@@ -39,21 +40,14 @@ FAST = {"method": "GET", "view": "/fast/", "status": "200"}
 def wait_for(
     condition: Callable[[], Any], timeout: float, what: str, log: Path | None = None
 ) -> Any:
-    """Poll ``condition`` until it returns something true, and return that; fail after
-    ``timeout`` seconds (an exception raised by the condition counts as not yet)."""
-    deadline = time.monotonic() + timeout
-    error: BaseException | None = None
-    while True:
-        try:
-            result = condition()
-        except Exception as exc:
-            result, error = None, exc
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            tail = f"\n--- {log}:\n{log.read_text(errors='replace')[-4000:]}" if log else ""
-            raise AssertionError(f"{what} within {timeout} s (last error: {error!r}){tail}")
-        time.sleep(0.05)
+    """:func:`tests.helpers.wait_for`, with the tail of the demo's ``log`` in the failure."""
+    try:
+        return helpers.wait_for(condition, timeout=timeout, interval=0.05, what=what)
+    except AssertionError as exc:
+        if log is None:
+            raise
+        tail = log.read_text(errors="replace")[-4000:]
+        raise AssertionError(f"{exc}\n--- {log}:\n{tail}") from exc.__cause__
 
 
 class Demo:
@@ -298,9 +292,12 @@ def stats(requests: Sequence[Request]) -> dict[str, Any]:
 
 
 def redis_memory(server: RedisServer) -> int:
-    """``used_memory`` from ``INFO memory``, in bytes."""
+    """The memory Redis uses, in bytes: ``used_memory`` from ``INFO memory`` without the
+    clients' buffers (``mem_clients_normal``), which vary with what each connection
+    happens to be doing at that moment, not with what Redis keeps."""
     client = redis.Redis(port=server.port, decode_responses=True, socket_timeout=5)
     try:
-        return int(client.info("memory")["used_memory"])
+        info = client.info("memory")
+        return int(info["used_memory"]) - int(info["mem_clients_normal"])
     finally:
         client.close()

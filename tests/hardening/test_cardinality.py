@@ -15,7 +15,8 @@ from django.test import Client
 
 from django_pytheus.conf import parse_settings
 from pytheus.backends.redis_keys import KeyLayout
-from pytheus.metrics import Counter, _limits
+from pytheus.limits import default_max_series
+from pytheus.metrics import Counter
 from tests.django_app.conftest import (  # noqa: F401  (fixtures)
     fresh_metrics,
     pytheus_settings,
@@ -107,11 +108,11 @@ def test_max_series_applies_to_the_apps_own_metrics_too(
 
 
 def test_max_series_default_and_none(pytheus_settings: Callable[..., None]) -> None:  # noqa: F811
-    assert _limits.max_series == 10_000  # not set: the core's default
+    assert default_max_series() == 10_000  # not set: the core's default
     pytheus_settings(MAX_SERIES=None)
-    assert _limits.max_series is None
+    assert default_max_series() is None
     pytheus_settings(MAX_SERIES=7)
-    assert _limits.max_series == 7
+    assert default_max_series() == 7
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "10", [10]])

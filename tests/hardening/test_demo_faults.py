@@ -239,34 +239,81 @@ def test_a_worker_killed(tmp_path: Path, redis_server_factory: Factory) -> None:
         assert answered - at_risk <= total <= answered
 
 
-LIFETIMES = 1000
+LIFETIMES = 1000  # the goal; an idle two-core machine reaches it in about two minutes
+MIN_LIFETIMES = 200  # what a busy one must reach within the budget
 MAX_REQUESTS = 1  # per worker lifetime: recycling as fast as gunicorn can
 WARM_UP = 20  # lifetimes before the first measurement
-RECYCLING_DEADLINE = 450.0  # seconds; about 115 on an idle machine
+# Seconds of recycling after the warm-up. gunicorn forks about 9 workers a second on an
+# idle two-core machine (its arbiter sleeps up to 0.1 s after each), about one a second
+# at a load of 11 (other suites running beside): 1,000 lifetimes would then take a
+# quarter of an hour. So the test recycles for at most this long, and judges what it
+# measured per lifetime.
+RECYCLING_BUDGET = 240.0
+STALL = 60.0  # no worker booted for this long: gunicorn, or a worker, is stuck
+# How long an exited worker's traces (its "left" entry, its sequence numbers) may take to
+# be forgotten: its last flush could come again for twice the demo's socket and connect
+# timeouts, then the live workers' next flushes forget it.
+FORGET_TIMEOUT = 60.0
 
 
-# gunicorn forks about 9 workers a second on an idle two-core machine (its arbiter sleeps up
-# to 0.1 s after each), so 1,000 lifetimes take about two minutes, and more on a busy one.
+# gunicorn forks the workers and the load generator makes each one exit after its request.
 @pytest.mark.timeout(600)
 def test_workers_recycled_for_a_thousand_lifetimes(
     tmp_path: Path, redis_server_factory: Factory
 ) -> None:
     """gunicorn ``--max-requests 1``: each worker exits after one request and a new one is
     forked (``--preload``, as a recycling deployment would, so that a worker starts in
-    milliseconds; gunicorn's arbiter still spawns about ten a second), for 1,000 worker
-    lifetimes under steady load. Each exiting worker flushes and leaves Redis at exit: the
-    totals are exact, the scrape does not slow down, and Redis keeps nothing of the
-    process (its sequence numbers are forgotten once its last flush is applied).
+    milliseconds; gunicorn's arbiter still spawns about ten a second), for up to 1,000
+    worker lifetimes (at least 200) under steady load. Each exiting worker flushes and
+    leaves Redis at exit: the totals are exact, and Redis keeps nothing of the process
+    (its sequence numbers are forgotten once its last flush can no longer come again, a
+    few seconds): no key under the prefix grows with the lifetimes, so a scrape reads no
+    more than before.
 
-    Scrape time and memory are measured with the load stopped, after the first
-    generations have come and gone, and again after the 1,000th (each scrape is a request
-    too, so the scraped worker is replaced: the scrape time is a fresh worker's)."""
-    server = redis_server_factory()
+    Measured with the load stopped, after the first generations have come and gone, and
+    again at the end. Scrape times are reported, not asserted: each scrape is a request
+    too, so the scraped worker is replaced and the time is a fresh worker's, which a busy
+    machine moves by more than the scrape could grow."""
+    # Redis keeps small hashes and sorted sets compact and converts them past 128 entries,
+    # a one-time jump in memory that a few hundred lifetimes would count as growth per
+    # lifetime: here they are never compact, as in a deployment whose workers came and
+    # went by the thousand.
+    server = redis_server_factory(
+        extra_args=["--hash-max-listpack-entries", "0", "--zset-max-listpack-entries", "0"]
+    )
     args = ["--preload", "--max-requests", str(MAX_REQUESTS), "--max-requests-jitter", "0"]
     with Demo(tmp_path / "demo", server, gunicorn_args=args) as demo:
 
         def lifetimes() -> int:
             return demo.log.read_text(errors="replace").count("Booting worker with pid") - 4
+
+        def forgotten() -> None:
+            """Wait until Redis holds nothing of the workers that exited."""
+            client = demo.redis()
+            try:
+                wait_for(
+                    lambda: client.zcard(demo.keys.left) == 0,
+                    FORGET_TIMEOUT,
+                    "exited workers were not forgotten",
+                    demo.log,
+                )
+            finally:
+                client.close()
+
+        def entries_and_bytes() -> tuple[int, int]:
+            """Hash fields, set members and strings under the demo's metrics prefix, and
+            what those keys take in Redis (MEMORY USAGE, exact)."""
+            client = demo.redis()
+            try:
+                total = size = 0
+                for key in client.scan_iter(f"{demo.keys.prefix}:*"):
+                    kind = client.type(key)
+                    sizes = {"hash": client.hlen, "zset": client.zcard, "set": client.scard}
+                    total += sizes[kind](key) if kind in sizes else 1
+                    size += int(client.memory_usage(key, samples=0) or 0)
+                return total, size
+            finally:
+                client.close()
 
         def measure() -> dict[str, Any]:
             # Idle: every worker has flushed since the last request.
@@ -277,38 +324,47 @@ def test_workers_recycled_for_a_thousand_lifetimes(
                 "the workers did not flush",
                 demo.log,
             )
+            forgotten()
+            entries, size = entries_and_bytes()
+            figures = {
+                "lifetimes": lifetimes(),
+                "redis_used_memory": redis_memory(server),
+                "entries": entries,
+                "bytes": size,
+            }
             times = []
             for _ in range(15):
                 status, seconds, _ = demo.scrape()
                 assert status == 200
                 times.append(seconds)
-            return {
-                "lifetimes": lifetimes(),
-                "redis_used_memory": redis_memory(server),
-                "scrape_ms": round(statistics.median(times) * 1e3, 2),
-            }
+            return {**figures, "scrape_ms": round(statistics.median(times) * 1e3, 2)}
 
         def recycle(until: int, out: Path) -> list[Request]:
+            """Recycle until ``until`` lifetimes or the end of the budget, failing on a stall."""
             load = Load(
                 demo.port,
                 out,
                 rate=1000,  # as fast as the workers go: each thread waits for its answer
                 threads=4,
-                duration=RECYCLING_DEADLINE + 20,
+                duration=RECYCLING_BUDGET + STALL,
                 max_requests=MAX_REQUESTS * (until + 100),
             )
             try:
-                wait_for(
-                    lambda: lifetimes() >= until,
-                    RECYCLING_DEADLINE,
-                    f"{until} lifetimes",
-                    demo.log,
-                )
+                end = time.monotonic() + RECYCLING_BUDGET
+                seen, progressed = lifetimes(), time.monotonic()
+                while (now := lifetimes()) < until and time.monotonic() < end:
+                    if now != seen:
+                        seen, progressed = now, time.monotonic()
+                    assert time.monotonic() - progressed < STALL, (
+                        f"no worker booted for {STALL} s, after {now} lifetimes:\n{demo.log_text()}"
+                    )
+                    time.sleep(0.2)
             finally:
                 requests = load.stop()
             return requests
 
         requests = recycle(WARM_UP, tmp_path / "warm-up.json")
+        assert lifetimes() >= WARM_UP
         start = measure()
         began = time.monotonic()
         requests += recycle(LIFETIMES, tmp_path / "load.json")
@@ -319,24 +375,19 @@ def test_workers_recycled_for_a_thousand_lifetimes(
         client = demo.redis()
         try:
             live = client.zcard(demo.keys.procs)
-            # An exited worker's sequence numbers are kept while its last flush could be
-            # sent again (seconds), then forgotten by the live workers' flushes; a reaped
-            # (killed) one's for a day: none here.
-            wait_for(
-                lambda: client.zcard(demo.keys.dead) == 0,
-                60,
-                "exited workers forgotten",
-                demo.log,
-            )
+            # A reaped (killed) worker's sequence numbers are kept for a day: none here.
             retained = client.zcard(demo.keys.dead)
         finally:
             client.close()
-        per_lifetime = (end["redis_used_memory"] - start["redis_used_memory"]) / (
-            end["lifetimes"] - start["lifetimes"]
-        )
+        recycled = end["lifetimes"] - start["lifetimes"]
+        # Measured on the metrics' keys: Redis's used_memory moves by a hundred KB or two
+        # from one moment to the next (its Lua engine, connections), more than a few
+        # hundred lifetimes would leave.
+        per_lifetime = (end["bytes"] - start["bytes"]) / recycled
         figures = {
             "start": start,
             "end": end,
+            "lifetimes_recycled": recycled,
             "seconds_for_the_lifetimes": round(elapsed, 1),
             "requests": stats(requests),
             "live_processes_at_end": live,
@@ -344,11 +395,12 @@ def test_workers_recycled_for_a_thousand_lifetimes(
             "memory_growth_bytes_per_lifetime": round(per_lifetime, 1),
         }
         report("fault_workers_recycled", figures)
-        assert end["lifetimes"] >= LIFETIMES
+        assert recycled >= MIN_LIFETIMES, figures
         assert end["redis_used_memory"] < 1.5 * start["redis_used_memory"], figures
         # A worker that exits leaves nothing but its counts (nothing per process is kept).
         assert per_lifetime < 512, figures
         assert retained == 0, figures
-        # A fresh worker's first request varies by tens of ms on a busy machine.
-        assert end["scrape_ms"] < 1.5 * start["scrape_ms"] + 10, figures
+        # Nothing grows with the lifetimes (a per-process field left behind would add one
+        # entry per lifetime at least).
+        assert end["entries"] - start["entries"] < MIN_LIFETIMES / 4, figures
         assert live <= 4 + 1  # the workers and the preloading master: no one left behind

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import redis
 
-from pytheus.backends import ENV_CLASS, ENV_CONFIG, MemoryBackend, load_backend
+from pytheus.backends import MemoryBackend, load_backend
 from pytheus.backends.redis import MultiProcessRedisBackend
-from pytheus.registry import CollectorRegistry, get_registry, set_registry
+from tests.helpers import installed_registry
 from tests.servers import RedisServer
 
 LoadBackend = Callable[..., MultiProcessRedisBackend]
@@ -38,14 +38,10 @@ def load_redis_backend(
     The config gets this test's ``prefix`` and the server's port unless given. Call it
     again to replace the backend (a new one, as ``load_backend`` always makes).
     """
-    monkeypatch.delenv(ENV_CLASS, raising=False)
-    monkeypatch.delenv(ENV_CONFIG, raising=False)
     # load_backend() hands every metric alive in the process to the new backend, which
     # writes them under this test's prefix; metrics of earlier tests live on in
     # reference cycles until the garbage collector runs.
     gc.collect()
-    previous = get_registry()
-    set_registry(CollectorRegistry())
 
     def load(server: RedisServer | None = None, **config: Any) -> MultiProcessRedisBackend:
         config.setdefault("prefix", prefix)
@@ -55,11 +51,11 @@ def load_redis_backend(
         assert isinstance(backend, MultiProcessRedisBackend)
         return backend
 
-    try:
-        yield load
-    finally:
-        set_registry(previous)
-        load_backend(MemoryBackend)  # closes the Redis backend: last flush, reaped at once
+    with installed_registry(monkeypatch):
+        try:
+            yield load
+        finally:
+            load_backend(MemoryBackend)  # closes the Redis backend: last flush, reaped at once
 
 
 @pytest.fixture

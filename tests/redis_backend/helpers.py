@@ -1,4 +1,4 @@
-"""Helpers for the Redis backend tests: scraping and parsing, waiting, child processes, Redis keys.
+"""Helpers for the Redis backend tests: scraping, waiting on values, child processes, Redis keys.
 
 Child processes are real: ``fork_children`` forks this (pytest) process the way gunicorn
 ``--preload`` forks its master, ``run_script`` starts a fresh interpreter running
@@ -20,73 +20,43 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
-from prometheus_client.openmetrics.parser import (
-    text_string_to_metric_families as parse_openmetrics_families,
-)
-from prometheus_client.parser import text_string_to_metric_families as parse_text_families
 
 from pytheus.exposition import generate_metrics, generate_openmetrics
 from pytheus.registry import REGISTRY, Registry
+from tests.helpers import Parsed, parse_openmetrics, parse_text, wait_for
 from tests.servers import LOOPBACK
+
+__all__ = [
+    "CHILD_LIFETIME",
+    "REPO",
+    "Child",
+    "ChildContext",
+    # Parsing and waiting live in tests.helpers; these tests import them from here too.
+    "Parsed",
+    "ReplyDropper",
+    "fork_child",
+    "keys_under",
+    "parse_openmetrics",
+    "parse_text",
+    "quiet_fork",
+    "read_line",
+    "run_script",
+    "scrape",
+    "scrape_openmetrics",
+    "start_script",
+    "wait_for",
+    "wait_for_value",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 
-SampleKey = tuple[str, frozenset[tuple[str, str]]]
-
 #: Seconds after which a forked child is killed (SIGALRM), whatever it is doing.
 CHILD_LIFETIME = 60
-
-
-def key(name: str, labels: Mapping[str, str] | None = None) -> SampleKey:
-    return name, frozenset((labels or {}).items())
-
-
-@dataclass
-class Parsed:
-    """One exposition, parsed: family types and helps, and every sample's value."""
-
-    text: str
-    types: dict[str, str] = field(default_factory=dict)
-    helps: dict[str, str] = field(default_factory=dict)
-    samples: dict[SampleKey, float] = field(default_factory=dict)
-
-    def value(self, name: str, labels: Mapping[str, str] | None = None) -> float:
-        return self.samples[key(name, labels)]
-
-    def get(self, name: str, labels: Mapping[str, str] | None = None) -> float | None:
-        return self.samples.get(key(name, labels))
-
-    def series(self, name: str) -> dict[frozenset[tuple[str, str]], float]:
-        """Every sample called ``name``, by its labels."""
-        return {labels: v for (n, labels), v in self.samples.items() if n == name}
-
-
-def _collect(text: str, families: Any) -> Parsed:
-    parsed = Parsed(text)
-    for family in families:
-        assert family.name not in parsed.types, f"family {family.name!r} appears twice:\n{text}"
-        parsed.types[family.name] = family.type
-        parsed.helps[family.name] = family.documentation
-        for sample in family.samples:
-            k = key(sample.name, sample.labels)
-            assert k not in parsed.samples, f"sample {k!r} appears twice:\n{text}"
-            parsed.samples[k] = sample.value
-    return parsed
-
-
-def parse_text(text: str) -> Parsed:
-    """Parse the text format 0.0.4 with prometheus_client."""
-    return _collect(text, parse_text_families(text))
-
-
-def parse_openmetrics(text: str) -> Parsed:
-    """Parse OpenMetrics with prometheus_client's strict parser."""
-    return _collect(text, parse_openmetrics_families(text))
 
 
 def scrape(registry: Registry = REGISTRY) -> Parsed:
@@ -96,28 +66,6 @@ def scrape(registry: Registry = REGISTRY) -> Parsed:
 
 def scrape_openmetrics(registry: Registry = REGISTRY) -> Parsed:
     return parse_openmetrics(generate_openmetrics(registry))
-
-
-def wait_for(
-    condition: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""
-) -> Any:
-    """Poll ``condition`` until it returns something true, and return that; fail after
-    ``timeout`` seconds (an exception raised by the condition counts as not yet)."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        try:
-            result = condition()
-        except Exception as exc:  # e.g. a scrape during an outage
-            result, last_error = None, exc
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            detail = f"; last error: {last_error!r}" if last_error else ""
-            raise AssertionError(
-                f"{what or condition!r} did not hold within {timeout} s{detail}"
-            ) from last_error
-        time.sleep(interval)
 
 
 def wait_for_value(

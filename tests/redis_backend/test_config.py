@@ -242,7 +242,9 @@ def test_load_and_define_never_wait_for_redis(
         server = redis_server_factory()
         server.pause()
         port = server.port
-    timeout = 1.0
+    # A paused server makes any network call wait the whole timeout; a loaded two-core
+    # machine slows these few thousand operations to tenths of a second at worst.
+    timeout = 2.0
     start = time.perf_counter()
     backend = load_redis_backend(
         port=port, socket_timeout=timeout, socket_connect_timeout=timeout, flush_interval=0.05
@@ -255,7 +257,7 @@ def test_load_and_define_never_wait_for_redis(
         gauge.set(i)
         histogram.observe(i / 1000)
     elapsed = time.perf_counter() - start
-    assert elapsed < timeout / 4, f"took {elapsed:.3f} s: something waited on the network"
+    assert elapsed < timeout / 2, f"took {elapsed:.3f} s: something waited on the network"
     if down == "paused server":
         return  # the rest would wait for the timeouts; test_faults pauses Redis at length
 

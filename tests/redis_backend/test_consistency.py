@@ -24,6 +24,7 @@ from pytheus.metrics import Counter, Gauge, Histogram, MetricDefinition
 from pytheus.registry import CollectorRegistry, set_registry
 from tests.redis_backend.conftest import LoadBackend
 from tests.redis_backend.helpers import (
+    CHILD_LIFETIME,
     Child,
     ChildContext,
     ReplyDropper,
@@ -274,8 +275,14 @@ def test_scrapes_never_see_a_torn_histogram(load_redis_backend: LoadBackend) -> 
     try:
         for c in children:
             assert c.result() == "started"
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline and scrapes < 300:
+        # 3 s or 300 scrapes, and in any case until enough scrapes have overlapped with the
+        # observing: a loaded machine makes fewer (9 in 3 s at a load of 10). The children
+        # observe for CHILD_LIFETIME at most.
+        start = time.monotonic()
+        deadline = start + CHILD_LIFETIME / 2
+        while scrapes < 300 and time.monotonic() < deadline:
+            if time.monotonic() - start >= 3.0 and scrapes >= 20 and len(seen) >= 10:
+                break
             parsed = parse_text(generate_metrics())
             scrapes += 1
             seen.update(check_histogram(parsed, "work_seconds"))

@@ -4,9 +4,13 @@ in both formats, awkward label values intact, and the backend's own health metri
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
+from pytheus.backends import MemoryBackend, load_backend
 from pytheus.backends.redis import MultiProcessRedisBackend
 from pytheus.metrics import Counter, Enum, Gauge, Histogram, Info, Summary
+from pytheus.registry import get_registry
+from pytheus.samples import MetricFamily
 from tests.redis_backend.conftest import LoadBackend
 from tests.redis_backend.helpers import run_script, scrape, scrape_openmetrics
 from tests.servers import promtool_check_metrics
@@ -72,3 +76,39 @@ def test_self_metrics(backend: MultiProcessRedisBackend) -> None:
     assert status["healthy"] is True
     assert status["process"].split(":")[1].isdigit()
     assert status["last_flush"] >= before
+
+
+class TwoFamilies:
+    """A custom collector, whose families are sorted in with the metrics'."""
+
+    def collect(self) -> Iterator[MetricFamily]:
+        yield MetricFamily("m15_custom", "gauge", "Custom.").add(1)
+        yield MetricFamily("a_custom", "gauge", "Custom.").add(2)
+
+
+def test_families_are_sorted_by_name_on_every_backend(
+    load_redis_backend: LoadBackend, prefix: str
+) -> None:
+    """In memory and in Redis (whose small hashes keep the order of insertion, large ones
+    the order of their hash table) the families come sorted by name, whatever the order
+    they were defined in: two scrapes read and diff side by side."""
+    load_backend(MemoryBackend)
+    for i in reversed(range(20)):  # defined, registered and written in reverse order
+        Counter(f"m{i:02d}", "Counted.").inc(i)
+    Histogram("h", "H.", buckets=[1]).observe(0.5)
+    get_registry().register(TwoFamilies())
+    in_memory = list(scrape().types)
+    expected = sorted(["h", "a_custom", "m15_custom", *(f"m{i:02d}" for i in range(20))])
+    assert in_memory == expected
+
+    backend = load_redis_backend()
+    config = {"port": backend.client.connection_pool.connection_kwargs["port"], "prefix": prefix}
+    run_script("define", config, "child_only")  # a family only another process defined
+    in_redis = scrape()
+    # Besides, the backend's own metrics, and any other metric alive in this process
+    # (the Django app's), which a newly loaded backend takes over.
+    names = list(in_redis.types)
+    assert {*expected, "made_in_child", "pytheus_backend_errors"} <= set(names)
+    assert names == sorted(names)
+    assert list(scrape_openmetrics().types) == names
+    assert in_redis.value("m07_total") == 7

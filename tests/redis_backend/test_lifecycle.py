@@ -269,8 +269,13 @@ def test_reaping_a_process_with_infinite_gauges(
     assert parsed.value("down") == float("-inf")
     assert parsed.value("top") == float("inf")
     assert parsed.get("busy") is None
-    # This process's flushes, which reaped it, kept working.
-    time.sleep(0.2)
+    # This process's flushes, which reaped it, kept working: one more has succeeded since.
+    reaped_by = backend.status()["last_flush"]
+    wait_for(
+        lambda: (backend.status()["last_flush"] or 0) > (reaped_by or 0),
+        timeout=10,
+        what="another flush succeeded",
+    )
     assert backend.status()["errors"] == 0
     assert backend.status()["healthy"]
 

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from demo_project.commands import manage_py
 from demo_project.shop.views import dashboard_url
 from pytheus.backends import MemoryBackend, get_backend
 
@@ -47,6 +48,7 @@ class Command(BaseCommand):
             )
         else:
             where = f"{type(backend).__name__} ({backend!r})"
+        traffic = manage_py("generate_traffic", "--url", f"{base}/", "--requests", "200")
         self.stdout.write(
             "\n"
             "The demo is ready. Once the server has started:\n"
@@ -56,8 +58,7 @@ class Command(BaseCommand):
             f"{dashboard}"
             f"Metrics: {where}.\n"
             f"Database: {settings.DATABASES['default']['NAME']}\n"
-            "More traffic: python manage.py generate_traffic "
-            f"--url {base}/ --requests 200\n"
+            f"More traffic: {traffic}\n"
         )
 
     def _admin_user(self, username: str) -> str:
@@ -65,7 +66,7 @@ class Command(BaseCommand):
         if User.objects.filter(username=username).exists():
             return (
                 f"user {username!r}, the password printed when it was created "
-                f"(forgot it? python manage.py changepassword {username})"
+                f"(forgot it? {manage_py('changepassword', username)})"
             )
         password = secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email="", password=password)

@@ -2,8 +2,8 @@
 
 Two ways to send them::
 
-    python manage.py generate_traffic --url http://127.0.0.1:8000/ --requests 200
-    python manage.py generate_traffic --requests 50      # in this process, Django's test client
+    .venv/bin/python manage.py generate_traffic --url http://127.0.0.1:8000/ --requests 200
+    .venv/bin/python manage.py generate_traffic --requests 50   # in-process, Django's test client
 
 Over HTTP the requests go to a running server (loopback addresses only), each on a
 connection of its own so that they spread over its worker processes, ``--concurrency``
@@ -35,6 +35,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.http.request import validate_host
 from django.test import Client
 
+from demo_project.commands import manage_py
 from pytheus.backends import MemoryBackend, get_backend
 
 MAX_REQUESTS = 10_000
@@ -152,7 +153,7 @@ class HttpSender:
                 if time.monotonic() >= deadline:
                     raise CommandError(
                         f"No server answered at {self.host}:{self.port} within {timeout:g} s "
-                        f"({exc}). Start it first: python manage.py runserver."
+                        f"({exc}). Start it first: make demo, or {manage_py('runserver')}."
                     ) from None
             time.sleep(0.2)
 
@@ -171,7 +172,7 @@ class HttpSender:
         if status != 200:
             raise CommandError(
                 f"GET /products/ answered {status}: has the database been set up? Run "
-                "python manage.py demo_setup first."
+                f"{manage_py('demo_setup')} first."
             )
         return [p["id"] for p in json.loads(body)["products"]]
 
@@ -198,7 +199,7 @@ class ClientSender:
         if response.status_code != 200:
             raise CommandError(
                 f"GET /products/ answered {response.status_code}: has the database been set "
-                "up? Run python manage.py demo_setup first."
+                f"up? Run {manage_py('demo_setup')} first."
             )
         return [p["id"] for p in response.json()["products"]]
 
