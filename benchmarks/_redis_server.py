@@ -58,6 +58,12 @@ class RedisServer:
         self._log: IO[bytes] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise RedisServerError("The redis-server has not been started.")
+        return self._proc.pid
+
     def version(self) -> str:
         out = subprocess.run(
             [self._argv[0], "--version"], capture_output=True, text=True, check=False

@@ -13,7 +13,7 @@ The rows, after ANCHORS.md:
   multiprocess machinery loaded (ours records locally; a background thread flushes).
 * A scrape of 10,000 counter series (2 labels) that 4 writer processes each added to
   before exiting: ours ``generate_metrics(r).encode()``, which flushes and reads
-  everything from Redis in one round trip; theirs ``generate_latest(r)`` over a
+  everything from Redis in a few round trips; theirs ``generate_latest(r)`` over a
   ``MultiProcessCollector`` reading the 4 processes' files.
 * A scrape after 1,024 short-lived worker processes (2 at a time) each touched the same
   few series of a counter and a histogram and set a livesum gauge, then closed their
@@ -216,7 +216,8 @@ def _rows(sides: _Sides, settings: Settings, server_version: str) -> Sequence[Ro
                        processes=WRITERS), 0.15,
             note=f"Scrape of {series:,} counter series (2 labels), each added to by "
             f"{WRITERS} writer processes that then exited: ours `generate_metrics(r).encode()` "
-            "(flush and read all from Redis, one round trip), theirs `generate_latest(r)` "
+            "(flush and read all from Redis, in slices of 1,000 fields), theirs "
+            "`generate_latest(r)` "
             "with a `MultiProcessCollector` over the writers' files; from a process that "
             "wrote nothing, scraping again and again (ours keeps decoded label sets "
             "between scrapes)."),

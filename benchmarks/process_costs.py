@@ -34,6 +34,7 @@ def child(url: str, kind: str, series: int, rounds: int) -> dict[str, float]:
 
     from pytheus.backends import load_backend
     from pytheus.backends.redis import MultiProcessRedisBackend
+    from pytheus.backends.redis_keys import KeyLayout
     from pytheus.registry import CollectorRegistry, set_registry
 
     set_registry(CollectorRegistry())
@@ -87,8 +88,11 @@ def child(url: str, kind: str, series: int, rounds: int) -> dict[str, float]:
         assert backend.flush()
         busy += time.thread_time() - t
     client = redis.Redis.from_url(url)
+    keys = KeyLayout(prefix)
     used = sum(
-        client.memory_usage(k, samples=0) or 0 for k in client.scan_iter(match=f"{prefix}:v:*")
+        client.memory_usage(k, samples=0) or 0
+        for k in client.scan_iter(match=keys.family_pattern())
+        if keys.family_name(k.decode()) is not None
     )
     return {
         "idle": idle / rounds,

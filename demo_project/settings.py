@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -182,8 +183,13 @@ PYTHEUS: dict[str, Any] = {
 }
 if REDIS_URL:
     PYTHEUS["BACKEND"] = "pytheus.backends.redis.MultiProcessRedisBackend"
-    # One connection pool for the cache and the metrics: the django-redis cache's.
-    PYTHEUS["BACKEND_CONFIG"] = {"CACHE": "default", "prefix": f"{REDIS_PREFIX}:metrics"}
+    # The cache's connection settings, in the next database: cache.clear() (FLUSHDB)
+    # empties the cache's database only (check django_pytheus.W005).
+    PYTHEUS["BACKEND_CONFIG"] = {
+        "CACHE": "default",
+        "db": int(urlsplit(REDIS_URL).path.strip("/") or 0) + 1,
+        "prefix": f"{REDIS_PREFIX}:metrics",
+    }
 
 # --------------------------------------------------------------------------- Celery
 

@@ -29,8 +29,8 @@ class PytheusConfig(AppConfig):
     verbose_name = "Prometheus metrics (pytheus)"
 
     def ready(self) -> None:
-        for check, tags in checks.CHECKS:
-            register(check, *tags)
+        for check, tags, deploy in checks.CHECKS:
+            register(check, *tags, deploy=deploy)
         got_request_exception.connect(
             context.note_exception, dispatch_uid="django_pytheus.context.note_exception"
         )

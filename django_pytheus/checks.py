@@ -18,6 +18,12 @@ django_pytheus.W003  Warning the metrics URL is not included
                              (``reverse("django_pytheus:metrics")`` fails)
 django_pytheus.W004  Warning ``DEBUG`` is off and ``/metrics`` has no access control
                              (``PYTHEUS['AUTH']``)
+django_pytheus.W005  Warning the Redis backend shares a Redis database with a cache:
+                             ``cache.clear()`` (``FLUSHDB``) deletes every metric
+django_pytheus.W006  Warning (``--deploy``) Redis's ``maxmemory-policy`` can evict the
+                             metrics' keys (``allkeys-*`` with ``maxmemory`` set)
+django_pytheus.I001  Info    (``--deploy``) Redis did not answer within a second, so its
+                             eviction policy could not be checked
 django_pytheus.W007  Warning ``CELERY`` is on with the in-memory backend (and tasks are
                              not eager): what Celery workers record never reaches
                              ``/metrics``
@@ -29,11 +35,11 @@ the checks of :data:`CHECKS` in ``ready()``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, Warning
+from django.core.checks import CheckMessage, Error, Info, Tags, Warning
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
@@ -43,7 +49,7 @@ from django_pytheus.conf import get_settings
 from django_pytheus.middleware import PytheusMiddleware
 from django_pytheus.orm import chosen_models
 from pytheus.backends import Backend, MemoryBackend, get_backend, import_backend_class
-from pytheus.exceptions import ConfigurationError
+from pytheus.exceptions import BackendUnavailableError, ConfigurationError
 
 __all__ = [
     "CHECKS",
@@ -51,6 +57,8 @@ __all__ = [
     "check_celery",
     "check_middleware",
     "check_models",
+    "check_redis_eviction",
+    "check_redis_shared_with_cache",
     "check_security",
     "check_settings",
     "check_urls",
@@ -250,15 +258,117 @@ def check_celery(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     ]
 
 
+# --------------------------------------------------------------------------- Redis
+
+# The cache backends whose clear() empties their whole Redis database (FLUSHDB).
+_REDIS_CACHES = (
+    "django_redis.cache.RedisCache",
+    "django.core.cache.backends.redis.RedisCache",
+)
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+# Seconds that `check --deploy` waits for Redis: a deploy must not hang on it.
+EVICTION_CHECK_TIMEOUT = 1.0
+
+
+def _redis_backend() -> Any:
+    """The active backend if it is the Redis one (as ready() loaded it), else None."""
+    backend = get_backend()
+    return backend if isinstance(backend, startup.REDIS_BACKENDS) else None
+
+
+def _database(kwargs: Mapping[str, Any]) -> tuple[object, ...]:
+    """Which Redis database connection settings point at, comparable across spellings."""
+    db = int(kwargs.get("db") or 0)
+    if kwargs.get("path"):
+        return ("unix", str(kwargs["path"]), db)
+    host = str(kwargs.get("host") or "localhost").lower()
+    return ("tcp", "loopback" if host in _LOOPBACK else host, int(kwargs.get("port") or 6379), db)
+
+
+def _cache_databases(cache: Mapping[str, Any]) -> list[tuple[object, ...]]:
+    from redis.connection import parse_url
+
+    location = cache.get("LOCATION") or []
+    urls = location.split(",") if isinstance(location, str) else list(location)
+    out = []
+    for url in urls:
+        try:
+            # redis-py's parse_url has no annotations; it returns connection keywords.
+            kwargs: dict[str, Any] = parse_url(url.strip())  # type: ignore[no-untyped-call]
+            out.append(_database(kwargs))
+        except ValueError:
+            continue  # the cache reports its own bad LOCATION
+    return out
+
+
+def check_redis_shared_with_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W005: the metrics are not in a Redis database that a cache empties on clear()."""
+    backend = _redis_backend()
+    if backend is None:
+        return []
+    ours = _database(backend.client.connection_pool.connection_kwargs)
+    shared = [
+        alias
+        for alias, cache in (getattr(settings, "CACHES", None) or {}).items()
+        if cache.get("BACKEND") in _REDIS_CACHES and ours in _cache_databases(cache)
+    ]
+    if not shared:
+        return []
+    alias = shared[0]
+    return [
+        Warning(
+            f"The metrics and the cache {alias!r} share Redis database {ours[-1]} "
+            f"({backend!r}): cache.clear() empties that database (FLUSHDB), every metric "
+            "with it.",
+            hint=f'Give metrics a database of their own: PYTHEUS["BACKEND_CONFIG"] = '
+            f'{{"CACHE": {alias!r}, "db": 1}} (or a "url" ending in /1), or a Redis of '
+            "their own.",
+            id="django_pytheus.W005",
+        )
+    ]
+
+
+def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W006 (``--deploy``): Redis will not evict the metrics' keys; I001 if it did not
+    answer in time."""
+    backend = _redis_backend()
+    if backend is None:
+        return []
+    try:
+        risk = backend.eviction_risk(timeout=EVICTION_CHECK_TIMEOUT)
+    except BackendUnavailableError as exc:
+        return [
+            Info(
+                f"Could not check Redis's eviction policy: {exc}",
+                hint="Run `manage.py check --deploy` where Redis is reachable.",
+                id="django_pytheus.I001",
+            )
+        ]
+    if risk is None:
+        return []
+    return [
+        Warning(
+            f"{risk} ({backend!r})",
+            hint="CONFIG SET maxmemory-policy noeviction (or volatile-lru), or point "
+            'PYTHEUS["BACKEND_CONFIG"] at a Redis that is not a cache. With noeviction, '
+            "metrics wait in the workers when Redis is full; scrapes still read.",
+            id="django_pytheus.W006",
+        )
+    ]
+
+
 Check = Callable[..., list[CheckMessage]]
 
-#: Every check with the tags it is registered under (``ready()`` registers them).
-CHECKS: Sequence[tuple[Check, tuple[str, ...]]] = (
-    (check_settings, ()),
-    (check_backend, ()),
-    (check_models, (Tags.models,)),
-    (check_middleware, ()),
-    (check_urls, (Tags.urls,)),
-    (check_security, (Tags.security,)),
-    (check_celery, ()),
+#: Every check with the tags it is registered under and whether it runs only with
+#: ``check --deploy`` (``ready()`` registers them).
+CHECKS: Sequence[tuple[Check, tuple[str, ...], bool]] = (
+    (check_settings, (), False),
+    (check_backend, (), False),
+    (check_models, (Tags.models,), False),
+    (check_middleware, (), False),
+    (check_urls, (Tags.urls,), False),
+    (check_security, (Tags.security,), False),
+    (check_redis_shared_with_cache, (), False),
+    (check_redis_eviction, (), True),
+    (check_celery, (), False),
 )

@@ -6,9 +6,11 @@ Every key is optional::
         # Where scrapes read values from: a dotted path or a class. Not set: the
         # PYTHEUS_BACKEND_CLASS environment variable, else the in-memory backend.
         "BACKEND": "pytheus.backends.redis.MultiProcessRedisBackend",
-        # Options of that backend; {"CACHE": "default"} reuses the connection pool of
-        # that django-redis cache (other keys, such as "prefix", still apply).
-        "BACKEND_CONFIG": {"url": "redis://127.0.0.1:6379/0"},
+        # Options of that backend; {"CACHE": "default", "db": 1} takes the connection
+        # settings of that django-redis cache (host, password, TLS), with a db of its
+        # own: cache.clear() empties the cache's db. Other keys ("prefix", timeouts)
+        # still apply; the Redis backend's prefix defaults to "pytheus:<project>".
+        "BACKEND_CONFIG": {"url": "redis://127.0.0.1:6379/1"},
         "NAMESPACE": "django",  # prefix of every metric name ("" for none)
         "VIEW_LABEL": "route",  # or "view_name"
         "EXCLUDE_VIEWS": ["django_pytheus:metrics"],  # view names or view labels
@@ -49,6 +51,9 @@ Every key is optional::
             "TOKENS": ["..."],
             "BASIC": {"prometheus": "..."},
             "NETWORKS": ["10.0.0.0/8"],
+            # Whose X-Forwarded-For to believe: your proxies' own addresses only. The
+            # left-most address wins when every hop is trusted, so a CIDR that also holds
+            # ordinary clients lets any of them claim any address in NETWORKS.
             "TRUSTED_PROXIES": ["10.0.0.2/32"],
             "STAFF": False,
             "CALLABLE": "myproject.metrics.can_scrape",
@@ -519,11 +524,15 @@ def parse_settings(
                     f"PYTHEUS['BACKEND_CONFIG']['CACHE'] is {alias!r}, which is not in "
                     f"CACHES (aliases: {', '.join(map(repr, caches)) or 'none'})."
                 )
-            clash = sorted({"client", "connection_pool", "url", "host"} & set(config))
+            clash = sorted(
+                {"client", "connection_pool", "url", "host", "port", "username", "password"}
+                & set(config)
+            )
             if clash:
                 raise ImproperlyConfigured(
                     f"PYTHEUS['BACKEND_CONFIG'] has both 'CACHE' and {clash[0]!r}; the "
-                    "connection comes from the cache, so remove one of them."
+                    "connection comes from the cache, so remove one of them (give 'db' to "
+                    "keep metrics in another database than the cache's)."
                 )
 
     namespace = values["NAMESPACE"]

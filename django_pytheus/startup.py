@@ -7,7 +7,9 @@
 2. loads the configured backend, before the app's metrics are defined; metrics that
    other apps defined at import time follow it (the core re-registers them). With
    ``BACKEND_CONFIG = {"CACHE": alias}`` the backend gets that django-redis cache's
-   connection pool; making the client opens no connection;
+   connection settings (in a pool of its own, with its own timeouts and ``db``); making
+   the client opens no connection. The Redis backend's key prefix is the project's own
+   unless ``BACKEND_CONFIG`` gives one;
 3. defines the metrics (:mod:`django_pytheus.metrics`);
 4. installs the query observer on every connection (:mod:`django_pytheus.db`),
    instruments every cache (:mod:`django_pytheus.cache`), connects the model
@@ -28,12 +30,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 
 from django_pytheus import cache, db, metrics, orm
 from django_pytheus.conf import PytheusSettings, get_settings
-from pytheus.backends import Backend, load_backend, set_exit_timeout
+from pytheus.backends import Backend, import_backend_class, load_backend, set_exit_timeout
 from pytheus.bridges import prometheus_client as prometheus_client_bridge
 from pytheus.contrib import celery as celery_metrics
 from pytheus.exceptions import PytheusError
@@ -41,9 +44,20 @@ from pytheus.exposition import set_counter_names
 from pytheus.metrics import set_default_max_series
 from pytheus.registry import get_registry
 
+try:
+    from pytheus.backends.redis import MultiProcessRedisBackend
+
+    #: The Redis backend's class, or nothing when the redis package is not installed
+    #: (a site on the in-memory backend needs no Redis client).
+    REDIS_BACKENDS: tuple[type[Any], ...] = (MultiProcessRedisBackend,)
+except ImportError:
+    REDIS_BACKENDS = ()
+
 __all__ = [
+    "REDIS_BACKENDS",
     "BackendLoadError",
     "backend_config",
+    "default_prefix",
     "load_configured_backend",
     "raise_setup_error",
     "setup",
@@ -74,11 +88,35 @@ def raise_setup_error() -> None:
 
 
 def backend_config(settings: PytheusSettings) -> Mapping[str, Any] | None:
-    """``BACKEND_CONFIG`` as the backend takes it, ``CACHE`` resolved to a pool."""
+    """``BACKEND_CONFIG`` as the backend takes it: ``CACHE`` resolved to that cache's
+    connection pool, and, for the Redis backend, a ``prefix`` of this project's own
+    unless one is given (:func:`default_prefix`)."""
     config = settings.backend_config
     alias = settings.backend_cache_alias
-    if alias is None:
-        return config
+    if alias is not None:
+        config = {**(config or {}), "connection_pool": _cache_pool(alias)}
+    if _is_redis_backend(settings.backend) and "prefix" not in (config or {}):
+        config = {**(config or {}), "prefix": default_prefix()}
+    return config
+
+
+def default_prefix() -> str:
+    """The Redis key prefix of this Django project when ``BACKEND_CONFIG`` gives none:
+    ``pytheus:`` and the settings' top package (``myshop.settings`` -> ``pytheus:myshop``),
+    so that two projects sharing a Redis do not add up each other's requests."""
+    module = getattr(django_settings, "SETTINGS_MODULE", None) or ""
+    return f"pytheus:{module.split('.')[0] or 'django'}"
+
+
+def _is_redis_backend(backend: str | type | None) -> bool:
+    try:
+        cls = import_backend_class(backend) if isinstance(backend, str) else backend
+    except PytheusError:
+        return False  # reported by check E002
+    return isinstance(cls, type) and issubclass(cls, REDIS_BACKENDS)
+
+
+def _cache_pool(alias: str) -> Any:
     cache_ = caches[alias]
     get_client = getattr(getattr(cache_, "client", None), "get_client", None)
     if get_client is None:
@@ -88,10 +126,10 @@ def backend_config(settings: PytheusSettings) -> Mapping[str, Any] | None:
             "cache (django_redis.cache.RedisCache) has a connection pool to share. Give "
             "BACKEND_CONFIG a 'url' instead."
         )
-    # django-redis makes the client and its pool without connecting; the pool is
-    # shared by every thread and re-created by redis-py in a forked child.
-    pool = get_client(write=True).connection_pool
-    return {**(config or {}), "connection_pool": pool}
+    # django-redis makes the client and its pool without connecting. The backend takes
+    # the pool's connection settings (host, password, TLS) into a pool of its own, with
+    # its own timeouts and the "db" of BACKEND_CONFIG if given.
+    return get_client(write=True).connection_pool
 
 
 def load_configured_backend(settings: PytheusSettings | None = None) -> Backend | None:

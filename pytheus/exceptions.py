@@ -17,6 +17,7 @@
     │   └── InvalidBackendConfigException      the config is unreadable or refused
     └── BackendError                           the storage behind the metrics failed
         └── BackendUnavailableError            a scrape could not reach the storage
+            └── BackendDataError               ... or found in it what it cannot read
 
 Catch ``PytheusError`` to handle all of them; the ``ValueError`` bases let code that
 already catches ``ValueError`` keep working.
@@ -29,6 +30,7 @@ subclasses of ours, they are caught by ``except LabelError`` and the like too).
 from __future__ import annotations
 
 __all__ = [
+    "BackendDataError",
     "BackendError",
     "BackendUnavailableError",
     "BucketException",
@@ -109,4 +111,13 @@ class BackendUnavailableError(BackendError):
 
     Web views turn this into ``503 Service Unavailable``: a scrape that fails is better
     than one that reports made-up zeros.
+    """
+
+
+class BackendDataError(BackendUnavailableError):
+    """The storage holds a value pytheus did not write and cannot read (malformed, or
+    written by another program under the same key prefix).
+
+    A scrape cannot be answered truthfully, so it fails as when the storage is down
+    (web views answer 503), with a message that names the key to look at.
     """

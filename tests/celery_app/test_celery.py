@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis as redis_py
 
+from pytheus.backends.redis_keys import KeyLayout
 from tests.celery_app.helpers import Site, celery_samples, get, site, wait_until
 from tests.core.helpers import Parsed
 from tests.servers import RedisServer
@@ -142,7 +143,7 @@ def silent_for(s: Site, pid: int) -> float:
     client = redis_py.Redis.from_url(s.redis.url)
     try:
         seconds, micros = client.time()
-        procs = client.zrange(f"{s.prefix}:procs", 0, -1, withscores=True)
+        procs = client.zrange(KeyLayout(s.prefix).procs, 0, -1, withscores=True)
     finally:
         client.close()
     last = [at for name, at in procs if f":{pid}:" in name.decode()]

@@ -68,32 +68,42 @@ def test_ready_opens_no_redis_connection(redis_server: RedisServer) -> None:
     observer.close()
 
 
-def test_cache_pool_is_reused_without_connecting(redis_server: RedisServer) -> None:
+def test_cache_connection_settings_are_reused_without_connecting(
+    redis_server: RedisServer,
+) -> None:
+    """``{"CACHE": alias, "db": 1}``: the cache's connection settings, the backend's own
+    timeouts (django-redis makes pools without any) and db; cache.clear() (FLUSHDB on
+    the cache's db) leaves the metrics alone."""
     observer = redis.Redis.from_url(redis_server.url)
     before = connections_received(observer)
-    cache = {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": redis_server.url,
-        "OPTIONS": {"SOCKET_TIMEOUT": 2},
-    }
+    # django-redis keeps one pool per LOCATION for the process: a spelling of this test's
+    # own, so that no other test's pool (with its options) is reused.
+    location = f"redis://localhost:{redis_server.port}/0"
+    cache = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": location}
+    prefix = f"pool{uuid.uuid4().hex[:12]}"
     pytheus = {
         "BACKEND": "pytheus.backends.redis.MultiProcessRedisBackend",
-        "BACKEND_CONFIG": {
-            "CACHE": "shared",
-            "prefix": f"pool{uuid.uuid4().hex[:12]}",
-            "flush_interval": 60,
-        },
+        "BACKEND_CONFIG": {"CACHE": "shared", "db": 1, "prefix": prefix, "flush_interval": 60},
     }
     with override_settings(CACHES={**caches.settings, "shared": cache}, PYTHEUS=pytheus):
         ready()
         assert connections_received(observer) == before
         backend = get_backend()
         assert isinstance(backend, MultiProcessRedisBackend)
-        assert backend.client.connection_pool is get_redis_connection("shared").connection_pool
+        ours = backend.client.connection_pool.connection_kwargs
+        theirs = get_redis_connection("shared").connection_pool.connection_kwargs
+        assert theirs.get("socket_timeout") is None  # as django-redis makes it
+        assert (ours["host"], ours["port"], ours["db"]) == (theirs["host"], theirs["port"], 1)
+        assert (ours["socket_timeout"], ours["socket_connect_timeout"]) == (5.0, 2.0)
         Client().get("/hello/")
-        p = scrape()  # through the cache's pool (bytes replies, not decoded ones)
+        caches["shared"].set("k", "v")
+        caches["shared"].clear()
+        assert caches["shared"].get("k") is None
+        p = scrape()
         labels = {"method": "GET", "view": "/hello/", "status": "200"}
         assert value(p, "django_http_requests_total", **labels) == 1
+        with redis.Redis(port=redis_server.port, db=1) as db1:
+            assert db1.exists(backend.keys.family("django_http_requests"))
     observer.close()
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import redis
 
+from pytheus.backends.redis_keys import KeyLayout
 from tests import helpers
 from tests.core.helpers import parse_text
 from tests.e2e.helpers import ROOT, demo_env, http_get
@@ -141,13 +142,19 @@ class Demo:
         return [int(c) for c in children]
 
     def redis(self) -> redis.Redis:
-        return redis.Redis(port=self.server.port, decode_responses=True, socket_timeout=5)
+        """A client of the database the demo's metrics are in (the cache's db + 1)."""
+        return redis.Redis(port=self.server.port, db=1, decode_responses=True, socket_timeout=5)
+
+    @property
+    def keys(self) -> KeyLayout:
+        """Where the demo's metrics are in Redis."""
+        return KeyLayout(f"{self.prefix}:metrics")
 
     def live_processes(self) -> list[str]:
         """Processes registered in Redis under the demo's metrics prefix."""
         client = self.redis()
         try:
-            return list(client.zrange(f"{self.prefix}:metrics:procs", 0, -1))
+            return list(client.zrange(self.keys.procs, 0, -1))
         finally:
             client.close()
 
@@ -164,7 +171,7 @@ class Demo:
         """Whether each of ``pids`` has flushed after ``since`` (Redis's clock)."""
         client = self.redis()
         try:
-            procs = client.zrange(f"{self.prefix}:metrics:procs", 0, -1, withscores=True)
+            procs = client.zrange(self.keys.procs, 0, -1, withscores=True)
         finally:
             client.close()
         last = {int(proc.split(":")[-2]): score for proc, score in procs}

@@ -254,11 +254,17 @@ def test_a_closed_redis_backend_leaves_no_socket_open(redis_server: RedisServer)
     assert backend.client.ping()  # a later call reconnects
     backend.client.close()
 
+    # A pool handed in lends its connection settings: the backend's connections are in a
+    # pool of its own, closed with it; the caller's stay open.
     shared = redis.ConnectionPool(port=redis_server.port)
     try:
+        assert redis.Redis(connection_pool=shared).ping()
         other = MultiProcessRedisBackend({"connection_pool": shared, "prefix": "closing"})
+        ours = other.client.connection_pool
+        assert ours is not shared
         assert other.flush()
         other.close()
+        assert all(c._sock is None for c in ours._available_connections)  # type: ignore[attr-defined]
         assert any(c._sock is not None for c in shared._available_connections)  # type: ignore[attr-defined]
     finally:
         shared.disconnect()

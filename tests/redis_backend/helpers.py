@@ -325,7 +325,10 @@ class ReplyDropper:
                 t.start()
 
     def _pump(self, number: int, src: socket.socket, dst: socket.socket, replies: bool) -> None:
-        src.settimeout(0.2)
+        try:
+            src.settimeout(0.2)
+        except OSError:  # closed by close() before this thread started
+            return
         while not self._stop.is_set():
             try:
                 data = src.recv(65536)

@@ -12,6 +12,7 @@ import redis
 
 from pytheus.backends import ENV_CLASS, ENV_CONFIG, get_backend, load_backend
 from pytheus.backends.redis import MultiProcessRedisBackend
+from pytheus.backends.redis_keys import KeyLayout
 from pytheus.exceptions import BackendUnavailableError, ConfigurationError
 from pytheus.exposition import generate_metrics
 from pytheus.metrics import Counter, Gauge, Histogram
@@ -27,7 +28,7 @@ def counts_one(prefix: str, client: redis.Redis) -> None:
     hits = Counter("hits", "Hits.")
     hits.inc(3)
     assert scrape().value("hits_total") == 3.0
-    assert f"{prefix}:v:hits" in keys_under(client, prefix)
+    assert KeyLayout(prefix).family("hits") in keys_under(client, prefix)
 
 
 def test_url_redis(load_redis_backend: LoadBackend, redis_server: RedisServer, prefix: str,
@@ -48,7 +49,7 @@ def test_url_unix_socket(
         counts_one(prefix, client)
     # Not through the TCP port by accident: the same keys are on the server behind it.
     with redis.Redis(port=server.port) as tcp:
-        assert tcp.exists(f"{prefix}:v:hits")
+        assert tcp.exists(KeyLayout(prefix).family("hits"))
 
 
 def test_host_port_db_password(
@@ -102,25 +103,58 @@ def test_ready_client(
     client: redis.Redis,
     decode_responses: bool,
 ) -> None:
-    """A client made elsewhere (django-redis makes them without decode_responses)."""
-    ready = redis.Redis(port=redis_server.port, decode_responses=decode_responses)
+    """A client made elsewhere (django-redis makes them without decode_responses): its
+    connection settings, in a pool of the backend's own, with the backend's timeouts."""
+    ready = redis.Redis(
+        port=redis_server.port,
+        decode_responses=decode_responses,
+        socket_timeout=None,  # redis-py's default before 6.0; ours apply
+        socket_connect_timeout=None,
+    )
     backend = load_redis_backend(client=ready)
-    assert backend.client is ready
+    assert backend.client.connection_pool is not ready.connection_pool
+    kwargs = backend.client.connection_pool.connection_kwargs
+    assert (kwargs["port"], kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (
+        redis_server.port,
+        5.0,
+        2.0,
+    )
     Gauge("temperature", "T.", ["room"], multiprocess_mode="all").labels(room="é").set(21.5)
     Histogram("h", "H.", buckets=[1]).observe(0.5)
     counts_one(prefix, client)
     parsed = scrape()
     assert list(parsed.series("temperature").values()) == [21.5]
     assert parsed.value("h_count") == 1.0
+    backend.close()
+    assert ready.ping()  # the caller's client is still the caller's
+    ready.close()
 
 
-def test_connection_pool(
-    load_redis_backend: LoadBackend, redis_server: RedisServer, prefix: str, client: redis.Redis
+def test_connection_pool_settings_with_another_db_and_our_timeouts(
+    load_redis_backend: LoadBackend, redis_server: RedisServer, prefix: str
 ) -> None:
-    pool = redis.ConnectionPool(host="127.0.0.1", port=redis_server.port, decode_responses=True)
-    backend = load_redis_backend(connection_pool=pool)
-    assert backend.client.connection_pool is pool
-    counts_one(prefix, client)
+    """A pool without timeouts (django-redis makes them so) gets ours; its own timeouts
+    are kept when the options give none; ``db`` puts metrics in another database."""
+    pool = redis.ConnectionPool(host="127.0.0.1", port=redis_server.port, db=0, socket_timeout=None)
+    backend = load_redis_backend(connection_pool=pool, db=2, socket_timeout=0.7)
+    kwargs = backend.client.connection_pool.connection_kwargs
+    assert (kwargs["db"], kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (
+        2,
+        0.7,
+        2.0,
+    )
+    assert pool.connection_kwargs["socket_timeout"] is None  # the application's is untouched
+    with redis.Redis(port=redis_server.port, db=2, decode_responses=True) as db2:
+        counts_one(prefix, db2)
+    with redis.Redis(port=redis_server.port, db=0, decode_responses=True) as db0:
+        assert not keys_under(db0, prefix)
+    timed = redis.ConnectionPool(port=redis_server.port, socket_timeout=3, socket_connect_timeout=1)
+    kwargs = load_redis_backend(connection_pool=timed).client.connection_pool.connection_kwargs
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (3, 1)
+    with pytest.raises(ConfigurationError, match="'port' cannot be given with a client"):
+        MultiProcessRedisBackend({"connection_pool": pool, "port": 1})
+    pool.disconnect()
+    timed.disconnect()
 
 
 def test_backend_from_environment(
@@ -165,6 +199,7 @@ def test_unknown_option_suggests_the_right_one(given: dict[str, Any], suggestion
         ({"prefix": 3}, "prefix"),
         ({"prefix": ""}, "prefix"),
         ({"prefix": "a b"}, "prefix"),
+        ({"prefix": "app{1}"}, "braces"),
         ({"host": 127}, "host"),
         ({"password": 123}, "password"),
         ({"flush_interval": "1"}, "flush_interval"),

@@ -3,17 +3,22 @@ a scrape whose cost does not grow with the processes that have come and gone."""
 
 from __future__ import annotations
 
-import json
+import contextlib
+import functools
+import hashlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
 
 from pytheus.backends import get_backend, redis_scripts
-from pytheus.backends.redis import MultiProcessRedisBackend, _canonical_definition
+from pytheus.backends.redis import MultiProcessRedisBackend
+from pytheus.backends.redis_format import canonical_definition
+from pytheus.backends.redis_keys import KeyLayout
+from pytheus.exceptions import BackendUnavailableError
 from pytheus.exposition import generate_metrics
 from pytheus.metrics import Counter, Gauge, Histogram, MetricDefinition
 from pytheus.registry import CollectorRegistry, set_registry
@@ -34,35 +39,48 @@ from tests.servers import RedisServer
 # ------------------------------------------------------------------------- idempotency
 
 
-def flush_args(prefix: str, process: str, seq: int, counts: list[list[Any]]) -> list[Any]:
-    """Arguments of the FLUSH script, as its docstring lays them out: one counter's deltas."""
-    definition = MetricDefinition("hits", "counter", "Hits.")
-    payload = {
-        "d": {"hits": _canonical_definition(definition)},
-        "h": {"hits": "Hits."},
-        "c": counts,
-        "g": [],
-        "s": [],
-    }
-    return [prefix, process, seq, 600, 86400, "0", 0, json.dumps(payload)]
+def write(client: redis.Redis, keys: KeyLayout, process: str, seq: int, delta: float) -> list[Any]:
+    """One WRITE of the counter ``hits`` (its one series), as redis_scripts documents it."""
+    definition = canonical_definition(MetricDefinition("hits", "counter", "Hits."))
+    script_keys = [
+        keys.procs,
+        keys.last,
+        keys.gauges_of(process),
+        keys.sequences_of(process),
+        keys.touched,
+        keys.left,
+        keys.family("hits"),
+    ]
+    chunk = ["hits", seq, "1", definition, "=Hits.", "c", "", 1, "[]", delta]
+    client.hset(keys.families, "hits", "")  # what the heartbeat does in a flush
+    script = client.register_script(redis_scripts.WRITE)
+    (reply,) = script(keys=script_keys, args=[process, 600, "0", *chunk])
+    return list(reply[:3])  # status, the other definition, lost
 
 
-def test_flush_script_applies_each_sequence_number_once(
-    backend: MultiProcessRedisBackend, client: redis.Redis, prefix: str
+def test_each_write_is_applied_once_and_in_order(
+    backend: MultiProcessRedisBackend, client: redis.Redis
 ) -> None:
-    flush = client.register_script(redis_scripts.FLUSH)
-    first = flush_args(prefix, "host:1:a", 1, [["hits", "[]", "5"]])
-    assert flush(keys=[], args=first)[0] == 1
-    # The reply was lost; the same flush arrives again: not applied.
-    assert flush(keys=[], args=first)[0] == 0
+    keys = backend.keys
+    assert write(client, keys, "host:1:a", 1, 5) == [1, "", 0]
+    # The reply was lost; the same chunk arrives again: not applied.
+    assert write(client, keys, "host:1:a", 1, 5) == [0, "", 0]
     assert scrape().value("hits_total") == 5
-    # A later flush is applied; an older one arriving late is not.
-    assert flush(keys=[], args=flush_args(prefix, "host:1:a", 3, [["hits", "[]", "7"]]))[0] == 1
-    assert flush(keys=[], args=flush_args(prefix, "host:1:a", 2, [["hits", "[]", "100"]]))[0] == 0
-    assert scrape().value("hits_total") == 12
-    # Sequence numbers are per process: another process's 1 is its own.
-    assert flush(keys=[], args=flush_args(prefix, "host:2:b", 1, [["hits", "[]", "1"]]))[0] == 1
+    # One that comes before an earlier one (refused for memory, say) is refused too, so
+    # the earlier one can still be applied when it is sent again.
+    assert write(client, keys, "host:1:a", 3, 100) == [-1, "", 0]
+    assert write(client, keys, "host:1:a", 2, 7) == [1, "", 0]
+    assert write(client, keys, "host:1:a", 3, 1) == [1, "", 0]
+    assert write(client, keys, "host:1:a", 2, 7) == [0, "", 0]
     assert scrape().value("hits_total") == 13
+    # Sequence numbers are per process: another process's 1 is its own.
+    assert write(client, keys, "host:2:b", 1, 1) == [1, "", 0]
+    assert scrape().value("hits_total") == 14
+    # The family's hash is lost (evicted): a resend of an applied chunk finds no sequence
+    # number and says so; it cannot be applied twice, since what it was added to is gone.
+    client.delete(keys.family("hits"))
+    assert write(client, keys, "host:1:a", 3, 1) == [1, "", 1]
+    assert scrape().value("hits_total") == 1
 
 
 @pytest.fixture
@@ -74,20 +92,45 @@ def dropper(redis_server: RedisServer) -> Iterator[ReplyDropper]:
         proxy.close()
 
 
+@pytest.fixture
+def every_command_logged(client: redis.Redis) -> Iterator[Callable[[str, str], int]]:
+    """SLOWLOG with threshold 0 (every command); ``calls(script, key)`` counts, since it was
+    last called, the calls of that script (its source) that named that key."""
+    client.config_set("slowlog-log-slower-than", 0)
+    client.config_set("slowlog-max-len", 100_000)
+    client.slowlog_reset()
+
+    def calls(script: str, key: str) -> int:
+        sha = hashlib.sha1(script.encode()).hexdigest()
+        entries = client.execute_command("SLOWLOG", "GET", -1)
+        client.slowlog_reset()
+        return sum(1 for entry in entries if entry[3][1:2] == [sha] and key in entry[3])
+
+    try:
+        yield calls
+
+    finally:
+        client.config_set("slowlog-log-slower-than", 10_000)
+        client.slowlog_reset()
+
+
 def test_a_flush_whose_reply_was_lost_is_not_applied_twice(
-    load_redis_backend: LoadBackend, dropper: ReplyDropper, client: redis.Redis, prefix: str
+    load_redis_backend: LoadBackend,
+    dropper: ReplyDropper,
+    client: redis.Redis,
+    every_command_logged: Callable[[str, str], int],
 ) -> None:
     """Redis executes the flush, the reply never arrives: the backend must send it again
     (it cannot know) and Redis must recognise it."""
-    backend = load_redis_backend(port=dropper.port, socket_timeout=0.3, flush_interval=60)
+    backend = load_redis_backend(port=dropper.port, socket_timeout=1.0, flush_interval=60)
     hits = Counter("hits", "Hits.")
     assert backend.flush()  # connected: a new connection's handshake would time out first
+    key = backend.keys.family("hits")
+    writes_of_hits = functools.partial(every_command_logged, redis_scripts.WRITE, key)
+    writes_of_hits()
 
     def stored() -> float:
-        return float(client.hget(f"{prefix}:v:hits", "[]") or 0)
-
-    def scripts_run() -> int:
-        return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+        return float(client.hget(key, "[]") or 0)
 
     # Every reply lost: redis-py's own retry cannot connect either, the flush fails.
     hits.inc(5)
@@ -96,43 +139,83 @@ def test_a_flush_whose_reply_was_lost_is_not_applied_twice(
     assert stored() == 5  # but Redis applied it
     hits.inc(2)
     dropper.drop.clear()
-    before = scripts_run()
-    assert backend.flush()  # the lost flush again (recognised, not applied), then the 2
-    assert scripts_run() - before == 2
+    writes_of_hits()
+    # The lost chunk again (recognised, not applied), then the 2.
+    assert backend.flush()
+    assert writes_of_hits() == 2
     assert stored() == 7
     assert scrape().value("hits_total") == 7
     assert backend.status()["healthy"]
 
-    # One reply lost: redis-py retries at once on a new connection, with the same flush.
+    # One reply lost: redis-py retries at once on a new connection, with the same flush
+    # (redis-py 5.0 retries a timed-out pipeline only with retry_on_timeout: the next
+    # flush sends it again instead).
     hits.inc(10)
     dropper.lose_replies()
-    before = scripts_run()
-    assert backend.flush()
-    assert scripts_run() - before == 2  # Redis ran it twice...
+    writes_of_hits()
+    assert backend.flush() or backend.flush()
+    assert writes_of_hits() == 2  # Redis ran it twice...
     assert stored() == 17  # ...and applied it once
-    # The same for a scrape, whose flush and read go in one pipeline.
+    # The same for a scrape, whose flush and reads go in one pipeline.
     hits.inc(100)
     dropper.lose_replies()
-    before = scripts_run()
+    writes_of_hits()
+    with contextlib.suppress(BackendUnavailableError):
+        assert scrape().value("hits_total") == 117
     assert scrape().value("hits_total") == 117
-    assert scripts_run() - before == 4
+    assert writes_of_hits() == 2
     assert stored() == 117
 
 
-def test_a_scrape_is_one_round_trip(load_redis_backend: LoadBackend, client: redis.Redis) -> None:
-    """A flush and a read, pipelined: two scripts, and no other command from the client
-    (such as redis-py's SCRIPT EXISTS before every pipeline of Script objects)."""
-    load_redis_backend(flush_interval=60)
+def test_the_last_flush_of_a_process_that_exits_is_applied_once(
+    load_redis_backend: LoadBackend,
+    dropper: ReplyDropper,
+    client: redis.Redis,
+    every_command_logged: Callable[[str, str], int],
+) -> None:
+    """The last flush also says the process left; sent again after a lost reply, Redis
+    must still recognise it (the process is gone: nothing else would)."""
+    backend = load_redis_backend(port=dropper.port, socket_timeout=1.0, flush_interval=60)
+    hits = Counter("hits", "Hits.")
+    hits.inc(1)
+    assert backend.flush()
+    key = backend.keys.family("hits")
+    every_command_logged(redis_scripts.WRITE, key)
+    hits.inc(10)
+    dropper.lose_replies()
+    backend.close()
+    # redis-py sends the pipeline again on a new connection (5.0 does not, after a
+    # timeout: then the first one, which Redis ran, is all there is).
+    assert every_command_logged(redis_scripts.WRITE, key) in (1, 2)
+    assert float(client.hget(key, "[]")) == 11
+    assert client.zscore(backend.keys.left, backend.status()["process"]) is not None
+
+
+def test_a_small_scrape_is_one_round_trip(
+    load_redis_backend: LoadBackend, client: redis.Redis
+) -> None:
+    """A flush and the reads, pipelined: scripts only, and no other command from the
+    client (such as redis-py's SCRIPT EXISTS before every pipeline of Script objects)."""
+    backend = load_redis_backend(flush_interval=60)
     Counter("hits", "Hits.", ["x"]).labels(x="1").inc()
     Histogram("h", "H.").observe(1)
     scrape()  # the first one loads the scripts
+    pipelines = 0
+    make_pipeline = backend.client.pipeline
+
+    def counting_pipeline(*args: Any, **kwargs: Any) -> Any:
+        nonlocal pipelines
+        pipelines += 1
+        return make_pipeline(*args, **kwargs)
+
+    backend.client.pipeline = counting_pipeline  # type: ignore[method-assign]
     client.config_resetstat()
     for _ in range(5):
         scrape()
     stats = client.info("commandstats")
     from_clients = {k for k in stats if k.startswith(("cmdstat_eval", "cmdstat_script"))}
     assert from_clients == {"cmdstat_evalsha"}, stats
-    assert stats["cmdstat_evalsha"]["calls"] == 2 * 5
+    assert pipelines == 5
 
 
 # ----------------------------------------------------------------------- torn histograms
@@ -264,61 +347,81 @@ def run_short_lived(count: int, batch: int = 10) -> None:
         done += len(wave)
 
 
-def read_reply(client: redis.Redis, prefix: str) -> tuple[int, int]:
-    """What one scrape reads: the number of values in the READ reply and their bytes."""
-    reply = client.register_script(redis_scripts.READ)(keys=[], args=[prefix, 1.0])
-    items = 0
-    size = 0
-
-    def walk(x: Any) -> None:
-        nonlocal items, size
-        if isinstance(x, list):
-            for y in x:
-                walk(y)
-        else:
-            items += 1
-            size += len(str(x))
-
-    walk(reply[1:])  # reply[0] is Redis's clock
-    return items, size
+def family_fields(client: redis.Redis, keys: KeyLayout) -> tuple[int, int, int]:
+    """What a scrape reads: the series fields of every family and their bytes, and the
+    bookkeeping fields (a sequence number per process, kept a while after it died)."""
+    series = size = bookkeeping = 0
+    for name in client.hkeys(keys.families):
+        if name.startswith("\0"):
+            continue
+        for field, value in client.hgetall(keys.family(name)).items():
+            if field.startswith("["):
+                series += 1
+                size += len(field) + len(value)
+            else:
+                bookkeeping += 1
+    return series, size, bookkeeping
 
 
 @pytest.mark.slow
 def test_scrape_cost_does_not_grow_with_dead_processes(
-    load_redis_backend: LoadBackend, client: redis.Redis, prefix: str
+    load_redis_backend: LoadBackend, client: redis.Redis
 ) -> None:
     timeout = 0.5
-    backend = load_redis_backend(flush_interval=0.05, process_timeout=timeout)
+    # Short socket timeouts: an exited process's sequence numbers are kept as long as its
+    # last flush could be sent again, 2 x (0.2 + 0.2) + 1 s.
+    backend = load_redis_backend(
+        flush_interval=0.05,
+        process_timeout=timeout,
+        socket_timeout=0.2,
+        socket_connect_timeout=0.2,
+    )
+    keys = backend.keys
     me = backend.status()["process"]
 
     def settled() -> bool:
-        # Only this process is alive, and nothing of any other is read by a scrape.
-        procs = client.zrange(f"{prefix}:procs", 0, -1)
-        pg = {k for k in keys_under(client, prefix) if k.startswith(f"{prefix}:pg:")}
-        return procs == [me] and pg <= {f"{prefix}:pg:{me}"}
+        # Only this process is alive, no gauge value of another is left to fold, and the
+        # dead kept for a while are the killed ones only.
+        procs = client.zrange(keys.procs, 0, -1)
+        gauges = {k for k in keys_under(client, keys.prefix) if k.startswith(keys.shared + "g:")}
+        killed = len(client.zrangebyscore(keys.dead, time.time() - 3600, "+inf"))
+        return (
+            procs == [me]
+            and gauges <= {keys.gauges_of(me)}
+            and not client.exists(keys.fold)
+            and client.zcard(keys.dead) == killed
+        )
 
-    def footprint() -> tuple[set[str], tuple[int, int], float]:
+    def footprint() -> tuple[set[str], tuple[int, int, int], float]:
         wait_for(settled, timeout=timeout + 10, what="the dead processes are reaped")
-        keys = keys_under(client, prefix) - {f"{prefix}:seq", f"{prefix}:dead"}
-        return keys, read_reply(client, prefix), scrape().value("visits_total")
+        # A SIGKILLed process's sequence numbers are kept for a day (a flush it sends
+        # again must be known as one already applied): their set, and the dead set.
+        retained = {k for k in keys_under(client, keys.prefix) if k.startswith(keys.shared + "q:")}
+        left = keys_under(client, keys.prefix) - retained - {keys.dead}
+        return left, family_fields(client, keys), scrape().value("visits_total")
 
     run_short_lived(20)
-    keys_20, (items_20, size_20), visits_20 = footprint()
+    keys_20, (series_20, size_20, _), visits_20 = footprint()
     run_short_lived(180)
-    keys_200, (items_200, size_200), visits_200 = footprint()
+    keys_200, (series_200, size_200, bookkeeping_200), visits_200 = footprint()
 
     assert (visits_20, visits_200) == (20, 200)
-    assert keys_200 == keys_20
-    assert items_200 == items_20
+    assert keys_200 == keys_20 | {keys.sequences_of(me)} or keys_200 == keys_20
+    assert series_200 == series_20
     assert size_200 <= size_20 + 64  # larger numbers only: 200 is a digit longer than 20
     for name in ("busy", "level", "each"):
-        fields = client.hkeys(f"{prefix}:v:{name}")
-        assert len(fields) <= 3, fields  # the retired value(s), not one per dead process
+        fields = [f for f in client.hkeys(keys.family(name)) if f.startswith("[")]
+        assert len(fields) <= 1, fields  # the retired value, not one per dead process
+    # What stays per process ever killed, for a day: a sequence number per family it
+    # wrote (40 of the 200 were killed); nothing of those that exited. (A child flushes
+    # every family alive in this process, other tests' too.)
+    assert client.zcard(keys.dead) == 40
+    families = client.hlen(keys.families) - 1  # its epoch field aside
+    per_family = 2  # definition and help
+    assert bookkeeping_200 <= (40 + 1 + per_family) * families
     parsed = scrape()
     assert parsed.get("busy") is None
     assert parsed.value("level") == 400  # "sum" keeps what dead processes had
     assert parsed.series("each") == {}
     assert parsed.value("h_count") == 200
     assert not math.isnan(parsed.value("h_sum"))
-    # What stays per process ever seen: one field of the seq hash, one of the dead set.
-    assert client.hlen(f"{prefix}:seq") <= 201

@@ -288,7 +288,8 @@ def test_a_definition_made_during_an_outage_reaches_redis(
     assert not backend.flush()
     server.start()
     assert backend.flush()
-    assert backend.client.hexists(f"{prefix}:defs", "later")
+    assert backend.client.hexists(backend.keys.families, "later")
+    assert backend.client.hexists(backend.keys.family("later"), "\0d")
 
 
 @pytest.mark.parametrize("then", ["close", "scrape"])
@@ -309,7 +310,7 @@ def test_changes_made_after_a_failed_flush_are_not_left_behind(
     hits.inc(100)
     if then == "close":
         backend.close()
-        assert float(backend.client.hget(f"{prefix}:v:hits", "[]") or 0) == 111
+        assert float(backend.client.hget(backend.keys.family("hits"), "[]") or 0) == 111
         # That read reconnected a client the backend had closed: close it again, or its
         # socket is found unclosed by the garbage collector in some later test.
         backend.client.close()

@@ -21,6 +21,7 @@ import pytest
 import redis
 
 from pytheus.backends.redis import MultiProcessRedisBackend
+from pytheus.backends.redis_keys import KeyLayout
 from tests.redis_backend.helpers import REPO, parse_openmetrics, parse_text, wait_for
 from tests.servers import LOOPBACK, RedisServer, free_port, promtool_check_metrics
 
@@ -177,11 +178,11 @@ def test_gunicorn_workers_count_exactly(
     # the counts stay.
     gunicorn.process.send_signal(signal.SIGTERM)
     assert gunicorn.process.wait(30) == 0, gunicorn.log_text()
-    keys = redis.Redis(port=redis_server.port, decode_responses=True)
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
     try:
-        assert keys.zcard(f"{prefix}:procs") == 0
+        assert client.zcard(KeyLayout(prefix).procs) == 0
     finally:
-        keys.close()
+        client.close()
     reader = MultiProcessRedisBackend({"port": redis_server.port, "prefix": prefix})
     try:
         families = {f.name: f for f in reader.collect([], include_remote=True)}

@@ -205,7 +205,7 @@ def test_a_process_that_exits_is_reaped_at_once(
         parsed = scrape()
         assert parsed.value("inprogress") == 1
         assert parsed.value("g_sum") == 5
-        assert backend.client.exists(f"{prefix}:pg:{process}")
+        assert backend.client.exists(backend.keys.gauges_of(process))
         proc.communicate("go\n", timeout=20)
         assert proc.returncode == 0
     finally:
@@ -217,10 +217,12 @@ def test_a_process_that_exits_is_reaped_at_once(
     assert parsed.value("served_total") == 3
     assert parsed.value("g_sum") == 5  # a dead process's value, kept by "sum"
     assert parsed.value("g_max") == 5
-    assert not backend.client.exists(f"{prefix}:pg:{process}")
-    assert not backend.client.zscore(f"{prefix}:procs", process)
-    fields = backend.client.hkeys(f"{prefix}:v:g_{mode}")
-    assert not [f for f in fields if process in str(f)], fields
+    assert not backend.client.exists(backend.keys.gauges_of(process))
+    assert not backend.client.zscore(backend.keys.procs, process)
+    # No value of it is left (its sequence number is, for as long as its last flush
+    # could be sent again).
+    fields = backend.client.hkeys(backend.keys.family(f"g_{mode}"))
+    assert not [f for f in fields if process in f and not f.startswith("\0q")], fields
 
 
 @pytest.mark.parametrize("how", ["exits", "is killed"])
@@ -258,7 +260,7 @@ def test_reaping_a_process_with_infinite_gauges(
         child.kill()
         child.wait()
     wait_for(
-        lambda: not backend.client.exists(f"{prefix}:pg:{process}"),
+        lambda: not backend.client.exists(backend.keys.gauges_of(process)),
         timeout=5,
         what="the process is reaped",
     )

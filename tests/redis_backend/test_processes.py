@@ -3,7 +3,6 @@ definitions that travel between processes."""
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 
 import pytest
@@ -22,7 +21,6 @@ from tests.redis_backend.helpers import (
     run_script,
     scrape,
     scrape_openmetrics,
-    wait_for,
 )
 from tests.servers import promtool_check_metrics
 
@@ -142,53 +140,6 @@ def test_metric_defined_only_in_another_process(
     assert [f.name for f in get_registry().collect(names=["made_in_child_total"])] == [
         "made_in_child"
     ]
-
-
-def test_conflicting_definitions(
-    load_redis_backend: LoadBackend, prefix: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The same name with other buckets in two processes: the second one is told, with
-    both definitions; the first one's values stay readable."""
-    backend = load_redis_backend()
-    config = {"port": backend.client.connection_pool.connection_kwargs["port"], "prefix": prefix}
-    run_script("define", config, "buckets_a")  # buckets 1, 2: stored first
-
-    # This process did not know: its definition succeeds, its first flush finds the
-    # conflict and logs both definitions; its values are not written.
-    mine = Histogram("shared_hist", "Shared.", buckets=[5, 10])
-    mine.observe(7)
-    with caplog.at_level(logging.ERROR, logger="pytheus.backends.redis"):
-        assert backend.flush()
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1, errors
-    assert "shared_hist" in errors[0]
-    assert '"buckets":["1.0","2.0","inf"]' in errors[0]
-    assert '"buckets":["5.0","10.0","inf"]' in errors[0]
-    parsed = scrape()
-    assert parsed.value("shared_hist_bucket", {"le": "2.0"}) == 1.0  # the stored one's
-    assert parsed.get("shared_hist_bucket", {"le": "10.0"}) is None
-
-    # Now that it knows, defining it that way again is refused at definition.
-    with pytest.raises(MetricDefinitionError, match=r"shared_hist.*1\.0.*5\.0"):
-        Histogram("shared_hist", "Shared.", buckets=[5, 10], registry=CollectorRegistry())
-
-
-def test_conflict_known_from_a_scrape_fails_at_definition(
-    load_redis_backend: LoadBackend, prefix: str
-) -> None:
-    """A process that has scraped knows every stored definition: a definition that
-    differs is refused at once, with both definitions in the message."""
-    backend = load_redis_backend()
-    config = {"port": backend.client.connection_pool.connection_kwargs["port"], "prefix": prefix}
-    run_script("define", config, "buckets_a")
-    assert scrape().value("shared_hist_count") == 1.0
-    with pytest.raises(MetricDefinitionError, match=r"shared_hist.*1\.0.*5\.0"):
-        Histogram("shared_hist", "Shared.", buckets=[5, 10])
-    with pytest.raises(MetricDefinitionError, match="shared_hist"):
-        Counter("shared_hist", "Another type.")
-    # The same definition is fine.
-    Histogram("shared_hist", "Shared.", buckets=[1, 2]).observe(1)
-    wait_for(lambda: scrape().value("shared_hist_count") == 2.0)
 
 
 def test_write_through_is_visible_at_once(load_redis_backend: LoadBackend) -> None:

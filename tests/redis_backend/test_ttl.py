@@ -32,7 +32,7 @@ def test_idle_series_expire_per_series_not_per_key(
         )
 
     wait_for(old_gone_new_kept, timeout=10, what="the idle series expire")
-    assert not any(f.startswith('["old"]') for f in client.hkeys(f"{prefix}:v:h"))
+    assert not any(f.startswith('["old"]') for f in client.hkeys(backend.keys.family("h")))
     # A live process's gauge is its current value, however long ago it was set.
     assert scrape().get("g", {"k": "constant"}) == 7
 
@@ -58,4 +58,4 @@ def test_without_ttl_nothing_expires(load_redis_backend: LoadBackend, client: re
     backend = load_redis_backend(flush_interval=0.05)
     Counter("c", "Help.").inc()
     backend.flush()
-    assert not client.exists(f"{backend.config.prefix}:touched")
+    assert not client.exists(backend.keys.touched)
