@@ -248,6 +248,7 @@ class MultiProcessRedisBackend:
         # locks released by those reads do not flush again.
         self._flushing = threading.local()
         self._failing = False  # Redis unreachable
+        self._in_flight: list[Chunk] = []  # the chunks of the flush waiting for Redis
         self._refused = False  # Redis refuses writes (out of memory, ...)
         self._closed = False
         self._last_success = 0.0
@@ -498,7 +499,7 @@ class MultiProcessRedisBackend:
             flush = self._prepare_flush(housekeeping=housekeeping, leave=leave)
             start = time.perf_counter()
             try:
-                replies = self._execute(flush.add)
+                replies = self._send(flush)
             except redis.RedisError as exc:
                 self._writer.pending = flush.chunks
                 self._record_failure(exc)
@@ -507,6 +508,15 @@ class MultiProcessRedisBackend:
         if took:
             self._after_success()
         return took
+
+    def _send(self, flush: _Flush) -> list[Any]:
+        """Execute a flush's calls; while they wait for Redis, :meth:`unsent` counts its
+        chunks (their series' shadows already hold the values being sent)."""
+        self._in_flight = flush.chunks
+        try:
+            return self._execute(flush.add)
+        finally:
+            self._in_flight = []
 
     def _resend_pending(self) -> bool:
         """Send again, as they were, the chunks whose answer was lost; holds _flush_lock.
@@ -519,7 +529,7 @@ class MultiProcessRedisBackend:
         flush = self._prepare_flush()
         start = time.perf_counter()
         try:
-            replies = self._execute(flush.add)
+            replies = self._send(flush)
         except redis.RedisError:
             self._writer.pending = flush.chunks
             raise
@@ -629,7 +639,7 @@ class MultiProcessRedisBackend:
         own = {stat.definition.name for stat in self._stats.all()}
         out: dict[str, int] = {}
         writer = self._writer
-        for chunk in list(writer.pending):  # sent, not answered
+        for chunk in [*writer.pending, *self._in_flight]:  # sent, not answered
             if chunk.name not in own and chunk.undo:
                 out[chunk.name] = out.get(chunk.name, 0) + len(chunk.undo)
         for name, metric in list(self._metrics.items()):
@@ -688,6 +698,7 @@ class MultiProcessRedisBackend:
         self._build_lock = threading.Lock()
         self._new_process()
         self._failing = self._refused = False
+        self._in_flight = []  # the parent's
         self._rediscover = None
         writer = self._writer
         writer.reset_process()
