@@ -32,6 +32,7 @@ from django.db.backends.signals import connection_created
 from django_pytheus import metrics as _metrics
 from django_pytheus.compat import DbSeries
 from django_pytheus.context import current_request
+from django_pytheus.metrics import DjangoMetrics, QuerySeries
 
 __all__ = ["QueryObserver", "install", "statement_kind", "uninstall"]
 
@@ -132,11 +133,22 @@ class QueryObserver:
     the error type when the query raises, and one more query for the current request.
     """
 
-    __slots__ = ("alias", "vendor")
+    __slots__ = ("_metrics", "_series", "alias", "vendor")
 
     def __init__(self, alias: str, vendor: str) -> None:
         self.alias = alias
         self.vendor = vendor
+        self._metrics: DjangoMetrics | None = None
+        self._series: QuerySeries | None = None
+
+    def _bind(self) -> QuerySeries:
+        # This connection's series, from the one cache (DjangoMetrics), remembered with
+        # the metrics object they belong to: a query pays one identity check, not a
+        # call and a lookup (tests replace the metrics; a running site never does).
+        m = _metrics.get_metrics()
+        series = self._series = m.query_series(self.alias, self.vendor)
+        self._metrics = m
+        return series
 
     def __call__(
         self,
@@ -159,7 +171,9 @@ class QueryObserver:
             raise
         finally:
             elapsed = perf_counter() - start
-            series = _metrics.get_metrics().query_series(self.alias, self.vendor)
+            series = self._series
+            if series is None or self._metrics is not _metrics.current:
+                series = self._bind()
             kind = _FAST_KINDS.get(sql[:7]) if type(sql) is str else None
             series.durations[kind or statement_kind(sql)].observe(elapsed)
             state = current_request.get()
