@@ -129,6 +129,12 @@ class _TimesWhenCalled:
         instrument = self.time()
         return instrument if func is None else instrument(func)
 
+    def time(self: Any) -> Instrument:
+        """Observe the duration in seconds of a block or decorated function."""
+        return Instrument(
+            time.perf_counter, lambda start, _exc: self.observe(time.perf_counter() - start)
+        )
+
 
 class _GaugeWhenCalled:
     """``@gauge`` sets the gauge to the duration of each call; ``@gauge(track_inprogress=True)``
@@ -355,12 +361,6 @@ class HistogramChild(_TimesWhenCalled, Child):
         finally:
             lock.release()
 
-    def time(self) -> Instrument:
-        """Observe the duration in seconds of a block or decorated function."""
-        return Instrument(
-            time.perf_counter, lambda start, _exc: self.observe(time.perf_counter() - start)
-        )
-
     def snapshot(self) -> HistogramState:
         """Counts, sum and exemplars, taken together so they never disagree."""
         lock = self._lock
@@ -404,12 +404,6 @@ class SummaryChild(_TimesWhenCalled, Child):
                 self._window.add(value)
         finally:
             lock.release()
-
-    def time(self) -> Instrument:
-        """Observe the duration in seconds of a block or decorated function."""
-        return Instrument(
-            time.perf_counter, lambda start, _exc: self.observe(time.perf_counter() - start)
-        )
 
     def snapshot(self) -> SummaryState:
         """Count, sum and the quantiles of the current window."""
