@@ -31,6 +31,7 @@ import pytest
 
 __all__ = [
     "LOOPBACK",
+    "RedisCluster",
     "RedisServer",
     "ServerError",
     "free_port",
@@ -351,3 +352,100 @@ def promtool_check_metrics(text: str, *, lint: bool = True) -> None:
     raise AssertionError(
         f"promtool check metrics exited with {result.returncode}:\n{report}\n--- input:\n{text}"
     )
+
+
+class RedisCluster:
+    """A Redis Cluster of ``primaries`` primaries, each with ``replicas`` replicas: Debian's
+    ``redis-server`` in cluster mode on free loopback ports (client and bus), made with
+    ``redis-cli --cluster create``. Each node is a :class:`RedisServer` in a directory of its
+    own, so a test can kill, pause or restart one by its own pid."""
+
+    def __init__(self, directory: Path, *, primaries: int = 3, replicas: int = 1) -> None:
+        self.directory = Path(directory)
+        self.primaries = primaries
+        self.replicas = replicas
+        self.nodes: list[RedisServer] = []
+        for i in range(primaries * (1 + replicas)):
+            bus = free_port()
+            node = RedisServer(
+                self.directory / f"node{i}",
+                extra_args=[
+                    "--cluster-enabled", "yes",
+                    "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", "1000",
+                    "--cluster-port", str(bus),
+                    # A replica takes over however far behind it was: the tests count on
+                    # our retries, not on Redis's replication being complete.
+                    "--cluster-replica-validity-factor", "0",
+                ],
+            )  # fmt: skip
+            self.nodes.append(node)
+
+    @property
+    def host(self) -> str:
+        return LOOPBACK
+
+    @property
+    def port(self) -> int:
+        return self.nodes[0].port
+
+    def start(self, timeout: float = 60.0) -> Self:
+        for node in self.nodes:
+            node.start()
+        cli = require_program("redis-cli")
+        result = subprocess.run(
+            [
+                cli, "--cluster", "create",
+                *(f"{n.host}:{n.port}" for n in self.nodes),
+                "--cluster-replicas", str(self.replicas),
+                "--cluster-yes",
+            ],  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise ServerError(f"redis-cli --cluster create failed:\n{result.stdout}{result.stderr}")
+        self.wait_until_ok(timeout)
+        return self
+
+    def info(self, node: RedisServer) -> dict[str, str]:
+        """``CLUSTER INFO`` of one node, as a dict."""
+        out = subprocess.run(
+            [require_program("redis-cli"), "-p", str(node.port), "cluster", "info"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout
+        return dict(line.split(":", 1) for line in out.split() if ":" in line)
+
+    def wait_until_ok(self, timeout: float = 60.0) -> None:
+        """Until every running node says the cluster is ok with every slot served."""
+        deadline = time.monotonic() + timeout
+        while True:
+            infos = [self.info(n) for n in self.nodes if n.running and not n.paused]
+            if infos and all(
+                i.get("cluster_state") == "ok" and i.get("cluster_slots_ok") == "16384"
+                for i in infos
+            ):
+                return
+            if time.monotonic() >= deadline:
+                raise ServerError(f"The Redis Cluster is not ok after {timeout} s: {infos}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -60,6 +60,7 @@ from typing import Any
 try:
     import redis
     from redis.backoff import NoBackoff
+    from redis.exceptions import RedisClusterException
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(
@@ -68,10 +69,17 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     ) from exc
 
 from pytheus.backends import close_backend, redis_scripts
-from pytheus.backends.redis_config import PLAIN_POOLS, RedisConfig, eviction_risk
+from pytheus.backends.redis_config import (
+    PLAIN_POOLS,
+    REDIS_ERRORS,
+    RedisConfig,
+    connection_kwargs,
+    eviction_risk,
+)
 from pytheus.backends.redis_flush import (
     Chunk,
     FamilyToFlush,
+    Housekeeping,
     Writer,
     calls,
     is_out_of_memory,
@@ -106,6 +114,9 @@ _SEQ_RETENTION = 24 * 3600.0
 _RLOCK = type(threading.RLock())
 # Rediscovery of families after the list of families was lost: SCAN calls per flush.
 _REDISCOVER_CALLS = 10
+# Every how many flushes of the flusher a process checks that the families it wrote to
+# still hold its sequence number (Redis lost them: evicted, deleted).
+_CHECK_EVERY = 10
 
 
 class _WriteThroughLock:
@@ -132,7 +143,8 @@ class _WriteThroughLock:
 
 
 class _Flush:
-    """One flush's part of a pipeline: a HEARTBEAT and the WRITEs of its chunks."""
+    """One flush's part of a pipeline: a HEARTBEAT, the WRITEs of its chunks, and now and
+    then a look at whether the families this process wrote to still know it."""
 
     def __init__(
         self,
@@ -142,6 +154,7 @@ class _Flush:
         *,
         leave: bool = False,
         housekeeping: bool = True,
+        check: bool = False,
     ) -> None:
         self.backend = backend
         self.chunks = chunks
@@ -152,52 +165,52 @@ class _Flush:
         self.heartbeat = writer.heartbeat_args(
             process=backend._process,
             timeout=cfg.process_timeout,
-            retention=_SEQ_RETENTION,
-            ttl=cfg.series_ttl,
+            retention=cfg.leave_retention if leave else _SEQ_RETENTION,
             known=backend._known,
             leave=cfg.leave_retention if leave else None,
-            housekeeping=housekeeping,
+            turn_ms=cfg.turn_ms if housekeeping and not leave else 0,
+            expiry=cfg.series_ttl > 0,
             families=families,
         )
-        modes = {n: f.metric.definition.multiprocess_mode for n, f in families.items()}
-        self.calls = calls(chunks)
+        # A family that lost this process's sequence number is found by the WRITE that
+        # next changes it; one that no series of this process changes, by this check.
+        self.checked = writer.checked_families() if check and not leave else []
+        self.calls = calls(chunks, one_family=cfg.cluster)
         self.writes = [
-            writer.write_args(
-                group,
-                process=backend._process,
-                timeout=cfg.process_timeout,
-                ttl=cfg.series_ttl > 0,
-                modes=modes,
-            )
+            writer.write_args(group, process=backend._process, ttl=cfg.series_ttl > 0)
             for group in self.calls
         ]
 
     def __len__(self) -> int:
-        return 1 + len(self.writes)
+        return 1 + len(self.writes) + len(self.checked)
 
     def add(self, pipe: Any) -> None:
         shas = self.backend._shas
-        keys, args, _, _ = self.heartbeat
+        beat = self.heartbeat
         # A process that leaves does so after its last changes: its gauge values, folded
         # as it leaves, must all be there already.
         if not self.leave:
-            pipe.evalsha(shas["HEARTBEAT"], len(keys), *keys, *args)
+            pipe.evalsha(shas["HEARTBEAT"], len(beat.keys), *beat.keys, *beat.args)
         for write_keys, write_args in self.writes:
             pipe.evalsha(shas["WRITE"], len(write_keys), *write_keys, *write_args)
         if self.leave:
-            pipe.evalsha(shas["HEARTBEAT"], len(keys), *keys, *args)
+            pipe.evalsha(shas["HEARTBEAT"], len(beat.keys), *beat.keys, *beat.args)
+        field = "\0q\0" + self.backend._process
+        for name in self.checked:
+            pipe.hexists(self.backend.keys.family(name), field)
 
-    def replies(self, replies: Sequence[Any]) -> tuple[Any, list[Any]]:
-        """The HEARTBEAT's reply and each chunk's, from this flush's part of a pipeline
-        (a call refused whole, out of memory say, is each of its chunks' answer)."""
+    def replies(self, replies: Sequence[Any]) -> tuple[Any, list[Any], Sequence[Any]]:
+        """The HEARTBEAT's reply, each chunk's and the checks', from this flush's part of
+        a pipeline (a call refused whole, out of memory say, is each of its chunks' answer)."""
+        n = len(self.writes)
         if self.leave:
-            heartbeat, writes = replies[len(self.writes)], replies[: len(self.writes)]
+            heartbeat, writes = replies[n], replies[:n]
         else:
-            heartbeat, writes = replies[0], replies[1 : len(self.writes) + 1]
+            heartbeat, writes = replies[0], replies[1 : n + 1]
         per_chunk: list[Any] = []
         for group, reply in zip(self.calls, writes, strict=True):
             per_chunk += [reply] * len(group) if isinstance(reply, Exception) else reply
-        return heartbeat, per_chunk
+        return heartbeat, per_chunk, replies[n + 1 : n + 1 + len(self.checked)]
 
 
 class MultiProcessRedisBackend:
@@ -282,7 +295,10 @@ class MultiProcessRedisBackend:
         multiprocessing.util.register_after_fork(self, _close_at_multiprocessing_exit)
 
     def __repr__(self) -> str:
-        kwargs = self.client.connection_pool.connection_kwargs
+        kwargs = connection_kwargs(self.client)
+        if self.config.cluster:
+            where = f"{kwargs.get('host')}:{kwargs.get('port')}"
+            return f"<MultiProcessRedisBackend cluster {where} prefix={self.config.prefix!r}>"
         where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
         db = kwargs.get("db", 0)
         return f"<MultiProcessRedisBackend {where}/{db} prefix={self.config.prefix!r}>"
@@ -349,12 +365,16 @@ class MultiProcessRedisBackend:
             return
         self._flush(housekeeping=False)  # the flusher's job: not in the application's time
 
-    def _new_process(self) -> None:
+    def _new_process(self, *, renamed: bool = False) -> None:
+        """Take a name of its own in Redis: a new process, or one that was reaped."""
         self._process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        # When the last successful flush started (perf_counter): see _take_flush.
-        self._last_ok_start = time.perf_counter()
-        # Whether Redis took a heartbeat of this process: only then can it lose it.
+        # Whether Redis took a heartbeat under this name: only then can it lose it.
         self._known = False
+        if not renamed:
+            # When the last successful flush started (perf_counter): see _take_flush.
+            self._last_ok_start = time.perf_counter()
+            self._housekeeping: Housekeeping | None = None  # the work of a turn taken
+            self._flushes = 0
 
     def _prepare_flush(self, *, leave: bool = False, housekeeping: bool = True) -> _Flush:
         """What to send: the chunks left without an answer, else what changed since the
@@ -374,7 +394,11 @@ class MultiProcessRedisBackend:
             finally:
                 self._flushing.active = False
             self._stats.pending.value = float(sum(len(c.undo) for c in chunks))
-        return _Flush(self, chunks, families, leave=leave, housekeeping=housekeeping)
+        check = False
+        if housekeeping:
+            self._flushes += 1
+            check = self._flushes % _CHECK_EVERY == 0
+        return _Flush(self, chunks, families, leave=leave, housekeeping=housekeeping, check=check)
 
     def _execute(self, add: Callable[[Any], object]) -> list[Any]:
         """Run the commands ``add`` puts in a pipeline, in one round trip; every reply,
@@ -401,33 +425,15 @@ class MultiProcessRedisBackend:
     def _take_flush(self, flush: _Flush, replies: Sequence[Any], duration: float) -> bool:
         """Apply the answers to a flush; return whether Redis took all of it."""
         writer = self._writer
-        heartbeat, writes = flush.replies(replies)
+        heartbeat, writes, checks = flush.replies(replies)
         took = not isinstance(heartbeat, Exception)
-        refusal: Exception | None = heartbeat if isinstance(heartbeat, Exception) else None
+        refusal: Exception | None = None
         if took:
-            _, _, checked, registered = flush.heartbeat
-            reaped, lost, created = writer.take_heartbeat(
-                heartbeat, checked, registered, flush.families
-            )
-            now = time.perf_counter()
-            # Silent for process_timeout or more (an outage, a stall): this process may have
-            # been reaped even if the reply saying so was lost.
-            silent = now - self._last_ok_start >= self.config.process_timeout
-            self._last_ok_start = now - duration
-            if lost and self._known:
-                logger.warning(
-                    "Redis no longer holds this process's metrics (restarted without "
-                    "persistence, flushed, failed over or evicted?); writing them again: "
-                    "gauges, info and state sets as they are, counters from what was counted "
-                    "since the last flush (a reset)."
-                )
-                for family in flush.families.values():
-                    writer.write_family_again(family)
-            elif reaped or silent:
-                writer.forget_gauges(flush.families.values())
-            if created:
-                self._rediscover = 0
-            self._known = True
+            self._take_heartbeat(flush, heartbeat, checks, duration)
+        elif _unanswered(heartbeat):
+            took = False
+        else:
+            refusal = heartbeat
 
         def lost_family(name: str) -> None:
             if name in flush.families:
@@ -438,10 +444,23 @@ class MultiProcessRedisBackend:
             took = False
             refusal = refusal or exc
 
+        unanswered = []
         for chunk, reply in zip(flush.chunks, writes, strict=True):
+            if _unanswered(reply):
+                # Applied or not, nobody knows (a node of a cluster that did not answer):
+                # sent again as it is, which Redis applies once.
+                unanswered.append(chunk)
+                continue
             writer.take_write(chunk, reply, on_lost=lost_family, on_error=refused)
+        if unanswered:
+            writer.pending = unanswered + writer.pending
+            self._record_failure(next(r for r in writes if _unanswered(r)))
+            return False
         if refusal is not None:
             self._record_refusal(refusal)
+            return False
+        if not took:
+            self._record_failure(heartbeat)
             return False
         if self._failing:
             logger.warning("pytheus reaches Redis again; pending metrics were sent.")
@@ -451,6 +470,40 @@ class MultiProcessRedisBackend:
         self._last_success = time.time()
         self._stats.flush_seconds.value += duration
         return took
+
+    def _take_heartbeat(
+        self, flush: _Flush, heartbeat: Any, checks: Sequence[Any], duration: float
+    ) -> None:
+        writer = self._writer
+        beat = writer.take_heartbeat(heartbeat, flush.heartbeat)
+        now = time.perf_counter()
+        # Silent for process_timeout or more (an outage, a stall): this process may have
+        # been reaped even if the reply saying so was lost.
+        silent = now - self._last_ok_start >= self.config.process_timeout
+        self._last_ok_start = now - duration
+        if beat.lost and self._known:
+            logger.warning(
+                "Redis no longer holds this process's metrics (restarted without "
+                "persistence, flushed, failed over or evicted?); writing them again: "
+                "gauges, info and state sets as they are, counters from what was counted "
+                "since the last flush (a reset)."
+            )
+            for family in flush.families.values():
+                writer.write_family_again(family)
+        elif beat.reaped or silent:
+            writer.forget_gauges(flush.families.values())
+        if beat.reaped and not flush.leave:
+            # Its values under the old name are being folded away by whoever has the
+            # housekeeping turn: it must not write under that name again.
+            self._new_process(renamed=True)
+            writer.new_identity()
+        if beat.created:
+            self._rediscover = 0
+        self._known = True
+        work = Housekeeping(self.keys, beat, self.config.series_ttl)
+        if work:
+            self._housekeeping = work
+        writer.take_missing(flush.checked, checks, flush.families)
 
     def _record_failure(self, exc: Exception) -> None:
         self._stats.errors.value += 1.0
@@ -493,21 +546,37 @@ class MultiProcessRedisBackend:
             try:
                 if not self._resend_pending():
                     return False
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 self._record_failure(exc)
                 return False
             flush = self._prepare_flush(housekeeping=housekeeping, leave=leave)
             start = time.perf_counter()
             try:
                 replies = self._send(flush)
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 self._writer.pending = flush.chunks
                 self._record_failure(exc)
                 return False
             took = self._take_flush(flush, replies, time.perf_counter() - start)
+            work, self._housekeeping = self._housekeeping, None
         if took:
             self._after_success()
+        if work is not None:
+            self._housekeep(work)
         return took
+
+    def _housekeep(self, work: Housekeeping) -> None:
+        """Do the work of the housekeeping turn this process took (see
+        :class:`~pytheus.backends.redis_flush.Housekeeping`); what fails is left to a
+        later turn. Without the flush lock: it touches no state of this process."""
+        shas = self._shas
+        try:
+            work.took(self._execute(lambda pipe: work.take(pipe, shas)))
+            work.applied(self._execute(lambda pipe: work.apply(pipe, shas)))
+            if work.finished:
+                self._execute(work.done)
+        except REDIS_ERRORS as exc:
+            logger.debug("Housekeeping in Redis failed (a later turn does it): %s", exc)
 
     def _send(self, flush: _Flush) -> list[Any]:
         """Execute a flush's calls; while they wait for Redis, :meth:`unsent` counts its
@@ -530,7 +599,7 @@ class MultiProcessRedisBackend:
         start = time.perf_counter()
         try:
             replies = self._send(flush)
-        except redis.RedisError:
+        except REDIS_ERRORS:
             self._writer.pending = flush.chunks
             raise
         return self._take_flush(flush, replies, time.perf_counter() - start)
@@ -540,8 +609,8 @@ class MultiProcessRedisBackend:
         if not self._eviction_checked:
             self._eviction_checked = True
             try:
-                risk = eviction_risk(self.client.info("memory"))
-            except redis.RedisError as exc:  # INFO denied by an ACL, say
+                risk = self._eviction_risk(self.client)
+            except REDIS_ERRORS as exc:  # INFO denied by an ACL, say
                 logger.debug("Could not read Redis's maxmemory policy: %s", exc)
                 return
             if risk:
@@ -555,11 +624,21 @@ class MultiProcessRedisBackend:
         if cursor is None:
             return
         found: list[str] = []
-        for _ in range(_REDISCOVER_CALLS):
-            cursor, keys = self.client.scan(cursor, match=self.keys.family_pattern(), count=1000)
-            found += [n for k in keys if (n := self.keys.family_name(_text(k))) is not None]
-            if cursor == 0:
-                break
+        if self.config.cluster:
+            # A SCAN per node: rare (the list was lost) and bounded by the keys there are.
+            match = self.keys.family_pattern()
+            for key in self.client.scan_iter(match=match, count=1000):
+                if (name := self.keys.family_name(_text(key))) is not None:
+                    found.append(name)
+            cursor = 0
+        else:
+            for _ in range(_REDISCOVER_CALLS):
+                cursor, keys = self.client.scan(
+                    cursor, match=self.keys.family_pattern(), count=1000
+                )
+                found += [n for k in keys if (n := self.keys.family_name(_text(k))) is not None]
+                if cursor == 0:
+                    break
         if found:
             self.client.hset(self.keys.families, mapping=dict.fromkeys(found, ""))
         self._rediscover = None if cursor == 0 else int(cursor)
@@ -568,7 +647,7 @@ class MultiProcessRedisBackend:
         """Ask Redis now, within ``timeout`` seconds, whether it may evict our keys (see
         :func:`eviction_risk`); raise :class:`~pytheus.exceptions.BackendUnavailableError`
         when it does not answer. For deployment checks, not for the application's path."""
-        pool = self.client.connection_pool
+        pool: Any = getattr(self.client, "connection_pool", None)
         client = self.client
         if type(pool) in PLAIN_POOLS:
             kwargs = {
@@ -583,8 +662,8 @@ class MultiProcessRedisBackend:
                 )
             )
         try:
-            return eviction_risk(client.info("memory"))
-        except redis.RedisError as exc:
+            return self._eviction_risk(client)
+        except REDIS_ERRORS as exc:
             raise BackendUnavailableError(
                 f"cannot ask Redis ({self!r}) for its maxmemory policy: {exc}"
             ) from exc
@@ -592,6 +671,14 @@ class MultiProcessRedisBackend:
             if client is not self.client:
                 client.close()
                 client.connection_pool.disconnect()
+
+    def _eviction_risk(self, client: Any) -> str | None:
+        """:func:`eviction_risk` of Redis, or of the first primary of a cluster at risk."""
+        if not self.config.cluster:
+            return eviction_risk(client.info("memory"))
+        infos = client.info("memory", target_nodes=client.PRIMARIES)
+        risks = [eviction_risk(info) for info in infos.values() if isinstance(info, Mapping)]
+        return next((r for r in risks if r), None)
 
     def status(self) -> dict[str, Any]:
         """Health figures for dashboards: no secrets, no network I/O."""
@@ -622,7 +709,7 @@ class MultiProcessRedisBackend:
             pipe.time()
             pipe.zrange(self.keys.procs, 0, -1, withscores=True)
             (seconds, micros), procs = pipe.execute()
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailableError(f"cannot read processes from Redis: {exc}") from exc
         now = seconds + micros / 1e6
         ages = [(_text(p), max(0.0, now - float(at))) for p, at in procs]
@@ -678,7 +765,7 @@ class MultiProcessRedisBackend:
         # Nor the lock of redis-py's connection pool, which a flush holds for a moment
         # around each call: the child's first call, resetting the pool, would wait for it
         # for ever. (An RLock, as redis-py makes it, owned by this thread in the child too.)
-        lock = getattr(self.client.connection_pool, "_lock", None)
+        lock = getattr(getattr(self.client, "connection_pool", None), "_lock", None)
         if isinstance(lock, _RLOCK):
             lock.acquire()
             self._pool_lock = lock
@@ -748,7 +835,8 @@ class MultiProcessRedisBackend:
             # Its sockets would otherwise stay open until the garbage collector found
             # the backend (replaced by load_backend(), say). A later call reconnects.
             self.client.close()
-            self.client.connection_pool.disconnect()
+            if not self.config.cluster:
+                self.client.connection_pool.disconnect()
         return took
 
     # ------------------------------------------------------------------ scraping
@@ -791,7 +879,7 @@ class MultiProcessRedisBackend:
 
                 start = time.perf_counter()
                 replies = self._execute(first)
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 if flush is not None:
                     self._writer.pending = flush.chunks
                 self._record_failure(exc)
@@ -807,7 +895,7 @@ class MultiProcessRedisBackend:
         try:
             while scrape.unfinished():
                 scrape.take(self._execute(scrape.next_round))
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailableError(f"cannot read metrics from Redis: {exc}") from exc
         yield from list(scrape.result())
 
@@ -828,6 +916,12 @@ def _close_at_multiprocessing_exit(backend: MultiProcessRedisBackend) -> None:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _unanswered(reply: Any) -> bool:
+    """Whether a reply in a pipeline's results says the call may or may not have run (a
+    cluster node that did not answer), as opposed to a refusal by Redis."""
+    return isinstance(reply, redis.ConnectionError | redis.TimeoutError | RedisClusterException)
 
 
 class _Stat:

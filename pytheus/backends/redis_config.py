@@ -17,13 +17,15 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from pytheus.backends.redis_keys import check_prefix
 from pytheus.backends.redis_options import map_pytheus_options
 from pytheus.exceptions import ConfigurationError
 
-__all__ = ["PLAIN_POOLS", "RedisConfig", "eviction_risk"]
+__all__ = ["PLAIN_POOLS", "REDIS_ERRORS", "RedisConfig", "connection_kwargs", "eviction_risk"]
 
 logger = logging.getLogger("pytheus.backends.redis")
 
@@ -44,12 +46,17 @@ _CONFIG_KEYS = frozenset(
         "connection_options",
         "client",
         "connection_pool",
+        "cluster",
     }
 )
 _DEFAULT_SOCKET_TIMEOUT = 5.0
 _DEFAULT_CONNECT_TIMEOUT = 2.0
 #: Pools whose connection settings can be copied into a pool of the backend's own.
 PLAIN_POOLS = (redis.ConnectionPool, redis.BlockingConnectionPool)
+
+#: What a call to Redis raises when Redis (or a cluster of them) cannot do it. A cluster's
+#: own errors (no node reachable, a slot not served) are not redis.RedisError.
+REDIS_ERRORS = (redis.RedisError, RedisClusterException)
 
 # Redis's maxmemory policies that may evict keys without a TTL: ours have none.
 _EVICTING_POLICIES = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
@@ -72,6 +79,17 @@ def eviction_risk(memory_info: Mapping[str, Any]) -> str | None:
         "to noeviction or a volatile-* policy (our keys have no TTL, so those never "
         "evict them)."
     )
+
+
+def connection_kwargs(client: Any) -> Mapping[str, Any]:
+    """The connection settings of a client (of any node of it, for a cluster)."""
+    if isinstance(client, RedisCluster):
+        node: Any = client.get_default_node()  # type: ignore[no-untyped-call]
+        if node is None or node.redis_connection is None:
+            return {}
+        client = node.redis_connection
+    kwargs: Mapping[str, Any] = client.connection_pool.connection_kwargs
+    return kwargs
 
 
 class RedisConfig:
@@ -101,11 +119,16 @@ class RedisConfig:
                 f"flush_interval ({self.flush_interval}), or live processes would be reaped."
             )
         self.series_ttl = self._number(config, "series_ttl", 0.0)
+        # How long a housekeeping turn lasts: one process at a time reaps, folds and
+        # expires, about once per flush interval (at most a second) whatever the number
+        # of processes.
+        self.turn_ms = max(10, int(1000 * min(self.flush_interval or 1.0, 1.0)))
         # Only a pool made here is closed with the backend; one taken as it is (a
         # Sentinel pool) belongs to the caller.
         self.owns_client = True
+        self.cluster = False  # a Redis Cluster: each call on the node of its keys' slot
         self.client = self._make_client(config)
-        kwargs = self.client.connection_pool.connection_kwargs
+        kwargs = connection_kwargs(self.client)
         timeout = float(kwargs.get("socket_timeout") or _DEFAULT_SOCKET_TIMEOUT)
         connect = float(kwargs.get("socket_connect_timeout") or _DEFAULT_CONNECT_TIMEOUT)
         # How long a flush can take at worst: what close() waits for the flusher.
@@ -150,7 +173,13 @@ class RedisConfig:
             out[key] = self._number(config, key, given if given is not None else default)
         return out
 
-    def _make_client(self, config: Mapping[str, Any]) -> redis.Redis:
+    def _make_client(self, config: Mapping[str, Any]) -> Any:
+        cluster = config.get("cluster", False)
+        if not isinstance(cluster, bool):
+            raise ConfigurationError(f"cluster must be True or False, got {cluster!r}.")
+        if cluster or isinstance(config.get("client"), RedisCluster):
+            self.cluster = True
+            return self._make_cluster_client(config)
         given = [k for k in ("client", "connection_pool", "url") if config.get(k) is not None]
         if len(given) > 1:
             raise ConfigurationError(
@@ -201,6 +230,60 @@ class RedisConfig:
         return redis.Redis(
             host=self._str(config, "host", "127.0.0.1"), port=port, db=self._db(config), **options
         )
+
+    def _make_cluster_client(self, config: Mapping[str, Any]) -> RedisCluster:
+        """A Redis Cluster client: a ready one, or one that finds the cluster from any
+        node given by ``url`` or ``host``/``port``, with our timeouts."""
+        client = config.get("client")
+        if client is not None:
+            if not isinstance(client, RedisCluster):
+                raise ConfigurationError(
+                    "With cluster=True, client must be a redis.cluster.RedisCluster, got "
+                    f"{type(client).__name__}; or give the url, or host and port, of any node."
+                )
+            clash = sorted({"url", "host", "port", "username", "password", "db"} & set(config))
+            if clash:
+                raise ConfigurationError(
+                    f"{clash[0]!r} cannot be given with a RedisCluster client, whose "
+                    "connection settings are used; remove one of them."
+                )
+            self.owns_client = False
+            return client
+        if config.get("connection_pool") is not None:
+            raise ConfigurationError(
+                "A Redis Cluster has a pool per node: give the url, or host and port, of any "
+                "node (or a ready redis.cluster.RedisCluster as client), not connection_pool."
+            )
+        if config.get("db", 0) != 0:
+            raise ConfigurationError(
+                f"A Redis Cluster has only database 0, got db={config['db']!r}; give metrics "
+                "a prefix of their own instead."
+            )
+        options: dict[str, Any] = dict(config.get("connection_options") or {})
+        options.setdefault("decode_responses", True)
+        options.update(self._timeouts(config, options))
+        for key in ("username", "password"):
+            if config.get(key) is not None:
+                options[key] = self._str(config, key, "")
+        try:
+            if config.get("url") is not None:
+                url = config["url"]
+                if not isinstance(url, str) or not url.startswith(("redis://", "rediss://")):
+                    raise ConfigurationError(
+                        f"url {url!r} must start with redis:// or rediss:// (a node of the "
+                        "cluster)."
+                    )
+                return RedisCluster.from_url(url, **options)
+            port = config.get("port", 6379)
+            if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+                raise ConfigurationError(f"port must be an int from 1 to 65535, got {port!r}.")
+            return RedisCluster(host=self._str(config, "host", "127.0.0.1"), port=port, **options)
+        except REDIS_ERRORS as exc:
+            # RedisCluster asks a node for the cluster's layout as it is made.
+            raise ConfigurationError(
+                f"Cannot reach the Redis Cluster ({exc}): check the url or host and port of "
+                "a node, and that cluster mode is on (cluster-enabled yes)."
+            ) from exc
 
     def _from_pool(
         self, pool: redis.ConnectionPool, config: Mapping[str, Any], options: dict[str, Any]

@@ -43,6 +43,8 @@ __all__ = [
     "CHUNK_COST",
     "Chunk",
     "FamilyToFlush",
+    "Heartbeat",
+    "HeartbeatReply",
     "Writer",
     "calls",
     "is_out_of_memory",
@@ -72,13 +74,17 @@ _KINDS = {
 }
 
 
-def calls(chunks: Sequence[Chunk]) -> list[list[Chunk]]:
+def calls(chunks: Sequence[Chunk], *, one_family: bool = False) -> list[list[Chunk]]:
     """The chunks of a flush, in order, grouped into WRITE calls that cost at most
-    ``CHUNK_COST`` each (a chunk is never split): many small families, one call."""
+    ``CHUNK_COST`` each (a chunk is never split): many small families, one call. With
+    ``one_family`` (Redis Cluster: a call's keys must share a slot), a call carries
+    chunks of one family only."""
     out: list[list[Chunk]] = []
     cost = CHUNK_COST
     for chunk in chunks:
-        if cost + CHUNK_OVERHEAD + chunk.cost > CHUNK_COST:
+        if cost + CHUNK_OVERHEAD + chunk.cost > CHUNK_COST or (
+            one_family and out[-1][-1].name != chunk.name
+        ):
             out.append([])
             cost = 0
         out[-1].append(chunk)
@@ -129,6 +135,29 @@ class Chunk:
     cost: int = 0
 
 
+@dataclass
+class Heartbeat:
+    """A HEARTBEAT's KEYS and ARGV, and what it records (see :meth:`Writer.heartbeat_args`)."""
+
+    keys: list[str]
+    args: list[Any]
+    register: list[str]
+    sequences: list[str]
+    gauges: list[str]
+
+
+@dataclass
+class HeartbeatReply:
+    """What a HEARTBEAT said (see ``HEARTBEAT`` in :mod:`~pytheus.backends.redis_scripts`)."""
+
+    reaped: bool
+    lost: bool
+    created: bool
+    fold: list[str]  # gone processes whose gauge values the turn folds
+    forget: list[str]  # reaped processes whose sequence numbers the turn forgets
+    expire: list[str]  # families whose idle series the turn expires
+
+
 class Writer:
     """The flush state of one process: what Redis has of each series, and of each family.
 
@@ -153,6 +182,15 @@ class Writer:
         self.pending: list[Chunk] = []  # sent, no answer
         self.help_due: set[str] = set()
         self.announce = weakref.WeakSet()
+        # What the HEARTBEAT is to record before the WRITEs that need it are applied (in
+        # the keys of the whole prefix, which a WRITE does not touch): the families that
+        # get a sequence number of this process, the gauge values it writes (to fold
+        # them when it is gone). Kept until a HEARTBEAT takes them.
+        self.new_sequences: set[str] = set()
+        self.new_gauges: set[str] = set()
+        # The live processes, as the last HEARTBEAT that listed them said (None: not
+        # known): what a WRITE needs to tell whether another definition is still held.
+        self.live: list[str] | None = None
 
     # ------------------------------------------------------------------ building
 
@@ -166,6 +204,8 @@ class Writer:
             d = metric.definition
             kind = d.type
             seq = self.acked.get(name, 0)
+            if seq == 0:
+                self.new_sequences.add(name)
             helped = seq == 0 or name in self.help_due
             self.help_due.discard(name)
 
@@ -192,6 +232,7 @@ class Writer:
                 continue
             cost = _series_cost(kind, len(d.buckets))
             labelnames = d.labelnames
+            gauge = f"{d.multiprocess_mode}\0{name}\0" if kind == "gauge" else None
             chunk: Chunk | None = None
             for child in metric.children():
                 entry = shadow.get(child)
@@ -204,6 +245,8 @@ class Writer:
                 if value is None:
                     continue
                 key = entry[0] if entry is not None else series_key(labelnames, child.labelset)
+                if gauge is not None and previous is None:
+                    self.new_gauges.add(gauge + key)
                 if chunk is None or chunk.cost + cost > CHUNK_COST - CHUNK_OVERHEAD:
                     chunk = new_chunk(chunk is None)
                     chunks.append(chunk)
@@ -239,88 +282,80 @@ class Writer:
         process: str,
         timeout: float,
         retention: float,
-        ttl: float,
         known: bool,
         leave: float | None,
-        housekeeping: bool,
+        turn_ms: int,
+        expiry: bool,
         families: Iterable[str],
-    ) -> tuple[list[str], list[Any], list[str], list[str]]:
-        """KEYS and ARGV of a HEARTBEAT, the families it checks and the ones it registers."""
+    ) -> Heartbeat:
+        """The HEARTBEAT of a flush, with what it records for the WRITEs beside it."""
         keys = self.keys
-        # A process that leaves need not check its families any more, but it lists them:
-        # one that lived for one flush, its last, would not have otherwise.
-        checked = [] if leave is not None else [n for n, s in self.acked.items() if s > 0]
         register = [n for n in families if n not in self.registered]
+        sequences = sorted(self.new_sequences)
+        gauges = sorted(self.new_gauges)
         script_keys = [
             keys.procs,
             keys.last,
             keys.dead,
             keys.fold,
             keys.families,
-            keys.touched,
-            keys.left,
-            *map(keys.family, checked),
+            keys.gauges_of(process),
+            keys.sequences_of(process),
+            keys.turn,
         ]
         args: list[Any] = [
-            keys.shared,
-            keys.family_open,
             process,
             timeout,
             retention,
-            ttl,
-            HOUSEKEEPING_MS if housekeeping else 0,
             "1" if known else "0",
             "" if leave is None else leave,
+            # Liveness is what a WRITE needs to take over a definition; asked for while
+            # one waits, and on a process's first flush (a deploy that changed a metric).
+            "1" if self.conflicts or not known else "0",
+            turn_ms,
+            "1" if expiry else "0",
+            len(register),
             *register,
+            len(sequences),
+            *sequences,
+            len(gauges),
+            *gauges,
         ]
-        return script_keys, args, checked, register
+        return Heartbeat(script_keys, args, register, sequences, gauges)
 
     def write_args(
-        self,
-        chunks: Sequence[Chunk],
-        *,
-        process: str,
-        timeout: float,
-        ttl: bool,
-        modes: Mapping[str, str],
+        self, chunks: Sequence[Chunk], *, process: str, ttl: bool
     ) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of one WRITE call carrying ``chunks`` (see :func:`calls`)."""
         keys = self.keys
-        script_keys = [
-            keys.procs,
-            keys.last,
-            keys.gauges_of(process),
-            keys.sequences_of(process),
-            keys.touched,
-            keys.left,
-            *(keys.family(c.name) for c in chunks),
-        ]
-        args: list[Any] = [process, timeout, "1" if ttl else "0"]
+        script_keys: list[str] = []
+        live: list[Any] = ["-"]
+        if self.live is not None and any(c.may_replace for c in chunks):
+            live = [len(self.live), *self.live]
+        args: list[Any] = [process, "1" if ttl else "0", *live]
         for chunk in chunks:
+            script_keys += (keys.family(chunk.name), keys.touched(chunk.name))
             args += (
-                chunk.name,
                 chunk.seq,
                 "1" if chunk.may_replace else "0",
                 chunk.definition,
                 "" if chunk.help is None else "=" + chunk.help,
                 chunk.kind,
-                modes.get(chunk.name, ""),
                 len(chunk.fields) // 2,
                 *chunk.fields,
             )
         return script_keys, args
 
+    def checked_families(self) -> list[str]:
+        """The families that hold a sequence number of this process: whether they still
+        do tells whether Redis lost them (see :meth:`take_missing`)."""
+        return [n for n, s in self.acked.items() if s > 0]
+
     # ------------------------------------------------------------------ answers
 
-    def take_heartbeat(
-        self,
-        reply: Sequence[Any],
-        checked: Sequence[str],
-        registered: Sequence[str],
-        families: Mapping[str, FamilyToFlush],
-    ) -> tuple[bool, bool, bool]:
-        """Apply a HEARTBEAT's answer; return (reaped, lost, made the list of families)."""
-        reaped, lost, epoch, created, missing = reply
+    def take_heartbeat(self, reply: Sequence[Any], sent: Heartbeat) -> HeartbeatReply:
+        """Apply a HEARTBEAT's answer (its ``sent`` arguments) and return what it said."""
+        reaped, lost, epoch, created, live, to_fold, to_forget, to_expire = reply
         epoch = _text(epoch)
         if self.epoch is not None and epoch != self.epoch:
             logger.warning(
@@ -330,15 +365,33 @@ class Writer:
             )
             self.registered.clear()
         else:
-            self.registered.update(registered)
+            self.registered.update(sent.register)
         self.epoch = epoch
-        for position in missing:
-            name = checked[int(position) - 1]
-            # The family's hash was lost with this process's sequence number: start again.
+        self.new_sequences.difference_update(sent.sequences)
+        self.new_gauges.difference_update(sent.gauges)
+        if sent.args[5] == "1":
+            self.live = [_text(p) for p in live]
+        return HeartbeatReply(
+            reaped=bool(reaped),
+            lost=bool(lost),
+            created=bool(created),
+            fold=[_text(p) for p in to_fold],
+            forget=[_text(p) for p in to_forget],
+            expire=[_text(n) for n in to_expire],
+        )
+
+    def take_missing(
+        self, checked: Sequence[str], replies: Sequence[Any], families: Mapping[str, FamilyToFlush]
+    ) -> None:
+        """Whether each ``checked`` family still holds this process's sequence number
+        (HEXISTS replies): one that does not was lost with it (evicted, deleted), and its
+        series are written again."""
+        for name, exists in zip(checked, replies, strict=True):
+            if isinstance(exists, Exception) or exists:
+                continue
             self.acked[name] = 0
             if name in families:
                 self.write_family_again(families[name])
-        return bool(reaped), bool(lost), bool(created)
 
     def write_family_again(self, family: FamilyToFlush) -> None:
         """Redis lost this family: send its series again at the next flush.
@@ -358,6 +411,13 @@ class Writer:
                 self.announce.add(child)
         self.help_due.add(family.name)
         self.registered.discard(family.name)
+
+    def new_identity(self) -> None:
+        """This process carries on under a new name (it was reaped: its values under the
+        old one are being folded away): no family holds a sequence number of it yet."""
+        self.acked.clear()
+        self.new_sequences.clear()
+        self.new_gauges.clear()
 
     def forget_gauges(self, families: Iterable[FamilyToFlush]) -> None:
         """This process's gauge values were folded away: write them again."""
@@ -418,6 +478,21 @@ class Writer:
                 on_lost(name)
             return
         self.undo(chunk)
+        if status == -1 and chunk.seq == self.acked.get(name, 0) + 1:
+            # Not an earlier chunk of this flush refused: Redis has fewer of this
+            # process's chunks than it applied. Carry on from what it has (what it lost is
+            # lost: see the replicas option for failovers).
+            behind = int(_text(other) or 0)
+            logger.warning(
+                "Redis holds %d of this process's %d writes to metric %r: it lost some it "
+                "had applied (restored from an older snapshot, or failed over to a replica "
+                "that lagged). Writing from what it holds on.",
+                behind,
+                self.acked.get(name, 0),
+                name,
+            )
+            self.acked[name] = behind
+            return
         if status == 2:
             other = _text(other)
             if self.conflicts.get(name) != other:
@@ -445,3 +520,98 @@ def is_out_of_memory(exc: Exception) -> bool:
     return isinstance(exc, redis.exceptions.OutOfMemoryError) or str(exc).startswith(
         "command not allowed when used memory"
     )
+
+
+#: Gauge values of each gone process folded per housekeeping turn, and sequence numbers
+#: of each reaped one forgotten: a few milliseconds of Redis's time per turn, in calls of
+#: one family each.
+FOLD_BATCH = 200
+FORGET_BATCH = 200
+#: Values per FOLD call, idle series per EXPIRE call.
+FOLD_CALL = 200
+EXPIRE_CALL = 200
+
+
+class Housekeeping:
+    """The work of one housekeeping turn (see ``HEARTBEAT``), in up to three rounds of
+    one pipeline each, by the process that took the turn (its flusher thread):
+
+    1. take: a batch of the gauge values each gone process wrote (without removing them)
+       and of the families that hold a sequence number of each reaped one (removed); the
+       idle series of a few families are expired (EXPIRE, one call per family);
+    2. apply: FOLD those values, one call per process and family; delete those sequence
+       numbers; a process with nothing left to fold or forget is done with;
+    3. done: remove the folded values from each gone process's list.
+
+    Every step can be done twice (two turns at once, a round that failed and the next
+    turn's): a value folded once is gone, and a sequence number deleted once stays so.
+    A failed round leaves the rest to a later turn.
+    """
+
+    def __init__(self, keys: KeyLayout, reply: HeartbeatReply, ttl: float) -> None:
+        self.keys = keys
+        self.fold, self.forget, self.expire = reply.fold, reply.forget, reply.expire
+        self.ttl = ttl
+        self.folding: dict[str, list[str]] = {}  # process -> gauge entries taken
+        self.forgetting: dict[str, list[str]] = {}  # process -> families taken
+        self.calls: list[tuple[str, list[str]] | None] = []  # round 2: FOLDs' entries
+        self.finished: dict[str, list[str]] = {}  # process -> entries folded
+
+    def __bool__(self) -> bool:
+        return bool(self.fold or self.forget or (self.expire and self.ttl > 0))
+
+    def take(self, pipe: Any, shas: Mapping[str, str]) -> None:
+        keys = self.keys
+        for process in self.fold:
+            pipe.srandmember(keys.gauges_of(process), FOLD_BATCH)
+        for process in self.forget:
+            pipe.spop(keys.sequences_of(process), FORGET_BATCH)
+        if self.ttl > 0:
+            for name in self.expire:
+                fam, touched = keys.family(name), keys.touched(name)
+                pipe.evalsha(shas["EXPIRE"], 2, fam, touched, self.ttl, EXPIRE_CALL)
+
+    def took(self, replies: Sequence[Any]) -> None:
+        taken = iter(replies)
+        for process, reply in zip(self.fold, taken, strict=False):
+            if not isinstance(reply, Exception):  # else: at a later turn
+                self.folding[process] = [_text(e) for e in reply]
+        for process, reply in zip(self.forget, taken, strict=False):
+            if not isinstance(reply, Exception):
+                self.forgetting[process] = [_text(n) for n in reply]
+
+    def apply(self, pipe: Any, shas: Mapping[str, str]) -> None:
+        keys = self.keys
+        for process, entries in self.folding.items():
+            if not entries:
+                pipe.zrem(keys.fold, process)  # all folded: the process is gone for good
+                self.calls.append(None)
+                continue
+            by_family: dict[str, list[tuple[str, str, str]]] = {}
+            for entry in entries:
+                parts = entry.split("\0", 2)
+                if len(parts) == 3:
+                    by_family.setdefault(parts[1], []).append((entry, parts[0], parts[2]))
+            self.finished[process] = [e for e in entries if e.count("\0") < 2]  # malformed
+            for name, batch in by_family.items():
+                args = [process]
+                for _, mode, series in batch:
+                    args += (mode, series)
+                pipe.evalsha(shas["FOLD"], 1, keys.family(name), *args)
+                self.calls.append((process, [entry for entry, _, _ in batch]))
+        for process, names in self.forgetting.items():
+            field = "\0q\0" + process
+            for name in names:
+                pipe.hdel(keys.family(name), field)
+            if len(names) < FORGET_BATCH:
+                pipe.zrem(keys.dead, process)  # its last sequence numbers go now
+
+    def applied(self, replies: Sequence[Any]) -> None:
+        for call, reply in zip(self.calls, replies, strict=False):
+            if call is not None and not isinstance(reply, Exception):
+                self.finished.setdefault(call[0], []).extend(call[1])
+
+    def done(self, pipe: Any) -> None:
+        for process, entries in self.finished.items():
+            if entries:
+                pipe.srem(self.keys.gauges_of(process), *entries)

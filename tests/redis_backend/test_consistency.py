@@ -42,19 +42,12 @@ from tests.servers import RedisServer
 def write(client: redis.Redis, keys: KeyLayout, process: str, seq: int, delta: float) -> list[Any]:
     """One WRITE of the counter ``hits`` (its one series), as redis_scripts documents it."""
     definition = canonical_definition(MetricDefinition("hits", "counter", "Hits."))
-    script_keys = [
-        keys.procs,
-        keys.last,
-        keys.gauges_of(process),
-        keys.sequences_of(process),
-        keys.touched,
-        keys.left,
-        keys.family("hits"),
-    ]
-    chunk = ["hits", seq, "1", definition, "=Hits.", "c", "", 1, "[]", delta]
+    script_keys = [keys.family("hits"), keys.touched("hits")]
+    chunk = [seq, "1", definition, "=Hits.", "c", 1, "[]", delta]
     client.hset(keys.families, "hits", "")  # what the heartbeat does in a flush
     script = client.register_script(redis_scripts.WRITE)
-    (reply,) = script(keys=script_keys, args=[process, 600, "0", *chunk])
+    # No series ttl; the live processes unknown (no other definition is stored anyway).
+    (reply,) = script(keys=script_keys, args=[process, "0", "-", *chunk])
     return list(reply[:3])  # status, the other definition, lost
 
 
@@ -188,7 +181,8 @@ def test_the_last_flush_of_a_process_that_exits_is_applied_once(
     # timeout: then the first one, which Redis ran, is all there is).
     assert every_command_logged(redis_scripts.WRITE, key) in (1, 2)
     assert float(client.hget(key, "[]")) == 11
-    assert client.zscore(backend.keys.left, backend.status()["process"]) is not None
+    # Gone at once, its sequence numbers kept while the last flush can come again.
+    assert client.zscore(backend.keys.dead, backend.status()["process"]) is not None
 
 
 def test_a_small_scrape_is_one_round_trip(
