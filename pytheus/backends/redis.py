@@ -117,6 +117,8 @@ _REDISCOVER_CALLS = 10
 # Every how many flushes of the flusher a process checks that the families it wrote to
 # still hold its sequence number (Redis lost them: evicted, deleted).
 _CHECK_EVERY = 10
+# FOLD's "when the process went" for a process folding its own values as it leaves.
+_ALWAYS = "1e300"
 
 
 class _WriteThroughLock:
@@ -165,7 +167,7 @@ class _Flush:
         self.heartbeat = writer.heartbeat_args(
             process=backend._process,
             timeout=cfg.process_timeout,
-            retention=cfg.leave_retention if leave else _SEQ_RETENTION,
+            retention=_SEQ_RETENTION,
             known=backend._known,
             leave=cfg.leave_retention if leave else None,
             turn_ms=cfg.turn_ms if housekeeping and not leave else 0,
@@ -175,6 +177,9 @@ class _Flush:
         # A family that lost this process's sequence number is found by the WRITE that
         # next changes it; one that no series of this process changes, by this check.
         self.checked = writer.checked_families() if check and not leave else []
+        # A process that leaves folds its own gauge values at once, in the same round
+        # trip: a summed gauge must not dip until the next housekeeping turn.
+        self.own_gauges = writer.gauges_written(families.values()) if leave else {}
         self.calls = calls(chunks, one_family=cfg.cluster)
         self.writes = [
             writer.write_args(group, process=backend._process, ttl=cfg.series_ttl > 0)
@@ -182,7 +187,8 @@ class _Flush:
         ]
 
     def __len__(self) -> int:
-        return 1 + len(self.writes) + len(self.checked)
+        folds = len(self.own_gauges) + (1 if self.own_gauges else 0)
+        return 1 + len(self.writes) + folds + len(self.checked)
 
     def add(self, pipe: Any) -> None:
         shas = self.backend._shas
@@ -195,6 +201,13 @@ class _Flush:
             pipe.evalsha(shas["WRITE"], len(write_keys), *write_keys, *write_args)
         if self.leave:
             pipe.evalsha(shas["HEARTBEAT"], len(beat.keys), *beat.keys, *beat.args)
+            process = self.backend._process
+            for name, args in self.own_gauges.items():
+                fam = self.backend.keys.family(name)
+                pipe.evalsha(shas["FOLD"], 1, fam, process, _ALWAYS, *args)
+            if self.own_gauges:
+                # What a housekeeping turn would otherwise fold (again: no harm).
+                pipe.delete(self.backend.keys.gauges_of(process))
         field = "\0q\0" + self.backend._process
         for name in self.checked:
             pipe.hexists(self.backend.keys.family(name), field)
@@ -210,7 +223,7 @@ class _Flush:
         per_chunk: list[Any] = []
         for group, reply in zip(self.calls, writes, strict=True):
             per_chunk += [reply] * len(group) if isinstance(reply, Exception) else reply
-        return heartbeat, per_chunk, replies[n + 1 : n + 1 + len(self.checked)]
+        return heartbeat, per_chunk, replies[len(self) - len(self.checked) : len(self)]
 
 
 class MultiProcessRedisBackend:
@@ -365,16 +378,14 @@ class MultiProcessRedisBackend:
             return
         self._flush(housekeeping=False)  # the flusher's job: not in the application's time
 
-    def _new_process(self, *, renamed: bool = False) -> None:
-        """Take a name of its own in Redis: a new process, or one that was reaped."""
+    def _new_process(self) -> None:
         self._process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        # Whether Redis took a heartbeat under this name: only then can it lose it.
+        # When the last successful flush started (perf_counter): see _take_flush.
+        self._last_ok_start = time.perf_counter()
+        # Whether Redis took a heartbeat of this process: only then can it lose it.
         self._known = False
-        if not renamed:
-            # When the last successful flush started (perf_counter): see _take_flush.
-            self._last_ok_start = time.perf_counter()
-            self._housekeeping: Housekeeping | None = None  # the work of a turn taken
-            self._flushes = 0
+        self._housekeeping: Housekeeping | None = None  # the work of a turn taken
+        self._flushes = 0
 
     def _prepare_flush(self, *, leave: bool = False, housekeeping: bool = True) -> _Flush:
         """What to send: the chunks left without an answer, else what changed since the
@@ -492,11 +503,6 @@ class MultiProcessRedisBackend:
                 writer.write_family_again(family)
         elif beat.reaped or silent:
             writer.forget_gauges(flush.families.values())
-        if beat.reaped and not flush.leave:
-            # Its values under the old name are being folded away by whoever has the
-            # housekeeping turn: it must not write under that name again.
-            self._new_process(renamed=True)
-            writer.new_identity()
         if beat.created:
             self._rediscover = 0
         self._known = True
@@ -574,7 +580,7 @@ class MultiProcessRedisBackend:
             work.took(self._execute(lambda pipe: work.take(pipe, shas)))
             work.applied(self._execute(lambda pipe: work.apply(pipe, shas)))
             if work.finished:
-                self._execute(work.done)
+                self._execute(lambda pipe: work.done(pipe, shas))
         except REDIS_ERRORS as exc:
             logger.debug("Housekeeping in Redis failed (a later turn does it): %s", exc)
 

@@ -153,7 +153,7 @@ class HeartbeatReply:
     reaped: bool
     lost: bool
     created: bool
-    fold: list[str]  # gone processes whose gauge values the turn folds
+    fold: list[tuple[str, str]]  # gone processes whose gauge values the turn folds, and when
     forget: list[str]  # reaped processes whose sequence numbers the turn forgets
     expire: list[str]  # families whose idle series the turn expires
 
@@ -375,7 +375,7 @@ class Writer:
             reaped=bool(reaped),
             lost=bool(lost),
             created=bool(created),
-            fold=[_text(p) for p in to_fold],
+            fold=[(_text(p), _text(w)) for p, w in zip(to_fold[::2], to_fold[1::2], strict=True)],
             forget=[_text(p) for p in to_forget],
             expire=[_text(n) for n in to_expire],
         )
@@ -412,12 +412,22 @@ class Writer:
         self.help_due.add(family.name)
         self.registered.discard(family.name)
 
-    def new_identity(self) -> None:
-        """This process carries on under a new name (it was reaped: its values under the
-        old one are being folded away): no family holds a sequence number of it yet."""
-        self.acked.clear()
-        self.new_sequences.clear()
-        self.new_gauges.clear()
+    def gauges_written(self, families: Iterable[FamilyToFlush]) -> dict[str, list[str]]:
+        """FOLD's arguments for the gauge values this process wrote, by family: mode and
+        series alternating."""
+        out: dict[str, list[str]] = {}
+        for family in families:
+            d = family.metric.definition
+            if d.type != "gauge":
+                continue
+            args: list[str] = []
+            for child in family.metric.children():
+                entry = self.shadow.get(child)
+                if entry is not None and entry[1] is not None:
+                    args += (d.multiprocess_mode, entry[0])
+            if args:
+                out[family.name] = args
+        return out
 
     def forget_gauges(self, families: Iterable[FamilyToFlush]) -> None:
         """This process's gauge values were folded away: write them again."""
@@ -562,7 +572,7 @@ class Housekeeping:
 
     def take(self, pipe: Any, shas: Mapping[str, str]) -> None:
         keys = self.keys
-        for process in self.fold:
+        for process, _ in self.fold:
             pipe.srandmember(keys.gauges_of(process), FOLD_BATCH)
         for process in self.forget:
             pipe.spop(keys.sequences_of(process), FORGET_BATCH)
@@ -573,7 +583,7 @@ class Housekeeping:
 
     def took(self, replies: Sequence[Any]) -> None:
         taken = iter(replies)
-        for process, reply in zip(self.fold, taken, strict=False):
+        for (process, _), reply in zip(self.fold, taken, strict=False):
             if not isinstance(reply, Exception):  # else: at a later turn
                 self.folding[process] = [_text(e) for e in reply]
         for process, reply in zip(self.forget, taken, strict=False):
@@ -582,6 +592,7 @@ class Housekeeping:
 
     def apply(self, pipe: Any, shas: Mapping[str, str]) -> None:
         keys = self.keys
+        went = dict(self.fold)
         for process, entries in self.folding.items():
             if not entries:
                 pipe.zrem(keys.fold, process)  # all folded: the process is gone for good
@@ -594,7 +605,7 @@ class Housekeeping:
                     by_family.setdefault(parts[1], []).append((entry, parts[0], parts[2]))
             self.finished[process] = [e for e in entries if e.count("\0") < 2]  # malformed
             for name, batch in by_family.items():
-                args = [process]
+                args = [process, went[process]]
                 for _, mode, series in batch:
                     args += (mode, series)
                 pipe.evalsha(shas["FOLD"], 1, keys.family(name), *args)
@@ -611,7 +622,9 @@ class Housekeeping:
             if call is not None and not isinstance(reply, Exception):
                 self.finished.setdefault(call[0], []).extend(call[1])
 
-    def done(self, pipe: Any) -> None:
+    def done(self, pipe: Any, shas: Mapping[str, str]) -> None:
+        keys = self.keys
         for process, entries in self.finished.items():
             if entries:
-                pipe.srem(self.keys.gauges_of(process), *entries)
+                gauges = keys.gauges_of(process)
+                pipe.evalsha(shas["FOLDED"], 2, keys.fold, gauges, process, *entries)

@@ -28,7 +28,7 @@ back), and the few that could be malformed are skipped and reported.
 
 from __future__ import annotations
 
-__all__ = ["EXPIRE", "FOLD", "HEARTBEAT", "READ_META", "SCRIPTS", "WRITE"]
+__all__ = ["EXPIRE", "FOLD", "FOLDED", "HEARTBEAT", "READ_META", "SCRIPTS", "WRITE"]
 
 _COMMON = r"""
 if redis.replicate_commands then pcall(redis.replicate_commands) end
@@ -196,18 +196,18 @@ return out
 #: number of this process from this flush on, gauge values this process writes from this
 #: flush on (``mode\0family\0series``, for folding them when it is gone).
 #:
-#: Returns ``{reaped, lost, epoch, created, live, fold, forget, expire}``: reaped is 1
-#: when this process had been reaped (its gauges are being folded away: it must carry on
-#: as a new process); lost is 1 when Redis no longer knew this process although it
-#: flushed before (restarted empty, flushed, evicted): it must write everything again;
-#: epoch is the token of the list of families (a change means the list was lost and made
-#: again: add every family again), created is 1 when this call made it; live lists the
-#: live processes when asked for. The last three are the housekeeping turn's work when
-#: this call took the turn (empty otherwise): up to ten gone processes whose gauge values
-#: are to be folded, up to ten whose sequence numbers are to be forgotten, families whose
-#: idle series are to be expired. That work is done by the process with the turn, in calls of their
-#: own to each family's keys (see ``redis_flush.Housekeeping``): at most one process at
-#: a time, whatever the number of processes.
+#: Returns ``{reaped, lost, epoch, created, live, fold, forget, expire}``: reaped is 1 when this
+#: process had been reaped (its gauges were being folded: it must write them again); lost is 1
+#: when Redis no longer knew this process although it flushed before (restarted empty, flushed,
+#: evicted): it must write everything again; epoch is the token of the list of families (a change
+#: means the list was lost and made again: add every family again), created is 1 when this call
+#: made it; live lists the live processes when asked for. The last three are the housekeeping
+#: turn's work when this call took the turn (empty otherwise): up to ten gone processes whose
+#: gauge values are to be folded, each with the time it went, up to ten whose sequence numbers
+#: are to be forgotten, families whose idle series are to be expired. That work is done by the
+#: process with the turn, in calls of their own to each family's keys (see
+#: ``redis_flush.Housekeeping``): at most one process at a time, whatever the number of
+#: processes.
 HEARTBEAT = (
     _COMMON
     + r"""
@@ -243,7 +243,11 @@ for i = lists[3][1], lists[3][2] do redis.call('SADD', KEYS[6], ARGV[i]) end
 
 local reaped, lost = 0, 0
 if redis.call('ZSCORE', dead, proc) then
-  reaped = 1  -- stays dead: its values are folded; it carries on under a new name
+  -- Back after being reaped: what is left of its gauge values is not folded any more
+  -- (FOLD leaves values written after the process was reaped), it writes them again.
+  reaped = 1
+  redis.call('ZREM', dead, proc)
+  redis.call('ZREM', fold, proc)
 elseif ARGV[4] == '1' and not redis.call('ZSCORE', procs, proc) then
   lost = 1
 end
@@ -252,7 +256,7 @@ if leave ~= '' then
   redis.call('ZADD', fold, now, proc)
   -- Its sequence numbers are forgotten once its last flush can no longer be sent again.
   redis.call('ZADD', dead, now - retention + tonumber(leave), proc)
-elseif reaped == 0 then
+else
   redis.call('ZADD', procs, now, proc)
 end
 
@@ -269,7 +273,7 @@ if turn > 0 and redis.call('SET', KEYS[8], proc, 'PX', turn, 'NX') then
     redis.call('ZADD', dead, now, other)
     redis.call('ZADD', fold, now, other)
   end
-  to_fold = redis.call('ZRANGE', fold, 0, 9)
+  to_fold = redis.call('ZRANGE', fold, 0, 9, 'WITHSCORES')
   -- A reaped process's sequence numbers are kept for `retention` seconds, so that a
   -- flush it sends again after a lost reply is still known as one already applied;
   -- then forgotten, once its gauges are folded.
@@ -291,21 +295,22 @@ return {reaped, lost, epoch, created, live, to_fold, to_forget, to_expire}
 """
 )
 
-#: KEYS: 1 a family's hash. ARGV: 1 a gone process, then gauge mode and series
-#: alternating: that process's values of those series, folded into each series's
-#: "retired" value by the gauge's mode (live modes and "all" drop it): "sum" keeps what
-#: gone processes left, and nothing per process stays behind. Folding a value twice
-#: (two turns at once, a retry) does nothing the second time: it is gone after the first.
-#: Returns how many values were folded.
+#: KEYS: 1 a family's hash. ARGV: 1 a gone process, 2 when it went (Redis's time), then
+#: gauge mode and series alternating: that process's values of those series, folded into
+#: each series's "retired" value by the gauge's mode (live modes and "all" drop it):
+#: "sum" keeps what gone processes left, and nothing per process stays behind. A value
+#: set after the process went is its own again (it came back): left alone. Folding a
+#: value twice (two turns at once, a retry) does nothing the second time: it is gone
+#: after the first. Returns how many values were folded.
 FOLD = (
     _COMMON
     + r"""
-local fam, other, folded = KEYS[1], ARGV[1], 0
-for i = 2, #ARGV, 2 do
+local fam, other, went, folded = KEYS[1], ARGV[1], tonumber(ARGV[2]), 0
+for i = 3, #ARGV, 2 do
   local mode, series = ARGV[i], ARGV[i + 1]
   local field = series .. '\0p\0' .. other
   local v, at = pair(redis.call('HGET', fam, field))
-  redis.call('HDEL', fam, field)
+  if v == nil or at <= went then redis.call('HDEL', fam, field) else v = nil end
   if v ~= nil and (mode == 'sum' or mode == 'max' or mode == 'min' or mode == 'mostrecent') then
     local rfield = series .. '\0r'
     local rv, rat = pair(redis.call('HGET', fam, rfield))
@@ -364,11 +369,22 @@ return {num(now), live, names}
 """
 )
 
+#: KEYS: 1 fold, 2 a gone process's gauge set. ARGV: 1 that process, then the entries of
+#: its set that FOLD folded: removed, unless the process came back meanwhile (it is not
+#: in fold any more), whose entries are its own again.
+FOLDED = r"""
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  for i = 2, #ARGV do redis.call('SREM', KEYS[2], ARGV[i]) end
+end
+return 0
+"""
+
 #: Every script, by name: what the backend loads after Redis answers NOSCRIPT.
 SCRIPTS = {
     "HEARTBEAT": HEARTBEAT,
     "WRITE": WRITE,
     "FOLD": FOLD,
+    "FOLDED": FOLDED,
     "EXPIRE": EXPIRE,
     "READ_META": READ_META,
 }

@@ -289,12 +289,12 @@ def test_workers_recycled_for_a_thousand_lifetimes(
 
         def forgotten() -> None:
             """Wait until Redis holds nothing of the workers that exited (each is in the
-            dead set and the left set for seconds after its exit: a reaped worker would
-            stay in the dead set for a day)."""
+            dead set for seconds after its exit: a reaped worker would stay there for a
+            day)."""
             client = demo.redis()
             try:
                 wait_for(
-                    lambda: client.zcard(demo.keys.left) + client.zcard(demo.keys.dead) == 0,
+                    lambda: client.zcard(demo.keys.dead) == 0,
                     FORGET_TIMEOUT,
                     "exited workers were not forgotten",
                     demo.log,
