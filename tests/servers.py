@@ -412,24 +412,46 @@ class RedisCluster:
 
     def info(self, node: RedisServer) -> dict[str, str]:
         """``CLUSTER INFO`` of one node, as a dict."""
-        out = subprocess.run(
-            [require_program("redis-cli"), "-p", str(node.port), "cluster", "info"],
+        out = self.cli(node, "cluster", "info")
+        return dict(line.split(":", 1) for line in out.split() if ":" in line)
+
+    def roles(self) -> dict[str, list[RedisServer]]:
+        """The running nodes by their role: "master" or "slave" (``INFO replication``)."""
+        out: dict[str, list[RedisServer]] = {"master": [], "slave": []}
+        for node in self.nodes:
+            if node.running and not node.paused:
+                role = self.cli(node, "info", "replication")
+                for line in role.split():
+                    if line.startswith("role:"):
+                        out.setdefault(line[5:], []).append(node)
+        return out
+
+    def cli(self, node: RedisServer, *args: str) -> str:
+        return subprocess.run(
+            [require_program("redis-cli"), "-p", str(node.port), *args],
             capture_output=True,
             text=True,
             timeout=5,
             check=False,
         ).stdout
-        return dict(line.split(":", 1) for line in out.split() if ":" in line)
 
-    def wait_until_ok(self, timeout: float = 60.0) -> None:
-        """Until every running node says the cluster is ok with every slot served."""
+    def wait_until_ok(self, timeout: float = 60.0, *, replicated: bool = True) -> None:
+        """Until every running node says the cluster is ok with every slot served (and,
+        with ``replicated``, each primary has its replicas in sync)."""
         deadline = time.monotonic() + timeout
         while True:
             infos = [self.info(n) for n in self.nodes if n.running and not n.paused]
-            if infos and all(
+            ok = infos and all(
                 i.get("cluster_state") == "ok" and i.get("cluster_slots_ok") == "16384"
                 for i in infos
-            ):
+            )
+            if ok and replicated:
+                primaries = self.roles()["master"]
+                ok = len(primaries) == self.primaries and all(
+                    self.cli(p, "info", "replication").count("state=online") >= self.replicas
+                    for p in primaries
+                )
+            if ok:
                 return
             if time.monotonic() >= deadline:
                 raise ServerError(f"The Redis Cluster is not ok after {timeout} s: {infos}")

@@ -250,7 +250,7 @@ WARM_UP = 20  # lifetimes before the first measurement
 # measured per lifetime.
 RECYCLING_BUDGET = 240.0
 STALL = 60.0  # no worker booted for this long: gunicorn, or a worker, is stuck
-# How long an exited worker's traces (its "left" entry, its sequence numbers) may take to
+# How long an exited worker's traces (its "dead" entry, its sequence numbers) may take to
 # be forgotten: its last flush could come again for twice the demo's socket and connect
 # timeouts, then the live workers' next flushes forget it.
 FORGET_TIMEOUT = 60.0

@@ -1,0 +1,141 @@
+"""The Redis backend on a real Redis Cluster: the promises it makes on one Redis, kept
+with the families spread over the primaries, and a primary killed under load."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from pytheus.backends import get_backend
+from pytheus.backends.redis import MultiProcessRedisBackend
+from pytheus.exceptions import ConfigurationError
+from pytheus.metrics import Counter, Gauge, Histogram
+from tests.helpers import wait_for
+from tests.redis_backend.helpers import ChildContext, fork_child, scrape
+from tests.redis_cluster.conftest import LoadClusterBackend
+from tests.servers import RedisCluster
+
+FAMILIES = 12
+CHILDREN = 4
+ROUNDS = 300
+
+
+def family_keys_by_node(cluster: RedisCluster, backend: MultiProcessRedisBackend) -> list[int]:
+    """How many family hashes of ``backend``'s prefix each primary holds."""
+    counts = []
+    for node in cluster.roles()["master"]:
+        client = redis.Redis(host=node.host, port=node.port, decode_responses=True)
+        try:
+            keys = client.keys(f"{backend.keys.prefix}:*")
+        finally:
+            client.close()
+        counts.append(sum(1 for k in keys if backend.keys.family_name(k) is not None))
+    return counts
+
+
+def count(ctx: ChildContext) -> Any:
+    """A worker: counts ROUNDS times in every family, observes, sets a summed gauge."""
+    backend = get_backend()
+    assert isinstance(backend, MultiProcessRedisBackend)
+    counters = [Counter(f"hits{i}", "Hits.", required_labels=["worker"]) for i in range(FAMILIES)]
+    latency = Histogram("latency", "Latency.", buckets=[0.1, 1])
+    for _ in range(ROUNDS):
+        for c in counters:
+            c.labels({"worker": "w"}).inc()
+        latency.observe(0.5)
+    Gauge("level", "Summed.", multiprocess_mode="sum").set(2)
+    return backend.status()["process"]
+
+
+def test_exact_totals_from_many_processes_with_families_on_every_primary(
+    shared_cluster: RedisCluster, load_cluster_backend: LoadClusterBackend
+) -> None:
+    backend = load_cluster_backend(shared_cluster, flush_interval=0.05)
+    children = [fork_child(count) for _ in range(CHILDREN)]
+    processes = [c.result(timeout=60) for c in children]
+    assert all(c.wait(timeout=30) == 0 for c in children)
+    assert len(set(processes)) == CHILDREN
+    parsed = scrape()
+    for i in range(FAMILIES):
+        assert parsed.value(f"hits{i}_total", {"worker": "w"}) == CHILDREN * ROUNDS
+    # A histogram's buckets, sum and count are written together, in one family's slot.
+    assert parsed.value("latency_count") == CHILDREN * ROUNDS
+    assert parsed.value("latency_bucket", {"le": "1.0"}) == CHILDREN * ROUNDS
+    assert parsed.value("latency_bucket", {"le": "0.1"}) == 0
+    assert parsed.value("latency_sum") == CHILDREN * ROUNDS * 0.5
+    # The children exited: each folded its own value of the summed gauge as it left.
+    assert parsed.value("level") == 2 * CHILDREN
+    # The families (one hash tag each) are spread over the three primaries.
+    counts = family_keys_by_node(shared_cluster, backend)
+    assert len(counts) == 3 and all(n > 0 for n in counts), counts
+    assert backend.status()["errors"] == 0
+
+
+def test_a_killed_process_is_reaped_and_its_gauges_folded(
+    shared_cluster: RedisCluster, load_cluster_backend: LoadClusterBackend
+) -> None:
+    """Reaping runs in the keys of the whole prefix, folding in each family's: both by
+    the process whose heartbeat took the housekeeping turn."""
+    backend = load_cluster_backend(shared_cluster, flush_interval=0.05, process_timeout=0.5)
+    summed = Gauge("summed", "Summed.", multiprocess_mode="sum")
+    live = Gauge("live", "Live sum.", multiprocess_mode="livesum")
+    summed.set(1)
+    live.set(1)
+    assert backend.flush()
+
+    def hold(ctx: ChildContext) -> Any:
+        summed.set(10)  # the child's own value
+        live.set(10)
+        child = get_backend()
+        assert child.flush()
+        ctx.send(child.status()["process"])
+        ctx.hold()
+
+    child = fork_child(hold)
+    process = child.result(timeout=30)
+    parsed = scrape()
+    assert (parsed.value("summed"), parsed.value("live")) == (11, 11)
+    child.kill()
+    child.wait()
+    gauges = backend.keys.gauges_of(process)
+    wait_for(
+        lambda: not backend.client.exists(gauges) and not backend.client.zscore(
+            backend.keys.fold, process
+        ),
+        timeout=20,
+        what="the killed process is reaped and its gauge values folded",
+    )
+    parsed = scrape()
+    assert parsed.value("summed") == 11  # "sum" keeps what dead processes left
+    assert parsed.value("live") == 1
+    fields = backend.client.hkeys(backend.keys.family("summed"))
+    assert not [f for f in fields if process in f and not f.startswith("\0q")], fields
+
+
+def test_configuration_errors_name_the_fix(shared_cluster: RedisCluster) -> None:
+    with pytest.raises(ConfigurationError, match="only database 0"):
+        MultiProcessRedisBackend({"cluster": True, "port": shared_cluster.port, "db": 1})
+    with pytest.raises(ConfigurationError, match="cluster must be True or False"):
+        MultiProcessRedisBackend({"cluster": "yes", "port": shared_cluster.port})
+    with pytest.raises(ConfigurationError, match="cluster-enabled"):
+        # A plain redis-server is no cluster: said when the backend is made.
+        from tests.servers import RedisServer
+
+        with RedisServer(shared_cluster.directory / "plain") as plain:
+            MultiProcessRedisBackend({"cluster": True, "port": plain.port})
+    from redis.cluster import RedisCluster as Client
+
+    client = Client(host=shared_cluster.host, port=shared_cluster.port, decode_responses=True)
+    try:
+        backend = MultiProcessRedisBackend({"client": client, "prefix": "given"})
+        try:
+            assert backend.config.cluster
+            Counter("given_client", "Hits.").inc()
+        finally:
+            backend.close()
+    finally:
+        client.close()
+    _ = time
