@@ -139,3 +139,78 @@ def test_configuration_errors_name_the_fix(shared_cluster: RedisCluster) -> None
     finally:
         client.close()
     _ = time
+
+
+def work_until_released(ctx: ChildContext, counters: list[Counter]) -> Any:
+    """A worker under load until the parent says stop: what it counted, the slowest
+    inc() it saw, and whether any raised."""
+    counted, slowest, raised = 0, 0.0, 0
+    for _ in range(2_000_000):  # bounded: about a minute at the most
+        if counted % 50 == 0 and ctx.released():
+            break
+        for c in counters:
+            start = time.perf_counter()
+            try:
+                c.inc()
+            except Exception:  # noqa: BLE001 - counted and asserted on by the parent
+                raised += 1
+            slowest = max(slowest, time.perf_counter() - start)
+        counted += 1
+        if counted % 20 == 0:
+            time.sleep(0.001)  # a worker that does something else too
+        if counted == 1:
+            ctx.send("started")
+    return {"counted": counted, "slowest": slowest, "raised": raised}
+
+
+def test_a_primary_killed_under_load_loses_no_count(
+    own_cluster: RedisCluster, load_cluster_backend: LoadClusterBackend
+) -> None:
+    """SIGKILL of the primary that holds the prefix's own keys (heartbeats, the list of
+    families) and some families, while three processes count: its replica takes over,
+    the application never raises nor waits, and every count is in the totals."""
+    backend = load_cluster_backend(own_cluster, flush_interval=0.05, process_timeout=30)
+    counters = [Counter(f"load{i}", "Load.") for i in range(FAMILIES)]
+    children = [
+        fork_child(lambda ctx: work_until_released(ctx, counters)) for _ in range(3)
+    ]
+    for c in children:
+        assert c.result(timeout=30) == "started"
+
+    def all_counting() -> bool:
+        try:
+            parsed = scrape()
+        except Exception:  # noqa: BLE001 - not yet
+            return False
+        return all((parsed.get(f"load{i}_total") or 0) > 0 for i in range(FAMILIES))
+
+    wait_for(all_counting, timeout=30, what="every family counted")
+    slot_owner = backend.client.get_node_from_key(backend.keys.procs)
+    victim = next(n for n in own_cluster.nodes if n.port == slot_owner.port)
+    victim.kill()
+    own_cluster.wait_until_ok(timeout=60, replicated=False)
+    assert victim not in own_cluster.roles()["master"]
+
+    def counted_after_failover() -> float | None:
+        try:
+            return scrape().value("load0_total")
+        except Exception:  # noqa: BLE001 - the cluster client catches up with the change
+            return None
+
+    before = wait_for(counted_after_failover, timeout=30, what="a scrape after the failover")
+    wait_for(
+        lambda: (counted_after_failover() or 0) > before,
+        timeout=30,
+        what="counts arriving after the failover",
+    )
+    for c in children:
+        c.release()
+    results = [c.result(timeout=60) for c in children]
+    assert all(c.wait(timeout=30) == 0 for c in children)
+    assert sum(r["raised"] for r in results) == 0
+    slowest = max(r["slowest"] for r in results)
+    assert slowest < 0.05, f"an inc() took {slowest * 1000:.1f} ms"
+    expected = sum(r["counted"] for r in results)
+    parsed = scrape()
+    totals = [parsed.value(f"load{i}_total") for i in range(FAMILIES)]
+    assert totals == [expected] * FAMILIES
