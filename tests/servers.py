@@ -393,13 +393,10 @@ class RedisCluster:
         for node in self.nodes:
             node.start()
         cli = require_program("redis-cli")
+        command = [cli, "--cluster", "create", *(f"{n.host}:{n.port}" for n in self.nodes)]
+        command += ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
         result = subprocess.run(
-            [
-                cli, "--cluster", "create",
-                *(f"{n.host}:{n.port}" for n in self.nodes),
-                "--cluster-replicas", str(self.replicas),
-                "--cluster-yes",
-            ],  # fmt: skip
+            command,
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -16,7 +16,7 @@ from pytheus.metrics import Counter, Gauge, Histogram
 from tests.helpers import wait_for
 from tests.redis_backend.helpers import ChildContext, fork_child, scrape
 from tests.redis_cluster.conftest import LoadClusterBackend
-from tests.servers import RedisCluster
+from tests.servers import RedisCluster, RedisServer
 
 FAMILIES = 12
 CHILDREN = 4
@@ -70,7 +70,8 @@ def test_exact_totals_from_many_processes_with_families_on_every_primary(
     assert parsed.value("level") == 2 * CHILDREN
     # The families (one hash tag each) are spread over the three primaries.
     counts = family_keys_by_node(shared_cluster, backend)
-    assert len(counts) == 3 and all(n > 0 for n in counts), counts
+    assert len(counts) == 3
+    assert all(n > 0 for n in counts), counts
     assert backend.status()["errors"] == 0
 
 
@@ -102,8 +103,9 @@ def test_a_killed_process_is_reaped_and_its_gauges_folded(
     child.wait()
     gauges = backend.keys.gauges_of(process)
     wait_for(
-        lambda: not backend.client.exists(gauges) and not backend.client.zscore(
-            backend.keys.fold, process
+        lambda: (
+            not backend.client.exists(gauges)
+            and not backend.client.zscore(backend.keys.fold, process)
         ),
         timeout=20,
         what="the killed process is reaped and its gauge values folded",
@@ -120,12 +122,11 @@ def test_configuration_errors_name_the_fix(shared_cluster: RedisCluster) -> None
         MultiProcessRedisBackend({"cluster": True, "port": shared_cluster.port, "db": 1})
     with pytest.raises(ConfigurationError, match="cluster must be True or False"):
         MultiProcessRedisBackend({"cluster": "yes", "port": shared_cluster.port})
-    with pytest.raises(ConfigurationError, match="cluster-enabled"):
-        # A plain redis-server is no cluster: said when the backend is made.
-        from tests.servers import RedisServer
-
-        with RedisServer(shared_cluster.directory / "plain") as plain:
-            MultiProcessRedisBackend({"cluster": True, "port": plain.port})
+    # A plain redis-server is no cluster: said when the backend is made.
+    with RedisServer(shared_cluster.directory / "plain") as plain:
+        config = {"cluster": True, "port": plain.port}
+        with pytest.raises(ConfigurationError, match="cluster-enabled"):
+            MultiProcessRedisBackend(config)
     from redis.cluster import RedisCluster as Client
 
     client = Client(host=shared_cluster.host, port=shared_cluster.port, decode_responses=True)
@@ -138,7 +139,6 @@ def test_configuration_errors_name_the_fix(shared_cluster: RedisCluster) -> None
             backend.close()
     finally:
         client.close()
-    _ = time
 
 
 def work_until_released(ctx: ChildContext, counters: list[Counter]) -> Any:
@@ -152,7 +152,7 @@ def work_until_released(ctx: ChildContext, counters: list[Counter]) -> Any:
             start = time.perf_counter()
             try:
                 c.inc()
-            except Exception:  # noqa: BLE001 - counted and asserted on by the parent
+            except Exception:  # counted, and asserted on by the parent
                 raised += 1
             slowest = max(slowest, time.perf_counter() - start)
         counted += 1
@@ -171,16 +171,14 @@ def test_a_primary_killed_under_load_loses_no_count(
     the application never raises nor waits, and every count is in the totals."""
     backend = load_cluster_backend(own_cluster, flush_interval=0.05, process_timeout=30)
     counters = [Counter(f"load{i}", "Load.") for i in range(FAMILIES)]
-    children = [
-        fork_child(lambda ctx: work_until_released(ctx, counters)) for _ in range(3)
-    ]
+    children = [fork_child(lambda ctx: work_until_released(ctx, counters)) for _ in range(3)]
     for c in children:
         assert c.result(timeout=30) == "started"
 
     def all_counting() -> bool:
         try:
             parsed = scrape()
-        except Exception:  # noqa: BLE001 - not yet
+        except Exception:  # not yet
             return False
         return all((parsed.get(f"load{i}_total") or 0) > 0 for i in range(FAMILIES))
 
@@ -194,7 +192,7 @@ def test_a_primary_killed_under_load_loses_no_count(
     def counted_after_failover() -> float | None:
         try:
             return scrape().value("load0_total")
-        except Exception:  # noqa: BLE001 - the cluster client catches up with the change
+        except Exception:  # the client catches up with the change
             return None
 
     before = wait_for(counted_after_failover, timeout=30, what="a scrape after the failover")
@@ -214,3 +212,25 @@ def test_a_primary_killed_under_load_loses_no_count(
     parsed = scrape()
     totals = [parsed.value(f"load{i}_total") for i in range(FAMILIES)]
     assert totals == [expected] * FAMILIES
+
+
+def test_families_come_back_after_the_list_of_families_is_lost(
+    shared_cluster: RedisCluster, load_cluster_backend: LoadClusterBackend
+) -> None:
+    """The list lives on one primary, the families on all three: found again with a SCAN
+    of every primary."""
+    backend = load_cluster_backend(shared_cluster, flush_interval=0.05)
+    names = [f"listed{i}" for i in range(FAMILIES)]
+    for name in names:
+        Counter(name, "Listed.").inc()
+    assert backend.flush()
+    listed = set(backend.client.hkeys(backend.keys.families))
+    assert set(names) <= listed
+    backend.client.delete(backend.keys.families)
+    wait_for(
+        lambda: set(names) <= set(backend.client.hkeys(backend.keys.families)),
+        timeout=20,
+        what="every family listed again",
+    )
+    parsed = scrape()
+    assert all(parsed.value(f"{name}_total") == 1 for name in names)
