@@ -60,6 +60,7 @@ from typing import Any
 try:
     import redis
     from redis.backoff import NoBackoff
+    from redis.cluster import RedisCluster
     from redis.exceptions import RedisClusterException
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - depends on the installation
@@ -248,7 +249,7 @@ class MultiProcessRedisBackend:
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         cfg = RedisConfig(config)
         self.config = cfg
-        self.client: redis.Redis = cfg.client
+        self.client: redis.Redis | RedisCluster = cfg.client
         #: The names of the keys this backend uses.
         self.keys = KeyLayout(cfg.prefix)
         self._shas = {
@@ -674,7 +675,7 @@ class MultiProcessRedisBackend:
                 f"cannot ask Redis ({self!r}) for its maxmemory policy: {exc}"
             ) from exc
         finally:
-            if client is not self.client:
+            if client is not self.client and isinstance(client, redis.Redis):
                 client.close()
                 client.connection_pool.disconnect()
 
@@ -841,7 +842,7 @@ class MultiProcessRedisBackend:
             # Its sockets would otherwise stay open until the garbage collector found
             # the backend (replaced by load_backend(), say). A later call reconnects.
             self.client.close()
-            if not self.config.cluster:
+            if isinstance(self.client, redis.Redis):
                 self.client.connection_pool.disconnect()
         return took
 

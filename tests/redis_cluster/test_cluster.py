@@ -32,7 +32,7 @@ def family_keys_by_node(cluster: RedisCluster, backend: MultiProcessRedisBackend
             keys = client.keys(f"{backend.keys.prefix}:*")
         finally:
             client.close()
-        counts.append(sum(1 for k in keys if backend.keys.family_name(k) is not None))
+        counts.append(len([k for k in keys if backend.keys.family_name(str(k)) is not None]))
     return counts
 
 
@@ -91,6 +91,7 @@ def test_a_killed_process_is_reaped_and_its_gauges_folded(
         summed.set(10)  # the child's own value
         live.set(10)
         child = get_backend()
+        assert isinstance(child, MultiProcessRedisBackend)
         assert child.flush()
         ctx.send(child.status()["process"])
         ctx.hold()
@@ -114,7 +115,7 @@ def test_a_killed_process_is_reaped_and_its_gauges_folded(
     assert parsed.value("summed") == 11  # "sum" keeps what dead processes left
     assert parsed.value("live") == 1
     fields = backend.client.hkeys(backend.keys.family("summed"))
-    assert not [f for f in fields if process in f and not f.startswith("\0q")], fields
+    assert not [f for f in map(str, fields) if process in f and not f.startswith("\0q")]
 
 
 def test_configuration_errors_name_the_fix(shared_cluster: RedisCluster) -> None:
@@ -183,7 +184,8 @@ def test_a_primary_killed_under_load_loses_no_count(
         return all((parsed.get(f"load{i}_total") or 0) > 0 for i in range(FAMILIES))
 
     wait_for(all_counting, timeout=30, what="every family counted")
-    slot_owner = backend.client.get_node_from_key(backend.keys.procs)
+    cluster_client: Any = backend.client
+    slot_owner = cluster_client.get_node_from_key(backend.keys.procs)
     victim = next(n for n in own_cluster.nodes if n.port == slot_owner.port)
     victim.kill()
     own_cluster.wait_until_ok(timeout=60, replicated=False)
