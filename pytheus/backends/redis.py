@@ -580,7 +580,7 @@ class MultiProcessRedisBackend:
         try:
             work.took(self._execute(lambda pipe: work.take(pipe, shas)))
             work.applied(self._execute(lambda pipe: work.apply(pipe, shas)))
-            if work.finished:
+            if work.finished or work.forgotten:
                 self._execute(lambda pipe: work.done(pipe, shas))
         except REDIS_ERRORS as exc:
             logger.debug("Housekeeping in Redis failed (a later turn does it): %s", exc)

@@ -546,16 +546,16 @@ class Housekeeping:
     """The work of one housekeeping turn (see ``HEARTBEAT``), in up to three rounds of
     one pipeline each, by the process that took the turn (its flusher thread):
 
-    1. take: a batch of the gauge values each gone process wrote (without removing them)
-       and of the families that hold a sequence number of each reaped one (removed); the
-       idle series of a few families are expired (EXPIRE, one call per family);
+    1. take: a batch of the gauge values each gone process wrote and of the families that
+       hold a sequence number of each reaped one (neither removed yet); the idle series
+       of a few families are expired (EXPIRE, one call per family);
     2. apply: FOLD those values, one call per process and family; delete those sequence
        numbers; a process with nothing left to fold or forget is done with;
-    3. done: remove the folded values from each gone process's list.
+    3. done: remove what was folded and forgotten from each process's lists.
 
-    Every step can be done twice (two turns at once, a round that failed and the next
-    turn's): a value folded once is gone, and a sequence number deleted once stays so.
-    A failed round leaves the rest to a later turn.
+    Every step can be done twice (two turns at once, a round that failed or a process
+    killed halfway, and a later turn): a value folded once is gone, and a sequence number
+    deleted once stays so. What a failed round leaves is a later turn's.
     """
 
     def __init__(self, keys: KeyLayout, reply: HeartbeatReply, ttl: float) -> None:
@@ -564,8 +564,10 @@ class Housekeeping:
         self.ttl = ttl
         self.folding: dict[str, list[str]] = {}  # process -> gauge entries taken
         self.forgetting: dict[str, list[str]] = {}  # process -> families taken
-        self.calls: list[tuple[str, list[str]] | None] = []  # round 2: FOLDs' entries
-        self.finished: dict[str, list[str]] = {}  # process -> entries folded
+        # Round 2's calls: (process, its entries folded or families forgotten, which).
+        self.calls: list[tuple[str, list[str], bool] | None] = []
+        self.finished: dict[str, list[str]] = {}  # process -> gauge entries folded
+        self.forgotten: dict[str, list[str]] = {}  # process -> families forgotten
 
     def __bool__(self) -> bool:
         return bool(self.fold or self.forget or (self.expire and self.ttl > 0))
@@ -575,7 +577,7 @@ class Housekeeping:
         for process, _ in self.fold:
             pipe.srandmember(keys.gauges_of(process), FOLD_BATCH)
         for process in self.forget:
-            pipe.spop(keys.sequences_of(process), FORGET_BATCH)
+            pipe.srandmember(keys.sequences_of(process), FORGET_BATCH)
         if self.ttl > 0:
             for name in self.expire:
                 fam, touched = keys.family(name), keys.touched(name)
@@ -609,18 +611,23 @@ class Housekeeping:
                 for _, mode, series in batch:
                     args += (mode, series)
                 pipe.evalsha(shas["FOLD"], 1, keys.family(name), *args)
-                self.calls.append((process, [entry for entry, _, _ in batch]))
+                self.calls.append((process, [entry for entry, _, _ in batch], False))
         for process, names in self.forgetting.items():
+            if not names:
+                pipe.zrem(keys.dead, process)  # all forgotten: the process is gone for good
+                self.calls.append(None)
+                continue
             field = "\0q\0" + process
             for name in names:
                 pipe.hdel(keys.family(name), field)
-            if len(names) < FORGET_BATCH:
-                pipe.zrem(keys.dead, process)  # its last sequence numbers go now
+                self.calls.append((process, [name], True))
 
     def applied(self, replies: Sequence[Any]) -> None:
         for call, reply in zip(self.calls, replies, strict=False):
             if call is not None and not isinstance(reply, Exception):
-                self.finished.setdefault(call[0], []).extend(call[1])
+                process, items, forgotten = call
+                done = self.forgotten if forgotten else self.finished
+                done.setdefault(process, []).extend(items)
 
     def done(self, pipe: Any, shas: Mapping[str, str]) -> None:
         keys = self.keys
@@ -628,3 +635,5 @@ class Housekeeping:
             if entries:
                 gauges = keys.gauges_of(process)
                 pipe.evalsha(shas["FOLDED"], 2, keys.fold, gauges, process, *entries)
+        for process, names in self.forgotten.items():
+            pipe.srem(keys.sequences_of(process), *names)

@@ -38,8 +38,15 @@ local function clock()
   return tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
 
+-- A number as text that reads back as the same double; whole numbers (counts, most
+-- values) the cheap way.
 local function num(x)
+  if x == math.floor(x) and x > -1e15 and x < 1e15 then return string.format('%d', x) end
   return string.format('%.17g', x)
+end
+
+local function finite(x)
+  return x == x and x ~= math.huge and x ~= -math.huge
 end
 
 -- Redis's own outage (or the network's) is no process's silence: time in which no
@@ -106,9 +113,12 @@ local function held_by_another(fam)
 end
 
 -- One chunk: its family's hash and touched set, its arguments from ARGV[at] to ARGV[stop].
+-- Its series are read with one HMGET and written with one HSET: a command called from a
+-- script costs Redis more than the arithmetic done here.
 local function write(fam, touched, at, stop)
   local seq, def = tonumber(ARGV[at]), ARGV[at + 2]
-  local stored = redis.call('HGET', fam, '\0d')
+  local head = redis.call('HMGET', fam, '\0d', qfield)
+  local stored, last = head[1], tonumber(head[2])
   local status, other, dropped = 1, '', 0
   if stored and stored ~= def then
     if ARGV[at + 1] ~= '1' or held_by_another(fam) then return {2, stored, 0, {}, 0} end
@@ -116,10 +126,9 @@ local function write(fam, touched, at, stop)
     -- large hash in the background instead of in this script.
     dropped = redis.call('HLEN', fam)
     redis.call('UNLINK', fam, touched)
-    status, other, stored = 3, stored, false
+    status, other, stored, last = 3, stored, false, nil
   end
 
-  local last = tonumber(redis.call('HGET', fam, qfield))
   local lost = 0
   if last then
     if last >= seq then return {0, '', 0, {}, 0} end
@@ -128,49 +137,65 @@ local function write(fam, touched, at, stop)
     lost = 1
   end
 
-  if not stored then redis.call('HSET', fam, '\0d', def) end
-  if ARGV[at + 3] ~= '' then redis.call('HSET', fam, '\0h', string.sub(ARGV[at + 3], 2)) end
-  redis.call('HSET', fam, qfield, seq)
-
   local kind, first, bad = ARGV[at + 4], at + 6, {}
-  if kind == 'c' then
-    for i = first, stop, 2 do
-      local r = redis.pcall('HINCRBYFLOAT', fam, ARGV[i], ARGV[i + 1])
-      if type(r) == 'table' and r.err then bad[#bad + 1] = ARGV[i] end
-    end
-  elseif kind == 'h' then
-    for i = first, stop, 2 do
-      local add = {}
-      for x in string.gmatch(ARGV[i + 1], '[^,]+') do add[#add + 1] = tonumber(x) end
-      local old, ok = redis.call('HGET', fam, ARGV[i]), true
-      if old then
-        local j = 0
-        for x in string.gmatch(old, '[^,]+') do
-          j = j + 1
-          local v = tonumber(x)
-          if v == nil or add[j] == nil then ok = false break end
-          add[j] = add[j] + v
+  local set = {qfield, seq}
+  if not stored then set[#set + 1], set[#set + 2] = '\0d', def end
+  if ARGV[at + 3] ~= '' then set[#set + 1], set[#set + 2] = '\0h', string.sub(ARGV[at + 3], 2) end
+
+  if kind == 'c' or kind == 'h' then
+    local fields = {}
+    for i = first, stop, 2 do fields[#fields + 1] = ARGV[i] end
+    local olds = redis.call('HMGET', fam, unpack(fields))
+    for k = 1, #fields do
+      local i, old = first + 2 * (k - 1), olds[k]
+      local new = nil
+      if kind == 'c' then
+        new = tonumber(ARGV[i + 1])
+        if old then
+          local v = tonumber(old)
+          new = v and new and new + v
         end
-        if j ~= #add then ok = false end
-      end
-      if ok then
-        for j = 1, #add do add[j] = num(add[j]) end
-        redis.call('HSET', fam, ARGV[i], table.concat(add, ','))
+        if new and finite(new) then new = num(new) else new = nil end
       else
-        bad[#bad + 1] = ARGV[i]
+        local add = {}
+        for x in string.gmatch(ARGV[i + 1], '[^,]+') do add[#add + 1] = tonumber(x) end
+        local ok = true
+        if old then
+          local j = 0
+          for x in string.gmatch(old, '[^,]+') do
+            j = j + 1
+            local v = tonumber(x)
+            if v == nil or add[j] == nil then ok = false break end
+            add[j] = add[j] + v
+          end
+          if j ~= #add then ok = false end
+        end
+        if ok then
+          for j = 1, #add do add[j] = num(add[j]) end
+          new = table.concat(add, ',')
+        end
+      end
+      if new then
+        set[#set + 1], set[#set + 2] = fields[k], new
+      else
+        bad[#bad + 1] = fields[k]
       end
     end
   elseif kind == 'g' then
     local stamp, own = ',' .. num(now), '\0p\0' .. proc
-    for i = first, stop, 2 do redis.call('HSET', fam, ARGV[i] .. own, ARGV[i + 1] .. stamp) end
+    for i = first, stop, 2 do
+      set[#set + 1], set[#set + 2] = ARGV[i] .. own, ARGV[i + 1] .. stamp
+    end
   elseif kind == 's' then
-    for i = first, stop, 2 do redis.call('HSET', fam, ARGV[i], ARGV[i + 1]) end
+    for i = first, stop, 2 do set[#set + 1], set[#set + 2] = ARGV[i], ARGV[i + 1] end
   end
+  redis.call('HSET', fam, unpack(set))
 
-  if ttl_on then
+  if ttl_on and stop >= first then
     -- What expiry deletes: the series, or what dead processes left of a gauge.
-    local suffix = kind == 'g' and '\0r' or ''
-    for i = first, stop, 2 do redis.call('ZADD', touched, now, ARGV[i] .. suffix) end
+    local suffix, add = kind == 'g' and '\0r' or '', {}
+    for i = first, stop, 2 do add[#add + 1], add[#add + 2] = now, ARGV[i] .. suffix end
+    redis.call('ZADD', touched, unpack(add))
   end
   return {status, other, lost, bad, dropped}
 end
