@@ -387,6 +387,7 @@ class MultiProcessRedisBackend:
         self._known = False
         self._housekeeping: Housekeeping | None = None  # the work of a turn taken
         self._flushes = 0
+        self._stats_sent = -1.0  # the error count the statistics were last sent with
 
     def _prepare_flush(self, *, leave: bool = False, housekeeping: bool = True) -> _Flush:
         """What to send: the chunks left without an answer, else what changed since the
@@ -394,22 +395,32 @@ class MultiProcessRedisBackend:
         leaves the housekeeping to the flushers: it would only make the scrape longer."""
         families = self._families()
         writer = self._writer
+        check = False
+        if housekeeping:
+            self._flushes += 1
+            check = self._flushes % _CHECK_EVERY == 0
         if writer.pending:
             chunks, writer.pending = writer.pending, []
         else:
             # Written only by a flush that succeeds, so "now" is the time of that flush.
             self._stats.last_flush.value = time.time()
+            # The backend's own statistics change at every flush: sent with every tenth
+            # of the flusher's (and the last), or at once when there are new errors, not
+            # as a WRITE of their own at every flush of every process.
+            errors = self._stats.errors.value
+            stats = leave or errors != self._stats_sent or (check and housekeeping)
+            if stats:
+                self._stats_sent = errors
+            own = self._stats.names
             self._flushing.active = True
             try:
                 with self._build_lock:
-                    chunks = writer.build(families.values())
+                    chunks = writer.build(
+                        f for f in families.values() if stats or f.name not in own
+                    )
             finally:
                 self._flushing.active = False
             self._stats.pending.value = float(sum(len(c.undo) for c in chunks))
-        check = False
-        if housekeeping:
-            self._flushes += 1
-            check = self._flushes % _CHECK_EVERY == 0
         return _Flush(self, chunks, families, leave=leave, housekeeping=housekeeping, check=check)
 
     def _execute(self, add: Callable[[Any], object]) -> list[Any]:
@@ -968,7 +979,8 @@ class _SelfMetrics:
         self.last_flush = _Stat(
             "pytheus_backend_last_flush_timestamp_seconds",
             "gauge",
-            "Unix time of the last successful flush of the least recently flushed live process.",
+            "Unix time of a successful flush of the least recently flushed live process "
+            "(sent with every tenth flush).",
             "livemin",
         )
         self.pending = _Stat(
@@ -980,3 +992,7 @@ class _SelfMetrics:
 
     def all(self) -> tuple[_Stat, ...]:
         return (self.errors, self.flush_seconds, self.last_flush, self.pending)
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(s.definition.name for s in self.all())
