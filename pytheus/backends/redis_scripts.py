@@ -157,23 +157,35 @@ local function write(fam, touched, at, stop)
         end
         if new and finite(new) then new = num(new) else new = nil end
       else
+        -- Only the numbers that changed are parsed, added and formatted again (an
+        -- observation changes one bucket, the count and the sum): Lua's string work is
+        -- most of a histogram's cost.
         local add = {}
-        for x in string.gmatch(ARGV[i + 1], '[^,]+') do add[#add + 1] = tonumber(x) end
-        local ok = true
+        for x in string.gmatch(ARGV[i + 1], '[^,]+') do add[#add + 1] = x end
+        local out, ok = {}, true
         if old then
           local j = 0
           for x in string.gmatch(old, '[^,]+') do
             j = j + 1
-            local v = tonumber(x)
-            if v == nil or add[j] == nil then ok = false break end
-            add[j] = add[j] + v
+            local d = add[j]
+            if d == nil then ok = false break end
+            if d == '0' then
+              out[j] = x
+            else
+              local v, dv = tonumber(x), tonumber(d)
+              if v == nil or dv == nil then ok = false break end
+              out[j] = num(v + dv)
+            end
           end
           if j ~= #add then ok = false end
+        else
+          for j = 1, #add do
+            local v = tonumber(add[j])
+            if v == nil then ok = false break end
+            out[j] = num(v)
+          end
         end
-        if ok then
-          for j = 1, #add do add[j] = num(add[j]) end
-          new = table.concat(add, ',')
-        end
+        if ok then new = table.concat(out, ',') end
       end
       if new then
         set[#set + 1], set[#set + 2] = fields[k], new
