@@ -16,7 +16,8 @@ The phases, in order:
 1. **Redis alone**: its own CPU per second (its timers), taken out of every window below.
 2. **Memory per series**: one process writes ``N`` series of each type (counters,
    histograms with the default buckets, gauges, summaries without quantiles), in two
-   families per type, one type at a time; ``used_memory_dataset`` grows by so much.
+   families per type, one type at a time; the keys grow by so much (``MEMORY USAGE`` of
+   every key: this Redis holds only ours).
 3. **Scrape**: a fresh process with no metrics of its own scrapes all of it
    (``generate_metrics()``, as ``/metrics`` does) a few times: wall time and its own CPU
    per series, and Redis's CPU per series.
@@ -149,11 +150,18 @@ class Workload:
         for k in range(changed):
             self.touch(k % n, k // n, round_)
 
-    def touch_type(self, kind: str, series: int) -> None:
-        """Write ``series`` new series of one type, spread over its families."""
+    def touch_type(self, kind: str, series: int, round_: int = 0) -> None:
+        """Change ``series`` series of one type, spread over its families."""
         fams = [f for f, (k, _) in enumerate(self.families) if k == kind]
         for k in range(series):
-            self.touch(fams[k % len(fams)], k // len(fams), 0)
+            self.touch(fams[k % len(fams)], k // len(fams), round_)
+
+    def change(self, kind: str, changed: int, round_: int) -> None:
+        """``changed`` series of one type, or of every type alike (``kind="mixed"``)."""
+        if kind == "mixed":
+            self.touch_spread(changed, round_)
+        else:
+            self.touch_type(kind, changed, round_)
 
 
 def _backend(url: str, flush_interval: float) -> MultiProcessRedisBackend:
@@ -307,9 +315,9 @@ def writer(url: str) -> tuple[Handler, Callable[[], object]]:
     rounds = iter(range(1, 10**9))
 
     def handle(request: Mapping[str, Any]) -> dict[str, Any]:
-        changed = request["changed"]
+        changed, kind = request["changed"], request["kind"]
         if request["op"] == "prepare":
-            work.touch_spread(changed, next(rounds))
+            work.change(kind, changed, next(rounds))
             _flushed(backend)
             return {"ok": True}
         period, flushes = request["period"], request["flushes"]
@@ -320,7 +328,7 @@ def writer(url: str) -> tuple[Handler, Callable[[], object]]:
             delay = start + k * period - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            work.touch_spread(changed, next(rounds))
+            work.change(kind, changed, next(rounds))
             t, w = time.thread_time(), time.perf_counter()
             failed += not backend.flush()
             cpu += time.thread_time() - t
@@ -494,8 +502,13 @@ class Run:
         return {"cpu_per_second_us": self.alone_rate * 1e6, "load": w.load}
 
     def dataset(self) -> tuple[int, int]:
-        info = self.client.info("memory")
-        return int(info["used_memory_dataset"]), int(info["used_memory"])
+        """The bytes of every key (``MEMORY USAGE``, exact: this Redis holds only ours),
+        and ``used_memory`` (connections and Redis's own structures included)."""
+        keys = sum(
+            self.client.memory_usage(key, samples=0) or 0
+            for key in self.client.scan_iter(count=1000)
+        )
+        return keys, int(self.client.info("memory")["used_memory"])
 
     def memory(self, load: Child) -> dict[str, float]:
         n = self.sizes.series_per_type
@@ -529,11 +542,13 @@ class Run:
             "load": w.load,
         }
 
-    def flushes(self, writers: Sequence[Child], changed: int) -> dict[str, Any]:
+    def flushes(
+        self, writers: Sequence[Child], changed: int, kind: str = "mixed"
+    ) -> dict[str, Any]:
         sizes = self.sizes
         for w in writers:
-            w.ask({"op": "prepare", "changed": changed})
-        run = {"op": "run", "changed": changed, "period": sizes.period}
+            w.ask({"op": "prepare", "changed": changed, "kind": kind})
+        run = {"op": "run", "changed": changed, "kind": kind, "period": sizes.period}
         replies: list[dict[str, Any]] = []
 
         def go(flushes: int) -> None:
@@ -545,6 +560,7 @@ class Run:
         flushes = sum(r["flushes"] for r in replies)
         calls, usec = window.scripts()
         point: dict[str, Any] = {
+            "kind": kind,
             "changed": changed,
             "flushes": flushes,
             "failed": sum(r["failed"] for r in replies),
@@ -648,6 +664,9 @@ def measure(sizes: Sizes, progress: Callable[[str], object]) -> dict[str, Any]:
         ]
         with _children(*makers) as writers:
             out["points"] = [run.flushes(writers, changed) for changed in sizes.changed]
+            # Each type alone, at the largest S: what a series of that type costs.
+            progress(f"scale: {sizes.writers} writers flushing {sizes.changed[-1]} of each type")
+            out["types"] = [run.flushes(writers, sizes.changed[-1], kind) for kind in TYPES]
         progress(f"scale: {sizes.idle} idle processes")
         quiet = next((p for p in out["points"] if p["changed"] == 0), None)
         idle, fleet = run.idle(sizes.idle, quiet["script_calls"] if quiet else 1.0)
@@ -699,6 +718,13 @@ def figures(out: Mapping[str, Any]) -> dict[str, Any]:
         "scrape_redis_cpu_per_series_us": out["scrape"]["redis_cpu_per_series_us"],
         "floor_script_call_us": out["floor"]["script_call_us"],
         "floor_ping_us": out["floor"]["ping_us"],
+    }
+    # A type's series: its flushes' cost above the fitted per-flush cost, per series.
+    f["redis_cpu_per_series_by_type_us"] = {
+        p["kind"]: (p["redis_cpu_us"] - per_flush) / p["changed"] for p in out["types"]
+    }
+    f["script_per_series_by_type_us"] = {
+        p["kind"]: (p["script_us"] - script_flush) / p["changed"] for p in out["types"]
     }
     f["examples"] = [example(f, 1000, changed, 1.0) for changed in (100, 200)]
     return f
@@ -754,6 +780,12 @@ class ScaleResult:
         )
         row("scripts' time per flush (fit, commandstats)", _us(f["script_per_flush_us"]))
         row("scripts' time per changed series (fit)", _us(f["script_per_series_us"]))
+        for kind, cost in f["redis_cpu_per_series_by_type_us"].items():
+            script = f["script_per_series_by_type_us"][kind]
+            row(
+                f"Redis CPU / scripts' time per changed {kind} series",
+                f"{_us(cost)} / {_us(script)}",
+            )
         idle = d["idle"]
         row(
             f"Redis CPU per flush of an idle process ({idle['processes']} of them)",
@@ -792,6 +824,7 @@ class ScaleResult:
         out += _table(
             (
                 "changed",
+                "of type",
                 "flushes",
                 "Redis CPU",
                 "scripts",
@@ -803,6 +836,7 @@ class ScaleResult:
             [
                 (
                     str(p["changed"]),
+                    p["kind"],
                     str(p["flushes"]),
                     _us(p["redis_cpu_us"]),
                     _us(p["script_us"]),
@@ -811,21 +845,22 @@ class ScaleResult:
                     _us(p["flush_wall_us"]),
                     f"{p['load']:.2f}",
                 )
-                for p in d["points"]
+                for p in [*d["points"], *d["types"]]
             ],
         )
         out += ["", "Each script per call (SLOWLOG, by SHA):", ""]
         out += _table(
-            ("changed", "script", "calls per flush", "per call", "per flush"),
+            ("changed", "of type", "script", "calls per flush", "per call", "per flush"),
             [
                 (
                     str(p["changed"]),
+                    p["kind"],
                     name,
                     f"{v['calls_per_flush']:.2f}",
                     _us(v["usec_per_call"]),
                     _us(v["usec_per_flush"]),
                 )
-                for p in d["points"]
+                for p in [*d["points"], *d["types"]]
                 for name, v in p["scripts"].items()
             ],
         )
