@@ -120,14 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for section in sections:
             if isinstance(section, Section):
-                result: SectionResult | scale.ScaleResult = run_section(
-                    section, settings, externals, progress=eprint
-                )
-                text = render_table(result)
+                table = run_section(section, settings, externals, progress=eprint)
+                text = render_table(table)
+                results.append(table)
             else:
-                result = section.measure(settings, eprint)
-                text = result.render()
-            results.append(result)
+                measured = section.measure(settings, eprint)
+                text = measured.render()
+                results.append(measured)
             print(text, end="\n\n", flush=True)
     finally:
         if original is not None:
