@@ -491,10 +491,9 @@ def _median(values: Sequence[float]) -> float:
 class Run:
     """One measurement: the phases above, against one private redis-server."""
 
-    def __init__(self, url: str, sizes: Sizes, progress: Callable[[str], object]) -> None:
+    def __init__(self, url: str, sizes: Sizes) -> None:
         self.url = url
         self.sizes = sizes
-        self.progress = progress
         self.client = redis.Redis.from_url(url)
         self.alone_rate = 0.0
 
@@ -666,7 +665,7 @@ def measure(sizes: Sizes, progress: Callable[[str], object]) -> dict[str, Any]:
         tempfile.TemporaryDirectory(prefix="pytheus-scale-") as tmp,
         RedisServer(Path(tmp)) as server,
     ):
-        run = Run(server.url, sizes, progress)
+        run = Run(server.url, sizes)
         out: dict[str, Any] = {"redis": server.version(), "sizes": sizes.__dict__}
         progress("scale: Redis alone")
         out["alone"] = run.alone()
