@@ -671,26 +671,30 @@ def measure(sizes: Sizes, progress: Callable[[str], object]) -> dict[str, Any]:
         out["alone"] = run.alone()
         progress(f"scale: memory of {sizes.series_per_type:,} series of each type")
         url = server.url
-        with _children(lambda: Child(lambda: loader(url), "the loader")) as (load,):
-            out["memory_per_series"] = run.memory(load)
-            progress("scale: full scrapes")
-            with _children(lambda: Child(lambda: scraper(url), "the scraper")) as (scrape,):
-                out["scrape"] = run.scrape(scrape)
-        progress(f"scale: {sizes.writers} writers flushing {list(sizes.changed)} series")
         makers = [
             functools.partial(Child, functools.partial(writer, url), f"writer {i}")
             for i in range(sizes.writers)
         ]
-        with _children(*makers) as writers:
+        # Every process stays until the idle phase is measured: one that left would have
+        # its gauges folded away by the others' heartbeats during the later windows,
+        # which would add that work to their flushes and free memory under their feet.
+        with contextlib.ExitStack() as stay:
+            (load,) = stay.enter_context(_children(lambda: Child(lambda: loader(url), "loader")))
+            out["memory_per_series"] = run.memory(load)
+            progress("scale: full scrapes")
+            scraping = stay.enter_context(_children(lambda: Child(lambda: scraper(url), "scraper")))
+            out["scrape"] = run.scrape(scraping[0])
+            progress(f"scale: {sizes.writers} writers flushing {list(sizes.changed)} series")
+            writers = stay.enter_context(_children(*makers))
             out["points"] = [run.flushes(writers, changed) for changed in sizes.changed]
             # Each type alone, at the largest S: what a series of that type costs.
             progress(f"scale: {sizes.writers} writers flushing {sizes.changed[-1]} of each type")
             out["types"] = [run.flushes(writers, sizes.changed[-1], kind) for kind in TYPES]
-        progress(f"scale: {sizes.idle} idle processes")
-        quiet = next((p for p in out["points"] if p["changed"] == 0), None)
-        idle, fleet = run.idle(sizes.idle, quiet["script_calls"] if quiet else 1.0)
-        fleet.stop()
-        out["idle"] = idle
+            progress(f"scale: {sizes.idle} idle processes")
+            quiet = next((p for p in out["points"] if p["changed"] == 0), None)
+            idle, fleet = run.idle(sizes.idle, quiet["script_calls"] if quiet else 1.0)
+            stay.callback(fleet.stop)
+            out["idle"] = idle
         progress("scale: the floor")
         out["floor"] = run.floor()
     out["seconds"] = time.perf_counter() - started
