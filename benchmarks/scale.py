@@ -168,10 +168,11 @@ class Workload:
 
 def _backend(url: str, flush_interval: float) -> MultiProcessRedisBackend:
     set_registry(CollectorRegistry())  # nothing of the parent's is scraped or flushed
-    backend = load_backend(
-        MultiProcessRedisBackend,
-        {"url": url, "prefix": "scale", "flush_interval": flush_interval},
-    )
+    # One process_timeout for all, as in a deployment: a process reaps those silent for
+    # longer than its own, so the idle processes (flush_interval=1, a 10 s default)
+    # would reap the quiet writers and fold their gauges in the middle of a window.
+    config = {"url": url, "prefix": "scale", "flush_interval": flush_interval}
+    backend = load_backend(MultiProcessRedisBackend, {**config, "process_timeout": 2 * NEVER})
     assert isinstance(backend, MultiProcessRedisBackend)
     return backend
 
