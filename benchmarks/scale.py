@@ -24,19 +24,22 @@ The phases, in order:
 4. **Busy flushes**: ``B`` writer processes each flush ``K`` times, with ``S`` changed
    series per flush (a quarter of each type, spread over 8 families), paced, for several
    ``S`` (0: nothing of the application's; a flush still carries the backend's own
-   statistics). Per flush: Redis's CPU (``INFO cpu``, the whole process:
-   network and protocol included), the scripts' own time (``INFO commandstats``, less
-   sensitive to the machine's load), what the commands run inside the scripts cost, and
-   the flusher's CPU in the writer (``time.thread_time()`` around ``flush()``, which runs
-   in the caller's thread). A least-squares line over the ``S > 0`` points gives the
-   per-flush and per-series constants. Then a few more flushes per ``S`` with SLOWLOG at
-   threshold 0: the time of each script per call, by SHA (named after
-   :mod:`pytheus.backends.redis_scripts`).
-5. **Idle processes**: ``P`` processes that wrote one series per family, then only
+   statistics). Per flush: Redis's CPU (``INFO cpu``, the whole process: network and
+   protocol included), the scripts' own time (``INFO commandstats``: wall-clock time
+   inside Redis, which grows whenever Redis waits for a core), what the commands run
+   inside the scripts cost, and the flusher's CPU in the writer (``time.thread_time()``
+   around ``flush()``, which runs in the caller's thread). A least-squares line over the
+   ``S > 0`` points gives the per-flush and per-series constants. Then a few more
+   flushes per ``S`` with SLOWLOG at threshold 0: the time of each script per call, by
+   SHA (named after :mod:`pytheus.backends.redis_scripts`).
+5. **Replayed**: the script calls of one flush that changed nothing, caught on their way
+   out and sent again one by one: Redis CPU per call of each script (a WRITE sent again is
+   a duplicate, which shows the fixed part of its cost).
+6. **Idle processes**: ``P`` processes that wrote one series per family, then only
    flush (their own flusher thread, ``flush_interval=1``): Redis memory per live
    process, and Redis CPU per such flush (counted by the script calls of an ``S = 0``
    flush of phase 4).
-6. **The floor**: a trivial script (``return 1``) and ``PING``, called one by one: the
+7. **The floor**: a trivial script (``return 1``) and ``PING``, called one by one: the
    least any call costs Redis; and scripts doing 100 ``redis.call`` or 100
    ``string.format('%.17g')``: what each costs inside a script (the parts of our
    scripts' cost that ``commandstats`` does not show).
@@ -65,7 +68,7 @@ import redis
 from _forked import ChildError, fork_child, wait_child
 from _harness import Settings
 from _redis_server import RedisServer
-from redis_stall import SlowLog
+from redis_stall import SlowLog, script_names
 
 from pytheus.backends import load_backend
 from pytheus.backends.redis import MultiProcessRedisBackend
@@ -318,6 +321,8 @@ def writer(url: str) -> tuple[Handler, Callable[[], object]]:
     rounds = iter(range(1, 10**9))
 
     def handle(request: Mapping[str, Any]) -> dict[str, Any]:
+        if request["op"] == "replay":
+            return replay(url, backend, request["times"], request["alone_rate"])
         changed, kind = request["changed"], request["kind"]
         if request["op"] == "prepare":
             work.change(kind, changed, next(rounds))
@@ -344,6 +349,47 @@ def writer(url: str) -> tuple[Handler, Callable[[], object]]:
         return {"flushes": flushes, "failed": failed, "cpu": cpu, "wall": wall}
 
     return handle, backend.close
+
+
+def replay(
+    url: str, backend: MultiProcessRedisBackend, times: int, alone_rate: float
+) -> dict[str, float]:
+    """Redis CPU per call of each script call of a flush that changed nothing.
+
+    The calls are caught on their way out (redis-py's pipeline), then sent again
+    ``times`` times each. A WRITE sent again is a duplicate, which the script recognises
+    and skips: its figure is the fixed part of a WRITE. A HEARTBEAT does the same work
+    every time.
+    """
+    captured: list[tuple[Any, ...]] = []
+    pipeline = redis.client.Pipeline
+    original = pipeline.pipeline_execute_command
+
+    def catch(self: Any, *args: Any, **options: Any) -> Any:
+        captured.append(args)
+        return original(self, *args, **options)
+
+    pipeline.pipeline_execute_command = catch  # type: ignore[method-assign]
+    try:
+        _flushed(backend)
+    finally:
+        pipeline.pipeline_execute_command = original  # type: ignore[method-assign]
+    client = redis.Redis.from_url(url)
+    names = script_names()
+    out: dict[str, float] = {}
+    for args in captured:
+        name = names.get(_text(args[1]), _text(args[0])) if len(args) > 1 else _text(args[0])
+        before = Snapshot.take(client)
+        for _ in range(times):
+            client.execute_command(*args)  # type: ignore[no-untyped-call]
+        w = Window.between(before, Snapshot.take(client), alone_rate)
+        out[name if name not in out else f"{name} ({len(out) + 1})"] = w.cpu / times * 1e6
+    client.close()
+    return out
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class IdleFleet:
@@ -691,6 +737,10 @@ def measure(sizes: Sizes, progress: Callable[[str], object]) -> dict[str, Any]:
             # Each type alone, at the largest S: what a series of that type costs.
             progress(f"scale: {sizes.writers} writers flushing {sizes.changed[-1]} of each type")
             out["types"] = [run.flushes(writers, sizes.changed[-1], kind) for kind in TYPES]
+            progress("scale: an idle flush's script calls, replayed")
+            out["replay"] = writers[0].ask(
+                {"op": "replay", "times": sizes.floor_calls, "alone_rate": run.alone_rate}
+            )
             progress(f"scale: {sizes.idle} idle processes")
             quiet = next((p for p in out["points"] if p["changed"] == 0), None)
             idle, fleet = run.idle(sizes.idle, quiet["script_calls"] if quiet else 1.0)
@@ -744,6 +794,7 @@ def figures(out: Mapping[str, Any]) -> dict[str, Any]:
         "floor_ping_us": out["floor"]["ping_us"],
         "floor_redis_call_in_script_us": out["floor"]["redis_call_in_script_us"],
         "floor_number_format_in_script_us": out["floor"]["number_format_in_script_us"],
+        "replayed_call_us": dict(out["replay"]),
     }
     # A type's series: its flushes' cost above the fitted per-flush cost, per series.
     f["redis_cpu_per_series_by_type_us"] = {
@@ -837,6 +888,10 @@ class ScaleResult:
         row(
             "floor: Redis CPU of a `return 1` script call / a PING",
             f"{_us(f['floor_script_call_us'])} / {_us(f['floor_ping_us'])}",
+        )
+        row(
+            "an idle flush's calls replayed, Redis CPU per call",
+            ", ".join(f"{name} {_us(cpu)}" for name, cpu in f["replayed_call_us"].items()),
         )
         row(
             "floor: one `redis.call` / one `string.format('%.17g')` in a script",

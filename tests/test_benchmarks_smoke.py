@@ -243,6 +243,11 @@ def test_quick_scale_section(tmp_path: Path) -> None:
     for key in ("redis_cpu_per_series_by_type_us", "script_per_series_by_type_us"):
         assert list(figures[key]) == SCALE_TYPES
         assert all(math.isfinite(v) for v in figures[key].values()), figures[key]
+    # An idle flush's script calls, each sent again: at least the heartbeat, by name.
+    assert figures["replayed_call_us"], figures
+    for name, cpu in figures["replayed_call_us"].items():
+        assert not name.startswith("script "), name
+        assert cpu > 0, figures["replayed_call_us"]
     assert [e["changed"] for e in figures["examples"]] == [100, 200]
     assert all(e["redis_core_percent"] > 0 for e in figures["examples"])
 
