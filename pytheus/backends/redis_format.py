@@ -174,6 +174,12 @@ def encode_change(kind: str, current: Any, previous: Any, new: bool) -> str | No
         # An infinite or NaN observation makes the stored sum so, as it would in one
         # process; once it is, further changes (inf - inf) leave it as it is.
         parts.append(_delta(total, old_total) if math.isfinite(old_total) else "0")
+        changed = [(i, p) for i, p in enumerate(parts, 1) if p != "0"]
+        if previous is not None and not new and 2 * len(changed) < len(parts):
+            # Sparse: "~<numbers>;<position>:<change>,...", positions from 1. A few
+            # observations change a few buckets and the sum; the WRITE then edits those
+            # numbers in the stored text and copies the others.
+            return f"~{len(parts)};" + ",".join(f"{i}:{p}" for i, p in changed)
         return ",".join(parts)
     if kind == "gauge":
         return repr(float(current))

@@ -112,6 +112,48 @@ local function held_by_another(fam)
   return false
 end
 
+-- A sparse change ("~<n>;<position>:<change>,..." with increasing positions from 1) added
+-- to the stored numbers ("a,b,c,..."): the numbers changed are parsed, added and
+-- formatted, the text between them copied as it is. nil if either is malformed.
+local function sparse_add(old, change)
+  local semi = string.find(change, ';', 2, true)
+  local n = semi and tonumber(string.sub(change, 2, semi - 1))
+  if not n then return nil end
+  local changes = {}
+  for pos, d in string.gmatch(string.sub(change, semi + 1), '(%d+):([^,]+)') do
+    changes[#changes + 1] = {tonumber(pos), tonumber(d)}
+  end
+  if not old then
+    local zeros = {}
+    for j = 1, n do zeros[j] = 0 end
+    for _, c in ipairs(changes) do
+      if not c[2] or c[1] > n then return nil end
+      zeros[c[1]] = c[2]
+    end
+    for j = 1, n do zeros[j] = num(zeros[j]) end
+    return table.concat(zeros, ',')
+  end
+  local out, copied, from, position, k = {}, 1, 1, 1, 1
+  while true do
+    local comma = string.find(old, ',', from, true)
+    if k <= #changes and changes[k][1] == position then
+      local stop = comma and comma - 1 or #old
+      local v, d = tonumber(string.sub(old, from, stop)), changes[k][2]
+      if v == nil or d == nil then return nil end
+      out[#out + 1] = string.sub(old, copied, from - 1)
+      out[#out + 1] = num(v + d)
+      copied, k = stop + 1, k + 1
+    end
+    if not comma then break end
+    from, position = comma + 1, position + 1
+  end
+  -- As many numbers as the definition says, and every change placed: a stored value of
+  -- another shape is malformed.
+  if k <= #changes or position ~= n then return nil end
+  out[#out + 1] = string.sub(old, copied)
+  return table.concat(out)
+end
+
 -- One chunk: its family's hash and touched set, its arguments from ARGV[at] to ARGV[stop].
 -- Its series are read with one HMGET and written with one HSET: a command called from a
 -- script costs Redis more than the arithmetic done here.
@@ -156,6 +198,8 @@ local function write(fam, touched, at, stop)
           new = v and new and new + v
         end
         if new and finite(new) then new = num(new) else new = nil end
+      elseif string.byte(ARGV[i + 1], 1) == 126 then  -- "~": sparse
+        new = sparse_add(old, ARGV[i + 1])
       else
         -- Only the numbers that changed are parsed, added and formatted again (an
         -- observation changes one bucket, the count and the sum): Lua's string work is
