@@ -29,6 +29,7 @@ __all__ = [
     "LabelSet",
     "MetricFamily",
     "Sample",
+    "SeriesRun",
     "escape_label_value",
     "format_float",
     "label_value",
@@ -195,6 +196,24 @@ class Sample(NamedTuple):
     exemplar: Exemplar | None = None
 
 
+class SeriesRun:
+    """The samples of one series, with their text in each format once rendered.
+
+    A reader that keeps a series' samples between scrapes while the series does not
+    change (the Redis backend) hands the exposition these runs too
+    (:attr:`MetricFamily.runs`): a series unchanged since the last scrape is then not
+    rendered again, which is most of a large scrape's time.
+    """
+
+    __slots__ = ("samples", "texts")
+
+    def __init__(self, samples: list[Sample]) -> None:
+        self.samples = samples
+        # Rendering (format and naming) -> the lines of these samples; filled by the
+        # exposition. The samples are immutable tuples, so a text never goes stale.
+        self.texts: dict[str, str] = {}
+
+
 class MetricFamily:
     """A metric family: the samples of one metric, with its type, help text and unit.
 
@@ -206,7 +225,7 @@ class MetricFamily:
     "as_given" (see :func:`pytheus.exposition.set_counter_names`).
     """
 
-    __slots__ = ("name", "type", "help", "unit", "samples", "given_name")
+    __slots__ = ("name", "type", "help", "unit", "samples", "given_name", "runs")
 
     def __init__(
         self,
@@ -226,6 +245,10 @@ class MetricFamily:
         self.help = help
         self.unit = unit
         self.samples: list[Sample] = samples if samples is not None else []
+        #: ``samples`` series by series, when the family was built so (see
+        #: :class:`SeriesRun`); the exposition uses them only while they hold as many
+        #: samples as ``samples``: whoever changes the samples sets this to None.
+        self.runs: list[SeriesRun] | None = None
 
     def add(
         self,

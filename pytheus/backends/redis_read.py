@@ -24,6 +24,7 @@ import json
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from pytheus.backends.redis_format import (
@@ -42,10 +43,14 @@ from pytheus.definitions import (
     SeriesSource,
     SummaryState,
 )
+from pytheus.families import add_samples, empty_family
 from pytheus.naming import series_names
-from pytheus.samples import LabelSet
+from pytheus.samples import LabelSet, MetricFamily, Sample, SeriesRun
 
 __all__ = ["READ_COUNT", "Reader", "Scrape", "candidate_families"]
+
+# Series field -> (its stored value, the samples built from it).
+_SampleCache = dict[str, tuple[str, SeriesRun]]
 
 #: Fields per slice (HSCAN's COUNT): under a millisecond of Redis's time.
 READ_COUNT = 1000
@@ -55,8 +60,11 @@ ROUND_FIELDS = 5 * READ_COUNT
 # What a family never read before is guessed to hold: a small hash (Redis keeps those up
 # to 128 fields compact, and HSCAN returns them whole).
 _UNKNOWN_SIZE = 128
-# Label sets decoded from series fields are kept between scrapes, up to this many.
-_LABELSET_CACHE_MAX = 200_000
+# Label sets decoded from series fields, and the samples of series, are kept between
+# scrapes, up to this many series.
+_CACHE_MAX = 200_000
+# A place in a list of runs, until the run is built.
+_NO_RUN = SeriesRun([])
 # Sample name suffixes, to find the families a name[] can come from.
 _SUFFIXES = ("_total", "_created", "_bucket", "_count", "_sum", "_info")
 #: The label that "all" and "liveall" gauges add, with the process's host and pid.
@@ -98,6 +106,9 @@ class Reader:
         self._lock = threading.Lock()
         # Per family (name and label names): series field -> its decoded label set.
         self._labelsets: dict[tuple[str, tuple[str, ...]], dict[str, LabelSet]] = {}
+        # Per family: what its samples were built under (label names, stored definition),
+        # and series field -> (stored value, the series' samples).
+        self._samples: dict[str, tuple[tuple[str, ...], str, _SampleCache]] = {}
         # The families the last full scrape found: read in its first round.
         self.known: list[str] = []
         # Fields of each family when it was last read whole: how much a slice will bring.
@@ -116,9 +127,22 @@ class Reader:
         """The cache of label sets of one family; keyed by its label names too, so that a
         metric defined again with other labels does not get those of the old ones."""
         with self._lock:
-            if sum(map(len, self._labelsets.values())) > _LABELSET_CACHE_MAX:
+            if sum(map(len, self._labelsets.values())) > _CACHE_MAX:
                 self._labelsets.clear()
             return self._labelsets.setdefault((d.name, d.labelnames), {})
+
+    def samples(self, d: MetricDefinition, stored: str) -> _SampleCache:
+        """The cache of samples of one family, read under the stored definition
+        ``stored``: emptied when the family is defined again (other buckets, labels)."""
+        with self._lock:
+            kept = self._samples.get(d.name)
+            if kept is not None and kept[:2] == (d.labelnames, stored):
+                return kept[2]
+            if sum(len(c) for _, _, c in self._samples.values()) > _CACHE_MAX:
+                self._samples.clear()
+            cache: _SampleCache = {}
+            self._samples[d.name] = (d.labelnames, stored, cache)
+            return cache
 
 
 class Scrape:
@@ -244,23 +268,86 @@ class Scrape:
     def result(self) -> Iterator[MetricSeries]:
         """The series read, of the metrics defined here first (in their order), then of
         the others by name."""
+        for fam, d in self._definitions():
+            series = self._series(d, fam.fields, self.keys.family(fam.name)) if fam else []
+            yield MetricSeries(d, series)
+
+    def result_families(self) -> Iterator[MetricFamily]:
+        """The families of samples read, in the order of :meth:`result`.
+
+        A series whose stored value is the one the last scrape read has the samples that
+        scrape built, and their text once rendered (a :class:`SeriesRun`): a scrape
+        decodes, builds and renders only the series that changed since. Sharing them
+        between scrapes is safe: samples are immutable tuples.
+        """
+        for fam, d in self._definitions():
+            family = empty_family(d)
+            if fam is not None and fam.fields:
+                if d.type == "gauge":
+                    # Not kept: a gauge's samples depend on which processes are live.
+                    where = self.keys.family(fam.name)
+                    add_samples(d, self._series(d, fam.fields, where), family.samples)
+                else:
+                    family.runs = self._runs(d, fam)
+                    family.samples.extend(chain.from_iterable(r.samples for r in family.runs))
+            yield family
+
+    def _runs(self, d: MetricDefinition, fam: _Family) -> list[SeriesRun]:
+        """The samples of each series of ``fam``, in field order: kept from the last
+        scrape where the stored value is the same, built (all together) where not."""
+        assert fam.definition
+        cache = self.reader.samples(d, fam.definition)
+        runs: list[SeriesRun] = []
+        changed: dict[str, str] = {}
+        places: list[int] = []
+        for key, stored in fam.fields.items():
+            kept = cache.get(key)
+            if kept is not None and kept[0] == stored:
+                runs.append(kept[1])
+            elif key[:1] == "[":
+                changed[key] = stored
+                places.append(len(runs))
+                runs.append(_NO_RUN)
+        if changed:
+            pairs = self._series(d, changed, self.keys.family(fam.name))
+            built: list[Sample] = []
+            add_samples(d, pairs, built)
+            width, uneven = divmod(len(built), len(pairs))
+            for i, (key, place) in enumerate(zip(changed, places, strict=True)):
+                if uneven:  # not the same number of samples for every series
+                    samples: list[Sample] = []
+                    add_samples(d, pairs[i : i + 1], samples)
+                else:
+                    samples = built[i * width : (i + 1) * width]
+                run = runs[place] = SeriesRun(samples)
+                cache[key] = (changed[key], run)
+        return runs
+
+    def _definitions(self) -> Iterator[tuple[_Family | None, MetricDefinition]]:
+        """Each family read, with the definition to read its fields with (None: defined
+        here, no series in Redis); the families torn by a deploy are left out."""
         listed = set(self.listed or ())
         if self.wanted is None and self.include_remote:
             self.reader.known = sorted(listed - set(self.local))
         remote = sorted(n for n in self.families if n not in self.local and n in listed)
         for name in [*self.local, *remote]:
-            self.reader.sizes[name] = len(self.families[name].fields)
-            family = self._decode(self.families[name])
-            if family is not None:
-                yield family
+            fam = self.families[name]
+            self.reader.sizes[name] = len(fam.fields)
+            local = self.local.get(fam.name)
+            if fam.torn:
+                continue
+            if not fam.definition:
+                # Defined here, not in Redis yet (or no longer): a metric without series.
+                if local is not None:
+                    yield None, local.definition
+                continue
+            d = self._definition(fam)
+            if d is not None:
+                yield fam, d
 
-    def _decode(self, fam: _Family) -> MetricSeries | None:
+    def _definition(self, fam: _Family) -> MetricDefinition | None:
+        assert fam.definition
         local = self.local.get(fam.name)
-        if fam.torn:
-            return None
-        if not fam.definition:
-            # Defined here, not in Redis yet (or no longer): a metric without series.
-            return MetricSeries(local.definition, []) if local is not None else None
         where = self.keys.family(fam.name)
         if local is not None and self.canonical.get(fam.name) == fam.definition:
             d = local.definition
@@ -274,7 +361,7 @@ class Scrape:
                 and self.wanted.isdisjoint(series_names(fam.name, d.type))
             ):
                 return None
-        return MetricSeries(d, self._series(d, fam.fields, where))
+        return d
 
     def _series(
         self, d: MetricDefinition, fields: Mapping[str, str], where: str
