@@ -59,22 +59,13 @@ def _histogram(d: MetricDefinition, series: Pairs, out: list[Sample]) -> None:
     append = out.append
     for labels, (counts, sum_, exemplars) in series:
         cumulative = 0.0
+        # The bucket labels are kept by the series' LabelSet: built once per series,
+        # not once per scrape. The dashboard's grouping relies on le coming last.
+        bucket_labels = labels.with_label_each("le", le)
         for i, c in enumerate(counts):
             cumulative += c
-            # with_label() keeps its results: the bucket labels are built once per
-            # series, not once per scrape. The dashboard's grouping relies on le coming last.
-            append(
-                _sample(
-                    Sample,
-                    (
-                        bucket,
-                        labels.with_label("le", le[i]),
-                        cumulative,
-                        None,
-                        exemplars[i] if exemplars else None,
-                    ),
-                )
-            )
+            ex = exemplars[i] if exemplars else None
+            append(_sample(Sample, (bucket, bucket_labels[i], cumulative, None, ex)))
         append(_sample(Sample, (count, labels, cumulative, None, None)))
         append(_sample(Sample, (total, labels, sum_, None, None)))
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 from pytheus.naming import family_name, sample_name, series_names
@@ -87,6 +88,13 @@ def escape_label_value(value: str) -> str:
     return value
 
 
+@lru_cache(maxsize=1024)
+def _label_text(name: str, value: str) -> str:
+    """``name="value"``, escaped; kept for the few pairs that recur in every series
+    (a histogram's ``le`` values)."""
+    return f'{name}="{escape_label_value(value)}"'
+
+
 class LabelSet(Mapping[str, str]):
     """An immutable mapping of label names to values that renders itself once.
 
@@ -140,6 +148,31 @@ class LabelSet(Mapping[str, str]):
         new.text = f"{self.text},{extra}" if self.text else extra
         derived[name, value] = new
         return new
+
+    def with_label_each(self, name: str, values: Sequence[str]) -> list[LabelSet]:
+        """``[self.with_label(name, v) for v in values]``, in one call: the bucket labels
+        (``le``) of a histogram's series, built the first time a series is seen."""
+        derived = self._derived
+        if derived is None:
+            derived = self._derived = {}
+        try:
+            return [derived[name, v] for v in values]
+        except KeyError:
+            pass
+        names = (*self._names, name)
+        prefix = f"{self.text}," if self.text else ""
+        out = []
+        for value in values:
+            new = derived.get((name, value))
+            if new is None:
+                new = LabelSet.__new__(LabelSet)
+                new._names = names
+                new._values = (*self._values, value)
+                new._derived = None
+                new.text = prefix + _label_text(name, value)
+                derived[name, value] = new
+            out.append(new)
+        return out
 
     @property
     def names_tuple(self) -> tuple[str, ...]:

@@ -9,8 +9,10 @@ A scrape reads in rounds of one pipelined round trip each:
 2. then, round after round, the next slice of every family not read to its end, and
    the first of those it did not expect.
 
-A slice is an HSCAN of ``READ_COUNT`` fields of the family's hash between two reads of
-its definition (no script: a Lua script would about double Redis's time per slice). A
+A round reads about ``ROUND_FIELDS`` fields, in slices of ``READ_COUNT`` fields or more:
+a family known to be large is read in large slices (fewer round trips: a scrape waits
+for each), a small one whole. A slice is an HSCAN of the family's hash between two reads
+of its definition (no script: a Lua script would about double Redis's time per slice). A
 series is one field, so a slice never holds half of one (a histogram's buckets, sum and
 count always agree); a family whose definition is not the same before and after each of
 its slices (a deploy replaced it meanwhile) is left out of that scrape rather than
@@ -52,10 +54,13 @@ __all__ = ["READ_COUNT", "Reader", "Scrape", "candidate_families"]
 # Series field -> (its stored value, the samples built from it).
 _SampleCache = dict[str, tuple[str, SeriesRun]]
 
-#: Fields per slice (HSCAN's COUNT): under a millisecond of Redis's time.
+#: Fields per slice (HSCAN's COUNT) at least, unless the family holds fewer: a slice
+#: takes Redis about a microsecond a field.
 READ_COUNT = 1000
-#: Fields per round trip, about: Redis runs the commands of a pipeline one after the
-#: other without serving anyone else in between, so a round is bounded too (a few ms).
+#: Fields per round trip, about, and so per slice at most: Redis runs the commands of a
+#: pipeline one after the other without serving anyone else in between, so a round is
+#: bounded (a few ms). One large slice instead of several small ones costs Redis the
+#: same, and a scrape fewer round trips.
 ROUND_FIELDS = 5 * READ_COUNT
 # What a family never read before is guessed to hold: a small hash (Redis keeps those up
 # to 128 fields compact, and HSCAN returns them whole).
@@ -191,32 +196,39 @@ class Scrape:
         allows (one at least): its definition (and help, on the first), HSCAN, its
         definition again."""
         self._asked = []
+        counts = []
         budget = ROUND_FIELDS
         for fam in self.families.values():
             if fam.done:
                 continue
-            expected = self._expected(fam)
-            if self._asked and expected > budget:
+            left = self._left(fam)
+            count = min(left, budget)
+            if self._asked and count < min(left, READ_COUNT):
                 continue  # a smaller one may still fit
-            budget -= expected
+            budget -= count
             self._asked.append(fam)
+            counts.append(max(count, READ_COUNT))
         commands = 0
-        for fam in self._asked:
+        for fam, count in zip(self._asked, counts, strict=True):
             key = self.keys.family(fam.name)
             pipe.hget(key, "\0d")
             if fam.definition is None:
                 pipe.hget(key, "\0h")
             # Series fields only (they start with "["): not the sequence numbers of the
             # processes that wrote the family (some kept a day after they died).
-            pipe.hscan(key, fam.cursor, match="\\[*", count=READ_COUNT)
+            pipe.hscan(key, fam.cursor, match="\\[*", count=count)
             pipe.hget(key, "\0d")
             commands += 4 if fam.definition is None else 3
         return commands
 
-    def _expected(self, fam: _Family) -> int:
-        if fam.cursor != "0":
-            return READ_COUNT  # a large family, in the middle
-        return min(READ_COUNT, self.reader.sizes.get(fam.name, _UNKNOWN_SIZE))
+    def _left(self, fam: _Family) -> int:
+        """How many fields of ``fam`` are left to read, as far as the last scrape tells."""
+        known = self.reader.sizes.get(fam.name)
+        if fam.cursor == "0":  # not started: all of it
+            return max(known if known is not None else _UNKNOWN_SIZE, 1)
+        if known is None or known <= len(fam.fields):
+            return ROUND_FIELDS  # larger than it was, or never read whole: a large one
+        return known - len(fam.fields)
 
     def take(self, replies: Sequence[Any], *, meta: bool = False) -> None:
         """Take the replies of a round (``meta``: the first, which starts with READ_META)."""
