@@ -51,8 +51,9 @@ from pytheus.samples import LabelSet, MetricFamily, Sample, SeriesRun
 
 __all__ = ["READ_COUNT", "Reader", "Scrape", "candidate_families"]
 
-# Series field -> (its stored value, the samples built from it).
-_SampleCache = dict[str, tuple[str, SeriesRun]]
+# Series field (a gauge's: the series' part of its fields) -> (its stored value (a gauge's:
+# its fields and values), the samples built from it).
+_SampleCache = dict[str, tuple[object, SeriesRun]]
 
 #: Fields per slice (HSCAN's COUNT) at least, unless the family holds fewer: a slice
 #: takes Redis about a microsecond a field.
@@ -295,13 +296,9 @@ class Scrape:
         for fam, d in self._definitions():
             family = empty_family(d)
             if fam is not None and fam.fields:
-                if d.type == "gauge":
-                    # Not kept: a gauge's samples depend on which processes are live.
-                    where = self.keys.family(fam.name)
-                    add_samples(d, self._series(d, fam.fields, where), family.samples)
-                else:
-                    family.runs = self._runs(d, fam)
-                    family.samples.extend(chain.from_iterable(r.samples for r in family.runs))
+                runs = self._gauge_runs(d, fam) if d.type == "gauge" else self._runs(d, fam)
+                family.runs = runs
+                family.samples.extend(chain.from_iterable(r.samples for r in runs))
             yield family
 
     def _runs(self, d: MetricDefinition, fam: _Family) -> list[SeriesRun]:
@@ -309,17 +306,7 @@ class Scrape:
         scrape where the stored value is the same, built (all together) where not."""
         assert fam.definition
         cache = self.reader.samples(d, fam.definition)
-        runs: list[SeriesRun] = []
-        changed: dict[str, str] = {}
-        places: list[int] = []
-        for key, stored in fam.fields.items():
-            kept = cache.get(key)
-            if kept is not None and kept[0] == stored:
-                runs.append(kept[1])
-            elif key[:1] == "[":
-                changed[key] = stored
-                places.append(len(runs))
-                runs.append(_NO_RUN)
+        runs, changed, places = _kept(cache, fam.fields)
         if changed:
             pairs = self._series(d, changed, self.keys.family(fam.name))
             built: list[Sample] = []
@@ -331,6 +318,31 @@ class Scrape:
                     add_samples(d, pairs[i : i + 1], samples)
                 else:
                     samples = built[i * width : (i + 1) * width]
+                run = runs[place] = SeriesRun(samples)
+                cache[key] = (changed[key], run)
+        return runs
+
+    def _gauge_runs(self, d: MetricDefinition, fam: _Family) -> list[SeriesRun]:
+        """As :meth:`_runs`, for a gauge: a series is kept while its fields (one per
+        process that set it) and their values are the same, and, if its mode reads live
+        processes only, while the same processes are live."""
+        assert fam.definition
+        by_series: dict[str, list[tuple[str, str]]] = {}
+        for f, raw in fam.fields.items():
+            if f[:1] == "[":
+                by_series.setdefault(f.partition("\0")[0], []).append((f, raw))
+        variant = fam.definition
+        if d.multiprocess_mode.startswith("live"):
+            variant += "\0" + ",".join(sorted(self.live))
+        cache = self.reader.samples(d, variant)
+        runs, changed, places = _kept(cache, by_series)
+        if changed:
+            where = self.keys.family(fam.name)
+            fields = {f: raw for parts in changed.values() for f, raw in parts}
+            per_series = self._gauge_series(d, fields, self.reader.labelsets(d), where)
+            for key, place in zip(changed, places, strict=True):
+                samples: list[Sample] = []
+                add_samples(d, per_series.get(key, ()), samples)
                 run = runs[place] = SeriesRun(samples)
                 cache[key] = (changed[key], run)
         return runs
@@ -414,6 +426,17 @@ class Scrape:
         labelsets: dict[str, LabelSet],
         where: str,
     ) -> list[tuple[LabelSet, Any]]:
+        per_series = self._gauge_series(d, fields, labelsets, where)
+        return list(chain.from_iterable(per_series.values()))
+
+    def _gauge_series(
+        self,
+        d: MetricDefinition,
+        fields: Mapping[str, str],
+        labelsets: dict[str, LabelSet],
+        where: str,
+    ) -> dict[str, list[tuple[LabelSet, Any]]]:
+        """A gauge's samples by series (its field's part before the process)."""
         # series -> [(process, value, time set)], and the value folded from dead processes
         values: dict[str, list[tuple[str, float, float]]] = {}
         retired: dict[str, tuple[float, float]] = {}
@@ -431,19 +454,37 @@ class Scrape:
         missing = [k for k in values if k not in labelsets]
         if missing:
             decode_labelsets(d, missing, labelsets, where)
-        out: list[tuple[LabelSet, Any]] = []
-        for key, per_process in values.items():
-            out.extend(
-                aggregate_gauge(
-                    d.multiprocess_mode,
-                    labelsets[key],
-                    per_process,
-                    retired=retired.get(key),
-                    live=self.live,
-                    process_label=PROCESS_LABEL,
-                )
+        return {
+            key: aggregate_gauge(
+                d.multiprocess_mode,
+                labelsets[key],
+                per_process,
+                retired=retired.get(key),
+                live=self.live,
+                process_label=PROCESS_LABEL,
             )
-        return out
+            for key, per_process in values.items()
+        }
+
+
+def _kept(
+    cache: _SampleCache, stored: Mapping[str, Any]
+) -> tuple[list[SeriesRun], dict[str, Any], list[int]]:
+    """The runs of the series in ``stored`` (key -> stored value) whose value is the one
+    ``cache`` holds, in order; the others (changed or new, with their values) are left
+    for the caller to build, in the places (indexes) given."""
+    runs: list[SeriesRun] = []
+    changed: dict[str, Any] = {}
+    places: list[int] = []
+    for key, value in stored.items():
+        kept = cache.get(key)
+        if kept is not None and kept[0] == value:
+            runs.append(kept[1])
+        elif key[:1] == "[":
+            changed[key] = value
+            places.append(len(runs))
+            runs.append(_NO_RUN)
+    return runs, changed, places
 
 
 def _number_rows(values: list[str], width: int) -> list[list[float]] | None:
