@@ -40,6 +40,7 @@ import importlib
 import json
 import os
 import pkgutil
+import resource
 import signal
 import statistics
 import sys
@@ -421,6 +422,8 @@ def reader(url: str, prefix: str, port: int, log: SlowLog) -> Callable[[int], di
                 runs.append((seconds, entries))
             seconds, entries = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
             out[key] = {"wall_ms": round(seconds * 1000, 2), **summarize(entries)}
+        # What the scraping process holds: the series read, and what it keeps of them.
+        out["reader_max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         return out
 
     return run
@@ -552,6 +555,7 @@ def report(results: list[dict[str, Any]]) -> str:
         ("one-family read (admin poll): Redis time (ms)", lambda r: r["one_family"]["total_ms"]),
         ("one-family read (admin poll): wall (ms)", lambda r: r["one_family"]["wall_ms"]),
         ("Redis used_memory (MB)", lambda r: r["redis_used_memory_mb"]),
+        ("scraping process: peak RSS (MB)", lambda r: r["reader_max_rss_mb"]),
     ]
     head = "| measure | " + " | ".join(f"{r['series']:,} series" for r in results) + " |"
     lines = [head, "|---|" + "---:|" * len(results)]
