@@ -25,6 +25,7 @@ import socket
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from functools import partial
+from operator import attrgetter
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qs
@@ -142,6 +143,11 @@ if os.environ.get(ENV_COUNTER_NAMES):
 def _text_lines(samples: Iterable[Sample], rename: tuple[str, str] | None) -> str:
     """The text format's lines of ``samples``; ``rename``: (name, as given) of a counter
     whose samples are shown as given (see :func:`set_counter_names`)."""
+    return "".join(_text_line_list(samples, rename))
+
+
+def _text_line_list(samples: Iterable[Sample], rename: tuple[str, str] | None) -> list[str]:
+    """The line of each of ``samples``, as :func:`_text_lines`."""
     out: list[str] = []
     append = out.append
     for given, labels, value, timestamp, _ in samples:
@@ -157,7 +163,7 @@ def _text_lines(samples: Iterable[Sample], rename: tuple[str, str] | None) -> st
             append(f"{name_of_sample}{{{text}}} {number}\n")
         else:
             append(f"{name_of_sample} {number}\n")
-    return "".join(out)
+    return out
 
 
 def _runs_of(family: MetricFamily) -> list[SeriesRun] | None:
@@ -169,15 +175,22 @@ def _runs_of(family: MetricFamily) -> list[SeriesRun] | None:
 
 
 def _render_runs(
-    runs: list[SeriesRun], key: str, render: Callable[[list[Sample]], str]
-) -> Iterator[str]:
-    """The text of each run, rendered by ``render`` the first time it is asked for
-    under ``key`` (the format and naming), then kept with the run."""
-    for run in runs:
-        text = run.texts.get(key)
-        if text is None:
-            text = run.texts[key] = render(run.samples)
-        yield text
+    runs: list[SeriesRun], rendering: str, lines_of: Callable[[list[Sample]], list[str]]
+) -> list[str]:
+    """The text of each run: kept with the run (its attribute ``rendering``) once
+    rendered. Those not rendered yet are, all in one call of ``lines_of``, which returns
+    a line (or "") per sample."""
+    kept = attrgetter(rendering)
+    missing = [run for run in runs if kept(run) is None]
+    if missing:
+        lines = lines_of([sample for run in missing for sample in run.samples])
+        start = 0
+        for run in missing:
+            end = start + len(run.samples)
+            setattr(run, rendering, "".join(lines[start:end]))
+            start = end
+    texts: list[str] = list(map(kept, runs))
+    return texts
 
 
 def _render_text(families: Iterable[MetricFamily]) -> str:
@@ -212,8 +225,8 @@ def _render_text(families: Iterable[MetricFamily]) -> str:
                         else f"{name_of_sample} {number}\n"
                     )
         elif (runs := _runs_of(family)) is not None:
-            key = "text" if rename is None else "text as given"
-            out.extend(_render_runs(runs, key, partial(_text_lines, rename=rename)))
+            rendering = "text" if rename is None else "text_as_given"
+            out.extend(_render_runs(runs, rendering, partial(_text_line_list, rename=rename)))
         else:
             append(_text_lines(samples, rename))
     return "".join(out)
@@ -226,42 +239,49 @@ def _exemplar_text(exemplar: Exemplar) -> str:
     return text
 
 
-def _openmetrics_valid(family: MetricFamily, samples: list[Sample]) -> Iterator[Sample]:
-    """Leave out the ``samples`` (of ``family``, all or one series' of them) that
-    OpenMetrics 1.0 forbids, which the text format allows.
+def _openmetrics_invalid(family: MetricFamily, samples: list[Sample]) -> set[str]:
+    """The label sets (as text) of the series of ``samples`` whose ``_sum`` and
+    ``_count`` OpenMetrics 1.0 forbids, which the text format allows.
 
     ``_sum`` is counter-like there, so it may not be NaN or negative (after a NaN or a
     negative observation), nor appear when a histogram has negative buckets; ``_count``
-    goes with it; quantile values may not be negative. Both are optional in
-    OpenMetrics, so leaving them out keeps the rest of the series valid.
+    goes with it (quantile values may not be negative either: see
+    :func:`_openmetrics_line_list`). Both are optional in OpenMetrics, so leaving them
+    out keeps the rest of the series valid.
     """
-    sum_name, count_name = f"{family.name}_sum", f"{family.name}_count"
+    sum_name = f"{family.name}_sum"
     negative_buckets = family.type == "histogram" and any(
         s.labels.get("le", "").startswith("-") for s in samples
     )
-    invalid = {
+    return {
         _labels_text(s.labels)
         for s in samples
         if s.name == sum_name and (negative_buckets or not s.value >= 0)
     }
-    for sample in samples:
-        name = sample.name
-        if name == family.name and sample.value < 0:
-            continue
-        if invalid and name in (sum_name, count_name) and _labels_text(sample.labels) in invalid:
-            continue
-        yield sample
 
 
 def _openmetrics_lines(family: MetricFamily, samples: list[Sample]) -> str:
     """The OpenMetrics lines of ``samples`` (of ``family``)."""
-    if family.type in ("histogram", "summary"):
-        samples = list(_openmetrics_valid(family, samples))
+    return "".join(_openmetrics_line_list(family, samples))
+
+
+def _openmetrics_line_list(family: MetricFamily, samples: list[Sample]) -> list[str]:
+    """The line of each of ``samples``, "" for those OpenMetrics forbids (the ``_sum``
+    and ``_count`` of :func:`_openmetrics_invalid`, negative quantile values)."""
+    checked = family.type in ("histogram", "summary")
+    invalid = _openmetrics_invalid(family, samples) if checked else set()
+    sum_name, count_name = f"{family.name}_sum", f"{family.name}_count"
     out: list[str] = []
     append = out.append
     for name, labels, value, timestamp, exemplar in samples:
         # Inlined as in _text_lines: this loop runs once per series.
         text = labels.text if type(labels) is LabelSet else _labels_text(labels)
+        if checked and (
+            (name == family.name and value < 0)
+            or (invalid and name in (sum_name, count_name) and text in invalid)
+        ):
+            append("")
+            continue
         number = (
             repr(value) if type(value) is float and value - value == 0.0 else format_float(value)
         )
@@ -271,7 +291,7 @@ def _openmetrics_lines(family: MetricFamily, samples: list[Sample]) -> str:
         if exemplar is not None:
             line += _exemplar_text(exemplar)
         append(line + "\n")
-    return "".join(out)
+    return out
 
 
 def _render_openmetrics(families: Iterable[MetricFamily]) -> str:
@@ -284,9 +304,9 @@ def _render_openmetrics(families: Iterable[MetricFamily]) -> str:
             append(f"# UNIT {name} {family.unit}\n")
         append(f"# HELP {name} {_escape_help_openmetrics(family.help)}\n")
         if (runs := _runs_of(family)) is not None:
-            # Each run is one series: what _openmetrics_valid leaves out of a series
-            # depends on that series' samples only (and its buckets, the family's).
-            out.extend(_render_runs(runs, "openmetrics", partial(_openmetrics_lines, family)))
+            # What OpenMetrics leaves out of a series depends on that series' samples
+            # only (and its buckets, the family's): the same rendered with any others.
+            out.extend(_render_runs(runs, "openmetrics", partial(_openmetrics_line_list, family)))
         else:
             append(_openmetrics_lines(family, family.samples))
     append("# EOF\n")

@@ -114,9 +114,13 @@ class LabelSet(Mapping[str, str]):
         self._names = names
         self._values = values
         self._derived = None
-        self.text = ",".join(
-            f'{n}="{escape_label_value(v)}"' for n, v in zip(names, values, strict=True)
-        )
+        pairs = zip(names, values, strict=True)
+        joined = "".join(values)
+        if joined.isascii() and '"' not in joined and "\\" not in joined and "\n" not in joined:
+            # Nothing to escape (the common case): one check for all the values.
+            self.text = ",".join([f'{n}="{v}"' for n, v in pairs])
+        else:
+            self.text = ",".join([f'{n}="{escape_label_value(v)}"' for n, v in pairs])
 
     @classmethod
     def of(cls, labels: Mapping[str, str] | None) -> LabelSet:
@@ -238,13 +242,19 @@ class SeriesRun:
     rendered again, which is most of a large scrape's time.
     """
 
-    __slots__ = ("samples", "texts")
+    # The lines of these samples in each rendering, None until rendered: filled by the
+    # exposition. The samples are immutable tuples, so a text never goes stale. (Slots,
+    # not a dict: a large scrape makes one run per series.)
+    __slots__ = ("samples", "text", "text_as_given", "openmetrics")
+
+    samples: list[Sample]
+    text: str | None  # the text format
+    text_as_given: str | None  # the text format, counters named as given
+    openmetrics: str | None
 
     def __init__(self, samples: list[Sample]) -> None:
         self.samples = samples
-        # Rendering (format and naming) -> the lines of these samples; filled by the
-        # exposition. The samples are immutable tuples, so a text never goes stale.
-        self.texts: dict[str, str] = {}
+        self.text = self.text_as_given = self.openmetrics = None
 
 
 class MetricFamily:

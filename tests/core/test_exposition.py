@@ -323,11 +323,9 @@ def test_series_runs_are_rendered_once_and_only_while_they_hold_the_samples() ->
     family.runs = [run]
     assert render_text([family]).endswith('jobs_total{queue="a"} 1.0\n')
     assert render_openmetrics([family]).endswith('jobs_total{queue="a"} 1.0\n# EOF\n')
-    assert run.texts == {
-        "text": 'jobs_total{queue="a"} 1.0\n',
-        "openmetrics": 'jobs_total{queue="a"} 1.0\n',
-    }
-    run.texts["text"] = 'jobs_total{queue="a"} 7.0\n'  # kept: not rendered again
+    assert run.text == run.openmetrics == 'jobs_total{queue="a"} 1.0\n'
+    assert run.text_as_given is None
+    run.text = 'jobs_total{queue="a"} 7.0\n'  # kept: not rendered again
     assert render_text([family]).endswith('jobs_total{queue="a"} 7.0\n')
     family.add(2.0, {"queue": "b"})  # the runs no longer hold every sample
     text = render_text([family])
