@@ -141,11 +141,11 @@ class Reader:
         """The cache of samples of one family, read under the stored definition
         ``stored``: emptied when the family is defined again (other buckets, labels)."""
         with self._lock:
+            if sum(len(c) for _, _, c in self._samples.values()) > _CACHE_MAX:
+                self._samples.clear()
             kept = self._samples.get(d.name)
             if kept is not None and kept[:2] == (d.labelnames, stored):
                 return kept[2]
-            if sum(len(c) for _, _, c in self._samples.values()) > _CACHE_MAX:
-                self._samples.clear()
             cache: _SampleCache = {}
             self._samples[d.name] = (d.labelnames, stored, cache)
             return cache
@@ -320,6 +320,7 @@ class Scrape:
                     samples = built[i * width : (i + 1) * width]
                 run = runs[place] = SeriesRun(samples)
                 cache[key] = (changed[key], run)
+        _forget_gone(cache, fam.fields)
         return runs
 
     def _gauge_runs(self, d: MetricDefinition, fam: _Family) -> list[SeriesRun]:
@@ -345,6 +346,7 @@ class Scrape:
                 add_samples(d, per_series.get(key, ()), samples)
                 run = runs[place] = SeriesRun(samples)
                 cache[key] = (changed[key], run)
+        _forget_gone(cache, by_series)
         return runs
 
     def _definitions(self) -> Iterator[tuple[_Family | None, MetricDefinition]]:
@@ -485,6 +487,14 @@ def _kept(
             places.append(len(runs))
             runs.append(_NO_RUN)
     return runs, changed, places
+
+
+def _forget_gone(cache: _SampleCache, present: Collection[str]) -> None:
+    """Drop from ``cache`` the series no longer in Redis (expired, deleted), once they
+    are as many as those that are: series that come and go must not grow it forever."""
+    if len(cache) > 2 * len(present) + 1000:
+        for key in [k for k in cache if k not in present]:
+            del cache[key]
 
 
 def _number_rows(values: list[str], width: int) -> list[list[float]] | None:

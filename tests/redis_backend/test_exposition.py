@@ -3,6 +3,7 @@ in both formats, awkward label values intact, and the backend's own health metri
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -179,3 +180,26 @@ def test_a_scrape_that_keeps_the_last_ones_samples_renders_what_a_fresh_read_doe
             proc.wait()
     check("its process gone")
     assert scrape().get("inprogress") is None
+
+
+def test_series_that_come_and_go_do_not_grow_what_scrapes_keep(
+    load_redis_backend: LoadBackend,
+) -> None:
+    """A scrape keeps each series' samples for the next one; series that leave Redis
+    (expired, deleted) are forgotten, or label values that change all the time would
+    grow the scraping process without bound."""
+    backend = load_redis_backend()
+    Counter("churn", "C.", ["n"]).labels(n="first").inc()
+    assert backend.flush()
+    key = backend.keys.family("churn")
+    largest = 0
+    for generation in range(6):
+        # Written as another process writes them: the JSON list of the label values.
+        fields = {json.dumps([f"{generation}-{n}"]): "1" for n in range(1000)}
+        backend.client.hset(key, mapping=fields)
+        assert len(scrape().series("churn_total")) == 1001
+        backend.client.hdel(key, *fields)
+        largest = max(largest, len(backend._reader._samples["churn"][2]))
+    # Kept up to about twice those in Redis (1,001) and 1,000 more; 6,001 without forgetting.
+    assert 2000 < largest <= 2 * 1001 + 1000
+    assert len(scrape().series("churn_total")) == 1
