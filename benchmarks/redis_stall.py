@@ -138,9 +138,12 @@ class SlowLog:
     def reset(self) -> None:
         self.client.slowlog_reset()
 
-    def take(self) -> list[tuple[str, float, int]]:
-        """(command or script name, milliseconds, arguments) of every command since the
-        last take."""
+    def take(self) -> list[tuple[str, float]]:
+        """(command or script name, milliseconds) of every command since the last take."""
+        return [(name, ms) for name, ms, _ in self.take_sized()]
+
+    def take_sized(self) -> list[tuple[str, float, int]]:
+        """As :meth:`take`, with how many arguments each command had."""
         raw = self.client.execute_command("SLOWLOG", "GET", -1)
         self.client.slowlog_reset()
         out = []
@@ -377,7 +380,7 @@ def reader(url: str, prefix: str, port: int, log: SlowLog) -> Callable[[int], di
         value = what()
         seconds = time.perf_counter() - start
         cpu.append(time.process_time() - start_cpu)
-        return seconds, value, log.take()
+        return seconds, value, log.take_sized()
 
     def run(_: int) -> dict[str, Any]:
         trips.watch(backend_for(url, prefix))
@@ -463,7 +466,7 @@ def measure(series: int, directory: Path, nice: int, fifo: bool) -> dict[str, An
         children = [fork(writer(server.url, prefix, series)) for _ in range(WRITERS)]
         flushes = [result_of(pid, fd) for pid, fd in children]
         cpu_after, preempted_after = redis_cpu(server.pid)
-        written = log.take()
+        written = log.take_sized()
         out: dict[str, Any] = {
             "series": series,
             "writers": WRITERS,
