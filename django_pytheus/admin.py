@@ -460,9 +460,9 @@ class MetricAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 heading = ORIGINS[where] if where != previous else ""
                 previous = where
             sort = params.get(f"o.{family.name}", "")
-            ordered = family.sorted(family.series, sort)
-            preview = ordered[:SERIES_PREVIEW]
-            data.shown.append(_shown(family, preview, len(ordered) - len(preview), sort, heading))
+            preview = family.sorted(family.series, sort, limit=SERIES_PREVIEW)
+            hidden = len(family.series) - len(preview)
+            data.shown.append(_shown(family, preview, hidden, sort, heading))
         data.build_ms += (time.perf_counter() - start) * 1000
         return data
 
