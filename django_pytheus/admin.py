@@ -667,6 +667,7 @@ def _overview_json(overview: Overview) -> dict[str, Any]:
                 "title": f.title,
                 "detail": f.detail,
                 "bad": f.bad,
+                "stale": f.stale,
                 "spark": [f.spark.points, f.spark.summary] if f.spark else None,
             }
             for f in overview.figures

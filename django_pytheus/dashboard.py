@@ -823,8 +823,7 @@ class FamilyView:
         """A gauge's (or an untyped metric's) values, from the values as read."""
         if self.type in ("gauge", "unknown"):
             return [
-                float(v) if isinstance(v := s._value, int | float) else s.data.value
-                for s in series
+                float(v) if isinstance(v := s._value, int | float) else s.data.value for s in series
             ]
         return [s.data.value for s in series]
 
