@@ -23,6 +23,7 @@ Pure helpers with tests of their own:
 from __future__ import annotations
 
 import bisect
+import functools
 import heapq
 import itertools
 import math
@@ -990,6 +991,34 @@ def _svg_number(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
+@functools.lru_cache(maxsize=256)
+def _chart_layout(
+    bounds: tuple[float, ...], unit: Unit, large: bool
+) -> tuple[int, int, tuple[tuple[str, str, str, str, str, bool], ...]]:
+    """What a chart of these buckets draws whatever the counts: its size and, per bar,
+    (x, width, the bound's label, its centre, the bucket as text, whether it is labelled).
+    Worked out once: a family page draws 100 charts of the same buckets."""
+    width, height = (640, 120) if large else (100, 24)
+    n = max(len(bounds), 1)
+    slot = width / n
+    gap = min(6.0 if large else 2.0, slot * 0.2)
+    label_every = math.ceil(48 / slot)  # a bound's label needs about 48 units
+    bars = []
+    for i, bound in enumerate(bounds):
+        lower = bounds[i - 1] if i else (0.0 if bound > 0 else -INF)
+        bars.append(
+            (
+                _svg_number(i * slot + gap / 2),
+                _svg_number(slot - gap),
+                fmt.number(bound, unit) if bound != INF else "+Inf",
+                _svg_number(i * slot + slot / 2),
+                fmt.value_range(lower, bound, unit) if n > 1 else "all",
+                (n - 1 - i) % label_every == 0,
+            )
+        )
+    return width, height, tuple(bars)
+
+
 def bucket_chart(
     bounds: Sequence[float],
     counts: Sequence[float],
@@ -1000,30 +1029,25 @@ def bucket_chart(
 ) -> Chart:
     """Bars of the per-bucket (not cumulative) ``counts``, +Inf included, in equal
     widths; its ``summary`` names the busiest bucket and the total."""
-    width, height = (640, 120) if large else (100, 24)
-    n = max(len(bounds), 1)
+    width, height, layout = _chart_layout(tuple(bounds), unit, large)
     top = max(counts, default=0.0) or 1.0
-    slot = width / n
-    gap = min(6.0 if large else 2.0, slot * 0.2)
-    label_every = math.ceil(48 / slot)  # a bound's label needs about 48 units
     bars = []
-    for i, (bound, count) in enumerate(zip(bounds, counts, strict=False)):
+    for (x, bar_width, label, cx, where, show_label), count in zip(layout, counts, strict=False):
         h = 0.0 if count != count else (count / top) * (height - 1)
         h = max(h, 1.0) if count else 0.0  # a non-empty bucket stays visible
-        lower = bounds[i - 1] if i else (0.0 if bound > 0 else -INF)
-        where = fmt.value_range(lower, bound, unit) if n > 1 else "all"
         observations = "observation" if count == 1 else "observations"
+        counted = fmt.count(count)
         bars.append(
             Bar(
-                x=_svg_number(i * slot + gap / 2),
+                x=x,
                 y=_svg_number(height - h),
-                width=_svg_number(slot - gap),
+                width=bar_width,
                 height=_svg_number(h),
-                label=fmt.number(bound, unit) if bound != INF else "+Inf",
-                title=f"{where}: {fmt.count(count)} {observations}",
-                cx=_svg_number(i * slot + slot / 2),
-                show_label=(n - 1 - i) % label_every == 0,
-                count=fmt.count(count),
+                label=label,
+                title=f"{where}: {counted} {observations}",
+                cx=cx,
+                show_label=show_label,
+                count=counted,
                 where=where,
             )
         )

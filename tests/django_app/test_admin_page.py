@@ -633,7 +633,7 @@ def test_redis_down_shows_the_last_values_stale_and_this_process_own(
     assert cells(last) == ["—", "3"]
     assert ">stale<" in last
     # The overview's figures too: the Requests tile says its values are not current.
-    requests_tile = re.search(r'data-pytheus-figure="requests".*?</a>', html, re.S)
+    requests_tile = re.search(r'<a [^>]*data-pytheus-figure="requests".*?</a>', html, re.S)
     assert requests_tile is not None
     assert re.search(r'class="pytheus-figure[^"]* pytheus-figure-stale"', requests_tile[0])
     assert re.search(r"data-pytheus-figure-stale>(stale|this process only)<", requests_tile[0])
