@@ -1089,6 +1089,9 @@ def series_data(definition: MetricDefinition, value: Any) -> SeriesData:
     return SeriesData(value=value)
 
 
+_LABELS = operator.attrgetter("labels")
+
+
 def build_family(item: MetricSeries | MetricFamily, unit_hint: Unit | None = None) -> FamilyView:
     """One metric's series as the dashboard shows them.
 
@@ -1103,17 +1106,21 @@ def build_family(item: MetricSeries | MetricFamily, unit_hint: Unit | None = Non
     found: list[tuple[LabelSet, Any]] = list(ms.series)
     if kind == "info":  # the info's labels are shown as columns after the series' own
         found = [(LabelSet.of({**labels, **value}), value) for labels, value in found]
-    for labels, _ in found:  # labels a backend adds (pid), or an info's
-        if labels.names_tuple != names:
-            names += tuple(n for n in labels.names_tuple if n not in names)
-    series = []
-    for labels, value in found:
-        values = labels.values_tuple
-        if labels.names_tuple != names:
-            by_name = dict(zip(labels.names_tuple, values, strict=True))
-            values = tuple(by_name.get(n, "") for n in names)
-        series.append(Series(labels.text, values, d, value))
-    series.sort(key=lambda s: s.labels)
+    label_names = {labels.names_tuple for labels, _ in found}
+    if label_names == {names} or not found:  # the usual case: no label to add or align
+        series = [Series(labels.text, labels.values_tuple, d, value) for labels, value in found]
+    else:
+        for labels, _ in found:  # labels a backend adds (pid), or an info's
+            if labels.names_tuple != names:
+                names += tuple(n for n in labels.names_tuple if n not in names)
+        series = []
+        for labels, value in found:
+            values = labels.values_tuple
+            if labels.names_tuple != names:
+                by_name = dict(zip(labels.names_tuple, values, strict=True))
+                values = tuple(by_name.get(n, "") for n in names)
+            series.append(Series(labels.text, values, d, value))
+    series.sort(key=_LABELS)
     return FamilyView(
         name=d.name,
         type=kind,
