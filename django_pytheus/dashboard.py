@@ -781,25 +781,30 @@ class FamilyView:
         # ordered by the same value since start; missing values last either way. Keys
         # end with the position, so that two keys never tie.
         totals = self._totals(series)
+        ties = [-total if total == total else 0.0 for total in totals]
+        values = [sign * value for value in now(series)]
+        # (value, tie) pairs made and compared in C; NaN (idle) never passes ``<=``.
+        pairs = list(zip(values, ties, strict=True))
+        present = [pair for pair in pairs if pair[0] == pair[0]]
+        if limit is not None and len(present) > limit:
+            cut = heapq.nsmallest(limit, present)[-1]  # only the series up to it can be shown
+            few = [(*pair, series[i].labels, i) for i, pair in enumerate(pairs) if pair <= cut]
+            return [series[key[-1]] for key in heapq.nsmallest(limit, few)]
         active, idle = [], []
-        for i, (value, total) in enumerate(zip(now(series), totals, strict=True)):
-            if value == value:
-                tie = -total if total == total else 0.0
-                active.append((sign * value, tie, series[i].labels, i))
+        for i, pair in enumerate(pairs):
+            if pair[0] == pair[0]:
+                active.append((*pair, series[i].labels, i))
             else:
                 idle.append(i)
-        if limit is not None and len(active) >= limit:
-            return [series[key[-1]] for key in heapq.nsmallest(limit, active)]
         active.sort()
         out = [series[key[-1]] for key in active]
         if idle:
-            values = since_start([series[i] for i in idle])
             rest = []
-            for i, value in zip(idle, values, strict=True):
-                total = totals[i]
-                total = -total if total == total else 0.0
+            for i, value in zip(idle, since_start([series[i] for i in idle]), strict=True):
                 missing = value != value
-                rest.append((missing, 0.0 if missing else sign * value, total, series[i].labels, i))
+                rest.append(
+                    (missing, 0.0 if missing else sign * value, ties[i], series[i].labels, i)
+                )
             if limit is not None:
                 rest = heapq.nsmallest(limit - len(out), rest)
             else:
