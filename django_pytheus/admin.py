@@ -460,9 +460,9 @@ class MetricAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 heading = ORIGINS[where] if where != previous else ""
                 previous = where
             sort = params.get(f"o.{family.name}", "")
-            ordered = family.sorted(family.series, sort)
-            preview = ordered[:SERIES_PREVIEW]
-            data.shown.append(_shown(family, preview, len(ordered) - len(preview), sort, heading))
+            preview = family.sorted(family.series, sort, limit=SERIES_PREVIEW)
+            hidden = len(family.series) - len(preview)
+            data.shown.append(_shown(family, preview, hidden, sort, heading))
         data.build_ms += (time.perf_counter() - start) * 1000
         return data
 
@@ -667,6 +667,7 @@ def _overview_json(overview: Overview) -> dict[str, Any]:
                 "title": f.title,
                 "detail": f.detail,
                 "bad": f.bad,
+                "stale": f.stale,
                 "spark": [f.spark.points, f.spark.summary] if f.spark else None,
             }
             for f in overview.figures

@@ -23,11 +23,14 @@ Pure helpers with tests of their own:
 from __future__ import annotations
 
 import bisect
+import functools
+import heapq
 import itertools
 import math
 import operator
 import re
 import time
+from array import array
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -284,6 +287,15 @@ def pretty_label(value: str) -> str:
 
 
 # --------------------------------------------------------------------------- series
+
+#: Values of a sort column for some series of a family, in their order.
+Ordering = Callable[[Sequence["Series"]], list[float]]
+
+#: A histogram series' quantile since start, by (family, bounds, quantile) then series
+#: key: ``(its bucket counts, the quantile)``, valid while the counts are the same. The
+#: page orders every series of a family to show the worst few; most have not changed.
+_SINCE_START: dict[tuple[str, tuple[float, ...], float], dict[str, tuple[Any, float]]] = {}
+_SINCE_START_FAMILIES = 64
 
 # The label that tells a family's samples of one series apart, per type.
 # Types whose values only go up, and so have rates over a window.
@@ -626,31 +638,42 @@ class FamilyView:
 
     def reading(self, now: float, previous: Reading | None = None) -> Reading | None:
         """The values of every series now, for :class:`~django_pytheus.history.History`;
-        None for types without rates."""
+        None for types without rates. Taken from the values as read, in bulk: the page
+        works out a series' numbers (:attr:`Series.data`) only for the rows it shows."""
         kind = self.type
+        series = self.series
+        keys = [s.key for s in series]
         if kind == "counter":
-            counters = ((s.key, (s.data.value,)) for s in self.series)
-            return Reading.of(now, counters, width=1, total_index=0, layout=kind, previous=previous)
+            values = array("d", [s._value[0] for s in series])
+            return Reading.of_arrays(
+                now, keys, values, array("d", values), width=1, total_index=0, layout=kind,
+                previous=previous,
+            )  # fmt: skip
         if kind == "summary":
-            summaries = ((s.key, (s.data.count, s.data.sum)) for s in self.series)
-            return Reading.of(
-                now, summaries, width=2, total_index=0, layout=kind, previous=previous
-            )
+            data = array("d")
+            for s in series:
+                data.append(s._value.observations)
+                data.append(s._value.sum)
+            return Reading.of_arrays(
+                now, keys, data, data[0::2], width=2, total_index=0, layout=kind,
+                previous=previous,
+            )  # fmt: skip
         if kind != "histogram" or not self.bounds:
             return None
         bounds = self.bounds
         n = len(bounds)
-
-        def vectors() -> Iterable[tuple[str, list[float]]]:
-            for s in self.series:
-                d = s.data
-                # A series with other buckets (a custom collector) has no rates.
-                if d.bounds == bounds:
-                    yield s.key, [*d.cumulative, d.sum]
-
-        return Reading.of(
-            now, vectors(), width=n + 1, total_index=n - 1, layout=bounds, previous=previous
-        )
+        data = array("d")
+        accumulate, extend, append = itertools.accumulate, data.extend, data.append
+        for s in series:
+            value = s._value
+            extend(accumulate(value.counts))
+            append(value.sum)
+        if len(data) != len(keys) * (n + 1):  # counts that do not match the bounds
+            return None
+        return Reading.of_arrays(
+            now, keys, data, data[n - 1 :: n + 1], width=n + 1, total_index=n - 1,
+            layout=bounds, previous=previous,
+        )  # fmt: skip
 
     def observe(self, history: History, seconds: float, now: float) -> None:
         """Give ``history`` this family's values now and take its window (of the last
@@ -732,88 +755,151 @@ class FamilyView:
         keys = [c.id for c in self.columns] + [f"label-{n}" for n in self.labelnames]
         return keys + [f"-{k}" for k in keys]
 
-    def sorted(self, series: Sequence[Series], sort: str = "") -> list[Series]:
+    def sorted(
+        self, series: Sequence[Series], sort: str = "", limit: int | None = None
+    ) -> list[Series]:
         """``series`` ordered by ``sort`` (a column id, ``-`` first for highest first;
         ``label-<name>`` for a label); numbers missing (NaN) go last either way, ties
-        by total (highest first), then by labels."""
+        by total (highest first), then by labels. With ``limit``, only the first
+        ``limit`` (the dashboard shows the worst 10 of 10,000)."""
         sort = sort if sort in self.sort_options() else self.default_sort
         descending = sort.startswith("-")
         column = sort.lstrip("-")
         if not column:
-            return list(series)
+            return list(series)[:limit]
         if column.startswith("label-"):
             i = self.labelnames.index(column[len("label-") :])
-            return sorted(series, key=lambda s: (s.labels[i], s.labels), reverse=descending)
+            ordered = sorted(series, key=lambda s: (s.labels[i], s.labels), reverse=descending)
+            return ordered[:limit]
         getters = self._sort_values(column)
         if getters is None:
-            return sorted(series, key=lambda s: self.stats(s).state, reverse=descending)
+            ordered = sorted(series, key=lambda s: self.stats(s).state, reverse=descending)
+            return ordered[:limit]
         now, since_start = getters
         sign = -1.0 if descending else 1.0
-        keyed = []
-        for s in series:
-            # The value over the window; series idle over it (NaN) after the others,
-            # ordered by the same value since start; missing values last either way.
-            total = self._total(s)
-            total = -total if total == total else 0.0
-            value = now(s)
-            if value == value:
-                keyed.append(((False, sign * value, False, 0.0, total, s.labels), s))
-                continue
-            value = since_start(s)
-            missing = value != value
-            keyed.append(
-                ((True, 0.0, missing, 0.0 if missing else sign * value, total, s.labels), s)
-            )
-        keyed.sort(key=lambda pair: pair[0])
-        return [s for _, s in keyed]
+        # The value over the window first; series idle over it (NaN) after the others,
+        # ordered by the same value since start; missing values last either way. Keys
+        # end with the position, so that two keys never tie.
+        totals = self._totals(series)
+        ties = [-total if total == total else 0.0 for total in totals]
+        values = [sign * value for value in now(series)]
+        # (value, tie) pairs made and compared in C; NaN (idle) never passes ``<=``.
+        pairs = list(zip(values, ties, strict=True))
+        present = [pair for pair in pairs if pair[0] == pair[0]]
+        if limit is not None and len(present) > limit:
+            cut = heapq.nsmallest(limit, present)[-1]  # only the series up to it can be shown
+            few = [(*pair, series[i].labels, i) for i, pair in enumerate(pairs) if pair <= cut]
+            return [series[key[-1]] for key in heapq.nsmallest(limit, few)]
+        active, idle = [], []
+        for i, pair in enumerate(pairs):
+            if pair[0] == pair[0]:
+                active.append((*pair, series[i].labels, i))
+            else:
+                idle.append(i)
+        active.sort()
+        out = [series[key[-1]] for key in active]
+        if idle:
+            rest = []
+            for i, value in zip(idle, since_start([series[i] for i in idle]), strict=True):
+                missing = value != value
+                rest.append(
+                    (missing, 0.0 if missing else sign * value, ties[i], series[i].labels, i)
+                )
+            if limit is not None:
+                rest = heapq.nsmallest(limit - len(out), rest)
+            else:
+                rest.sort()
+            out += [series[key[-1]] for key in rest]
+        return out
 
-    def _total(self, series: Series) -> float:
-        d = series.data
-        return d.value if self.type == "counter" else d.count
+    def _totals(self, series: Sequence[Series]) -> list[float]:
+        """Each series' total (a counter's value, a histogram's or summary's count; NaN
+        for other types), from the values as read: ordering 10,000 series must not work
+        out each one's numbers."""
+        kind = self.type
+        if kind == "counter":
+            return [float(s._value[0]) for s in series]
+        if kind == "histogram":
+            return [float(sum(s._value.counts)) for s in series]
+        if kind == "summary":
+            return [float(s._value.observations) for s in series]
+        return [NAN] * len(series)
 
-    def _sort_values(
-        self, column: str
-    ) -> tuple[Callable[[Series], float], Callable[[Series], float]] | None:
-        """Functions that give a column's value over the window and since start, for
-        ordering all the series of a family: lean (no :class:`Stats` for each), as a
-        family of 10,000 series is ordered to show 10 of them."""
+    def _values(self, series: Sequence[Series]) -> list[float]:
+        """A gauge's (or an untyped metric's) values, from the values as read."""
+        if self.type in ("gauge", "unknown"):
+            return [
+                float(v) if isinstance(v := s._value, int | float) else s.data.value for s in series
+            ]
+        return [s.data.value for s in series]
+
+    def _sort_values(self, column: str) -> tuple[Ordering, Ordering] | None:
+        """Functions that give a column's values over the window and since start, for
+        ordering all the series of a family: in bulk and lean (no :class:`Stats` for
+        each), as a family of 10,000 series is ordered to show 10 of them."""
         window = self.window
         span = window.span if window is not None else 0.0
-        nothing: Callable[[Series], float] = lambda s: NAN  # noqa: E731
+        nothing: Ordering = lambda series: [NAN] * len(series)  # noqa: E731
         if column == "rate":
             if window is None or span <= 0:
-                return nothing, self._total
+                return nothing, self._totals
             increases = window.total_increases()
-            return (lambda s: increases.get(s.key, NAN) / span), self._total
+            return (lambda series: [increases.get(s.key, NAN) / span for s in series]), self._totals
         if column in ("total", "value"):
-            value = self._total if column == "total" else (lambda s: s.data.value)
-            return value, nothing
+            return (self._totals if column == "total" else self._values), nothing
         if column == "mean":
-            return (lambda s: self.stats(s).mean), (lambda s: self.stats(s).mean_since_start)
+            return (
+                lambda series: [self.stats(s).mean for s in series],
+                lambda series: [self.stats(s).mean_since_start for s in series],
+            )
         if not column.startswith("p"):
             return None
         q = _float(column[1:]) / 100
         if self.type == "summary":
-            return (lambda s: dict(s.data.quantiles).get(q, NAN)), nothing
+            return (lambda series: [dict(s.data.quantiles).get(q, NAN) for s in series]), nothing
         bounds = self.bounds
         if not bounds:  # buckets that differ between series: the slow way
-            return (lambda s: self.stats(s).quantile(q).value), nothing
+            return (lambda series: [self.stats(s).quantile(q).value for s in series]), nothing
         n = len(bounds)
 
-        def since_start(s: Series) -> float:
-            d = s.data
-            return _estimate(q, bounds, d.cumulative).value if d.bounds == bounds else NAN
+        # Most series are idle over a short window and ordered by their quantile since
+        # start, which changes only with their counts: kept per family, keyed by them.
+        cache_key = (self.name, bounds, q)
+        known = _SINCE_START.get(cache_key)
+        if known is None or len(known) > 2 * self.total_series + 100:  # series come and go
+            if len(_SINCE_START) >= _SINCE_START_FAMILIES:
+                _SINCE_START.clear()
+            known = _SINCE_START[cache_key] = {}
+
+        def since_start(series: Sequence[Series]) -> list[float]:
+            out = []
+            for s in series:
+                counts = s._value.counts
+                hit = known.get(s.key)
+                if hit is not None and hit[0] == counts:
+                    out.append(hit[1])
+                    continue
+                value = NAN
+                if len(counts) == n:
+                    value = _estimate(q, bounds, list(itertools.accumulate(counts))).value
+                known[s.key] = (counts, value)
+                out.append(value)
+            return out
 
         if window is None or span <= 0:
             return since_start, nothing
 
         increases = window.total_increases()
 
-        def now(s: Series) -> float:
-            if not increases.get(s.key):  # idle over the window: no quantile there
-                return NAN
-            increase = window.increase(s.key)
-            return NAN if increase is None else _estimate(q, bounds, increase[:n]).value
+        def now(series: Sequence[Series]) -> list[float]:
+            out = []
+            for s in series:
+                if not increases.get(s.key):  # idle over the window: no quantile there
+                    out.append(NAN)
+                    continue
+                increase = window.increase(s.key)
+                out.append(NAN if increase is None else _estimate(q, bounds, increase[:n]).value)
+            return out
 
         return now, since_start
 
@@ -910,6 +996,34 @@ def _svg_number(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
+@functools.lru_cache(maxsize=256)
+def _chart_layout(
+    bounds: tuple[float, ...], unit: Unit, large: bool
+) -> tuple[int, int, tuple[tuple[str, str, str, str, str, bool], ...]]:
+    """What a chart of these buckets draws whatever the counts: its size and, per bar,
+    (x, width, the bound's label, its centre, the bucket as text, whether it is labelled).
+    Worked out once: a family page draws 100 charts of the same buckets."""
+    width, height = (640, 120) if large else (100, 24)
+    n = max(len(bounds), 1)
+    slot = width / n
+    gap = min(6.0 if large else 2.0, slot * 0.2)
+    label_every = math.ceil(48 / slot)  # a bound's label needs about 48 units
+    bars = []
+    for i, bound in enumerate(bounds):
+        lower = bounds[i - 1] if i else (0.0 if bound > 0 else -INF)
+        bars.append(
+            (
+                _svg_number(i * slot + gap / 2),
+                _svg_number(slot - gap),
+                fmt.number(bound, unit) if bound != INF else "+Inf",
+                _svg_number(i * slot + slot / 2),
+                fmt.value_range(lower, bound, unit) if n > 1 else "all",
+                (n - 1 - i) % label_every == 0,
+            )
+        )
+    return width, height, tuple(bars)
+
+
 def bucket_chart(
     bounds: Sequence[float],
     counts: Sequence[float],
@@ -920,30 +1034,25 @@ def bucket_chart(
 ) -> Chart:
     """Bars of the per-bucket (not cumulative) ``counts``, +Inf included, in equal
     widths; its ``summary`` names the busiest bucket and the total."""
-    width, height = (640, 120) if large else (100, 24)
-    n = max(len(bounds), 1)
+    width, height, layout = _chart_layout(tuple(bounds), unit, large)
     top = max(counts, default=0.0) or 1.0
-    slot = width / n
-    gap = min(6.0 if large else 2.0, slot * 0.2)
-    label_every = math.ceil(48 / slot)  # a bound's label needs about 48 units
     bars = []
-    for i, (bound, count) in enumerate(zip(bounds, counts, strict=False)):
+    for (x, bar_width, label, cx, where, show_label), count in zip(layout, counts, strict=False):
         h = 0.0 if count != count else (count / top) * (height - 1)
         h = max(h, 1.0) if count else 0.0  # a non-empty bucket stays visible
-        lower = bounds[i - 1] if i else (0.0 if bound > 0 else -INF)
-        where = fmt.value_range(lower, bound, unit) if n > 1 else "all"
         observations = "observation" if count == 1 else "observations"
+        counted = fmt.count(count)
         bars.append(
             Bar(
-                x=_svg_number(i * slot + gap / 2),
+                x=x,
                 y=_svg_number(height - h),
-                width=_svg_number(slot - gap),
+                width=bar_width,
                 height=_svg_number(h),
-                label=fmt.number(bound, unit) if bound != INF else "+Inf",
-                title=f"{where}: {fmt.count(count)} {observations}",
-                cx=_svg_number(i * slot + slot / 2),
-                show_label=(n - 1 - i) % label_every == 0,
-                count=fmt.count(count),
+                label=label,
+                title=f"{where}: {counted} {observations}",
+                cx=cx,
+                show_label=show_label,
+                count=counted,
                 where=where,
             )
         )
@@ -985,6 +1094,9 @@ def series_data(definition: MetricDefinition, value: Any) -> SeriesData:
     return SeriesData(value=value)
 
 
+_LABELS = operator.attrgetter("labels")
+
+
 def build_family(item: MetricSeries | MetricFamily, unit_hint: Unit | None = None) -> FamilyView:
     """One metric's series as the dashboard shows them.
 
@@ -999,17 +1111,21 @@ def build_family(item: MetricSeries | MetricFamily, unit_hint: Unit | None = Non
     found: list[tuple[LabelSet, Any]] = list(ms.series)
     if kind == "info":  # the info's labels are shown as columns after the series' own
         found = [(LabelSet.of({**labels, **value}), value) for labels, value in found]
-    for labels, _ in found:  # labels a backend adds (pid), or an info's
-        if labels.names_tuple != names:
-            names += tuple(n for n in labels.names_tuple if n not in names)
-    series = []
-    for labels, value in found:
-        values = labels.values_tuple
-        if labels.names_tuple != names:
-            by_name = dict(zip(labels.names_tuple, values, strict=True))
-            values = tuple(by_name.get(n, "") for n in names)
-        series.append(Series(labels.text, values, d, value))
-    series.sort(key=lambda s: s.labels)
+    label_names = {labels.names_tuple for labels, _ in found}
+    if label_names == {names} or not found:  # the usual case: no label to add or align
+        series = [Series(labels.text, labels.values_tuple, d, value) for labels, value in found]
+    else:
+        for labels, _ in found:  # labels a backend adds (pid), or an info's
+            if labels.names_tuple != names:
+                names += tuple(n for n in labels.names_tuple if n not in names)
+        series = []
+        for labels, value in found:
+            values = labels.values_tuple
+            if labels.names_tuple != names:
+                by_name = dict(zip(labels.names_tuple, values, strict=True))
+                values = tuple(by_name.get(n, "") for n in names)
+            series.append(Series(labels.text, values, d, value))
+    series.sort(key=_LABELS)
     return FamilyView(
         name=d.name,
         type=kind,

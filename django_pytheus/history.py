@@ -110,6 +110,30 @@ class Reading:
             layout=layout,
         )
 
+    @classmethod
+    def of_arrays(
+        cls,
+        time: float,
+        keys: Sequence[str],
+        data: array[float],
+        totals: array[float],
+        *,
+        width: int,
+        total_index: int,
+        layout: object = None,
+        previous: Reading | None = None,
+    ) -> Reading:
+        """A reading of ``keys`` whose vectors lie end to end in ``data`` (``width`` each)
+        and whose totals are in ``totals``, as :meth:`of` makes them: for a family of
+        10,000 series, built without a Python step per number."""
+        index = dict(zip(keys, range(len(keys)), strict=True))
+        if previous is not None and previous.keys == index:
+            index = previous.keys
+        return cls(
+            time, index, width=width, total_index=total_index, data=data, totals=totals,
+            layout=layout,
+        )  # fmt: skip
+
     @property
     def size(self) -> int:
         return len(self.data)

@@ -90,6 +90,7 @@ class Figure:
     detail: str = ""  # "last 58 s", "since start", "no requests in the last 58 s"
     bad: bool = False  # draws the eye (server errors, a backend that fails)
     spark: Spark | None = None
+    stale: str = ""  # "stale" or "this process only": from values not current (outage)
 
 
 @dataclass
@@ -269,18 +270,30 @@ def build_overview(
     points = trend.series if trend is not None else (lambda key: [])
 
     if requests is not None:
-        overview.figures += _request_figures(requests, link, over, points, now)
+        overview.figures += _marked(_request_figures(requests, link, over, points, now), requests)
     if duration is not None:
-        overview.figures.append(_latency_figure(duration, link, _over(duration), points, now))
+        latency = _latency_figure(duration, link, _over(duration), points, now)
+        overview.figures += _marked([latency], duration)
         overview.slow = _slowest(duration, requests, link)
     if hits is not None and misses is not None:
         figure, overview.caches = _caches(hits, misses, link, _over(hits))
-        overview.figures.append(figure)
+        overview.figures += _marked([figure], hits, misses)
     if queries is not None:
         overview.queries = _query_heavy(queries, link)
     if exceptions is not None:
         overview.exceptions = _exceptions(exceptions, link)
     return overview
+
+
+def _marked(figures: list[Figure], *families: FamilyView) -> list[Figure]:
+    """``figures`` marked as their families are when Redis cannot be read: the last
+    values read (stale) or this process's own."""
+    for figure in figures:
+        if any(f.local_only for f in families):
+            figure.stale = "this process only"
+        elif any(f.stale_since for f in families):
+            figure.stale = "stale"
+    return figures
 
 
 def _add_trend_point(trend: Trend, requests: FamilyView, duration: FamilyView | None) -> None:

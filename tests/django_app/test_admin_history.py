@@ -9,6 +9,7 @@ import itertools
 import json
 import math
 import subprocess
+from array import array
 from pathlib import Path
 
 import pytest
@@ -178,6 +179,63 @@ def test_counter_family_rates_and_worst_first_order() -> None:
     assert [s.labels[0] for s in family.sorted(family.series, "-bogus")] == order
     cells = {c.id: c.text for c in family.rows(family.sorted(family.series))[0].cells}
     assert cells == {"rate": "10/s", "total": "60"}
+
+
+def test_the_worst_few_are_the_first_few_of_the_whole_order() -> None:
+    """The dashboard asks for the worst ``limit`` series only: they must be the first of
+    the full order, whichever series are busy over the window, idle or never observed."""
+    registry = CollectorRegistry()
+    h = Histogram("waits", "Waits.", ["queue"], buckets=[0.1, 1.0, 10.0], registry=registry)
+    for i in range(40):
+        if i % 7:  # every seventh never observed: no quantile at all
+            h.labels(queue=f"q{i:02}").observe((i % 5) * 0.3)
+        else:
+            h.labels(queue=f"q{i:02}")
+    history = History()
+    build_family(h.local_series()).observe(history, 60, now=0.0)
+    for i in (3, 11, 12, 30):  # busy now, with ties between them
+        h.labels(queue=f"q{i:02}").observe(2.0 if i < 20 else 0.05)
+    family = build_family(h.local_series())
+    family.observe(history, 60, now=5.0)
+    for sort in ("-p99", "p99", "-rate", "rate", "-total", "-mean", "label-queue"):
+        whole = family.sorted(family.series, sort)
+        assert len(whole) == 40
+        for limit in (1, 3, 4, 5, 10, 40, 50):
+            top = family.sorted(family.series, sort, limit=limit)
+            assert [s.key for s in top] == [s.key for s in whole[:limit]], (sort, limit)
+    # The busy ones first (equal p99s: by total, then by label), the idle ones after.
+    top = family.sorted(family.series, "-p99", limit=5)
+    assert [s.labels[0] for s in top[:4]] == ["q03", "q11", "q12", "q30"]
+    assert top[4].labels[0] not in ("q03", "q11", "q12", "q30")
+
+
+def test_quantiles_since_start_follow_the_counts() -> None:
+    """Idle series are ordered by their quantile since start, kept between orderings
+    while their counts stay the same: a series that changes must move."""
+    registry = CollectorRegistry()
+    h = Histogram("sizes", "Sizes.", ["kind"], buckets=[1.0, 10.0, 100.0], registry=registry)
+    h.labels(kind="a").observe(5)
+    h.labels(kind="b").observe(50)
+    first = build_family(h.local_series())
+    assert [s.labels[0] for s in first.sorted(first.series, "-p99")] == ["b", "a"]
+    for _ in range(10):
+        h.labels(kind="a").observe(500)  # a's p99 is now in the top bucket
+    second = build_family(h.local_series())
+    assert [s.labels[0] for s in second.sorted(second.series, "-p99")] == ["a", "b"]
+    assert [s.labels[0] for s in second.sorted(second.series, "p99")] == ["b", "a"]
+
+
+def test_readings_from_arrays_are_the_readings_of_vectors() -> None:
+    vectors = [("a", [1.0, 3.0, 0.5]), ("b", [0.0, 2.0, 0.25])]
+    of = Reading.of(1.0, vectors, width=3, total_index=1)
+    data = array("d", [v for _, vector in vectors for v in vector])
+    arrays = Reading.of_arrays(1.0, ["a", "b"], data, data[1::3], width=3, total_index=1)
+    assert arrays.keys == of.keys
+    assert arrays.data == of.data
+    assert arrays.totals == of.totals
+    again = Reading.of_arrays(2.0, ["a", "b"], data, data[1::3], width=3, total_index=1,
+                              previous=arrays)  # fmt: skip
+    assert again.keys is arrays.keys  # shared: the window then subtracts in bulk
 
 
 def _le(bound: float) -> str:

@@ -344,6 +344,8 @@ def test_redis_paused_the_page_marks_the_values_stale(
         page.select_option("#pytheus-interval", "2")
         requests = page.locator('[data-pytheus-figure="requests"] [data-pytheus-text]')
         expect(page.locator("[data-pytheus-stale-badge]")).to_be_hidden()
+        figure_stale = page.locator('[data-pytheus-figure="requests"] [data-pytheus-figure-stale]')
+        expect(figure_stale).to_be_hidden()
         done = refreshed(page)
         done()
         shown = requests.inner_text()
@@ -367,6 +369,10 @@ def test_redis_paused_the_page_marks_the_values_stale(
             page.reload()
             expect(page.locator("#content-main")).to_have_class(re.compile("pytheus-is-stale"))
             expect(requests).not_to_have_text("—")
+            # The Requests tile says so too (its values are the last read, or this
+            # process's own), as the families do.
+            expect(figure_stale).to_be_visible()
+            expect(figure_stale).to_have_text(re.compile("^(stale|this process only)$"))
             expect(page.locator("[data-pytheus-error]")).to_contain_text("were read at")
             page.screenshot(path=ARTIFACTS / "stale-reload.png")
         finally:
@@ -374,6 +380,7 @@ def test_redis_paused_the_page_marks_the_values_stale(
         expect(page.locator("[data-pytheus-stale-badge]")).to_be_hidden(timeout=DEADLINE_MS)
         expect(page.locator("[data-pytheus-error]")).to_be_hidden()
         expect(page.locator('[data-pytheus-status="health"]').first).to_have_text("Reachable")
+        expect(figure_stale).to_be_hidden(timeout=DEADLINE_MS)
         page.screenshot(path=ARTIFACTS / "recovered.png")
         assert page.errors == []  # type: ignore[attr-defined]
         assert json.loads(json.dumps(page.outside)) == []  # type: ignore[attr-defined]

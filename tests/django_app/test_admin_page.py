@@ -632,6 +632,11 @@ def test_redis_down_shows_the_last_values_stale_and_this_process_own(
     last = article(html, "while_up")
     assert cells(last) == ["—", "3"]
     assert ">stale<" in last
+    # The overview's figures too: the Requests tile says its values are not current.
+    requests_tile = re.search(r'<a [^>]*data-pytheus-figure="requests".*?</a>', html, re.S)
+    assert requests_tile is not None
+    assert re.search(r'class="pytheus-figure[^"]* pytheus-figure-stale"', requests_tile[0])
+    assert re.search(r"data-pytheus-figure-stale>(stale|this process only)<", requests_tile[0])
     local = article(html, "only_here")
     assert cells(local) == ["—", "2"]
     assert ">this process only<" in local
@@ -643,9 +648,12 @@ def test_redis_down_shows_the_last_values_stale_and_this_process_own(
     assert payload["status"]["problem"].startswith("Reading the metrics has failed since")
     assert "3 failed reads" in again.json()["status"]["problem"]
     assert payload["families"]["while_up"]["stale"] is True
+    assert payload["overview"]["figures"]["requests"]["stale"] in ("stale", "this process only")
     # Once Redis answers, the page is current again.
     fresh = page(client, "?q=while")
     assert "pytheus-is-stale" not in fresh
+    assert ' pytheus-figure-stale"' not in fresh
+    assert "data-pytheus-figure-stale hidden>" in fresh
     assert cells(article(fresh, "while_up"))[-1] == "7"
 
 

@@ -286,6 +286,12 @@
                 return;
             }
             card.classList.toggle("pytheus-bad", Boolean(figure.bad));
+            card.classList.toggle("pytheus-figure-stale", Boolean(figure.stale));
+            const staleTag = card.querySelector("[data-pytheus-figure-stale]");
+            if (staleTag) {
+                staleTag.textContent = figure.stale || "";
+                staleTag.hidden = !figure.stale;
+            }
             const text = card.querySelector("[data-pytheus-text]");
             setText(text, figure.text, true);  // rates move at every refresh: no flash
             setTitle(text, figure.title);
