@@ -282,10 +282,7 @@ class MultiProcessRedisBackend:
         multiprocessing.util.register_after_fork(self, _close_at_multiprocessing_exit)
 
     def __repr__(self) -> str:
-        kwargs = self.client.connection_pool.connection_kwargs
-        where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
-        db = kwargs.get("db", 0)
-        return f"<MultiProcessRedisBackend {where}/{db} prefix={self.config.prefix!r}>"
+        return f"<MultiProcessRedisBackend {self.config.where()} prefix={self.config.prefix!r}>"
 
     # ------------------------------------------------------------------ definitions
 
@@ -744,11 +741,9 @@ class MultiProcessRedisBackend:
                 "definition of them (which a live process still holds): they are lost.",
                 ", ".join(map(repr, sorted(self._writer.conflicts))),
             )
-        if self.config.owns_client:
-            # Its sockets would otherwise stay open until the garbage collector found
-            # the backend (replaced by load_backend(), say). A later call reconnects.
-            self.client.close()
-            self.client.connection_pool.disconnect()
+        # Its sockets would otherwise stay open until the garbage collector found the
+        # backend (replaced by load_backend(), say).
+        self.config.close_client()
         return took
 
     # ------------------------------------------------------------------ scraping

@@ -1,11 +1,18 @@
 """The Redis backend's options, validated, and the client they make (``RedisConfig``).
 
-Where Redis is comes as a ``url``, as ``host``/``port``/``db``/``username``/``password``, or
-as the connection settings of a ``client`` or ``connection_pool`` made elsewhere (a
-django-redis cache's): the backend always talks through a pool of its own, so that its
-timeouts apply whatever the application's pool has (django-redis makes pools without any,
-and a scrape through one waited for as long as Redis did not answer), and ``db`` can put
-metrics in another database than the cache's (whose ``clear()`` empties its database).
+Where Redis is comes as a ``url``, as ``host``/``port``/``db``/``username``/``password``, as
+Redis Sentinel's ``sentinels`` and ``service_name``, or as the connection settings of a
+``client`` or ``connection_pool`` made elsewhere (a django-redis cache's): the backend
+always talks through a pool of its own, so that its timeouts apply whatever the
+application's pool has (django-redis makes pools without any, and a scrape through one
+waited for as long as Redis did not answer), and ``db`` can put metrics in another
+database than the cache's (whose ``clear()`` empties its database).
+
+With Sentinel, the pool is redis-py's ``SentinelConnectionPool``: every new connection asks
+the sentinels where the primary is, so the backend follows a failover by itself. Replication
+is asynchronous, so ``wait_replicas`` (1 by default with Sentinel) makes the flusher keep
+each flush's changes until a replica confirms it has them (``WAIT``; see
+:mod:`pytheus.backends.redis_flush`), and a failover loses nothing the flusher forgot.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis
+import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -44,10 +52,20 @@ _CONFIG_KEYS = frozenset(
         "connection_options",
         "client",
         "connection_pool",
+        "sentinels",
+        "service_name",
+        "sentinel_username",
+        "sentinel_password",
+        "wait_replicas",
+        "wait_timeout",
     }
 )
 _DEFAULT_SOCKET_TIMEOUT = 5.0
 _DEFAULT_CONNECT_TIMEOUT = 2.0
+#: How long a flush's changes are kept, and sent again, while no replica confirms them.
+_DEFAULT_WAIT_TIMEOUT = 5.0
+# Where Redis is: one of these ways at most.
+_WHERE = ("client", "connection_pool", "url", "sentinels")
 #: Pools whose connection settings can be copied into a pool of the backend's own.
 PLAIN_POOLS = (redis.ConnectionPool, redis.BlockingConnectionPool)
 
@@ -104,6 +122,8 @@ class RedisConfig:
         # Only a pool made here is closed with the backend; one taken as it is (a
         # Sentinel pool) belongs to the caller.
         self.owns_client = True
+        #: The redis.sentinel.Sentinel the client asks where the primary is, if any.
+        self.sentinel: redis.sentinel.Sentinel | None = None
         self.client = self._make_client(config)
         kwargs = self.client.connection_pool.connection_kwargs
         timeout = float(kwargs.get("socket_timeout") or _DEFAULT_SOCKET_TIMEOUT)
@@ -113,6 +133,35 @@ class RedisConfig:
         # How long an exited process is remembered as gone: its last flush can be sent
         # again (redis-py retries once, after a timeout) for that long, not later.
         self.leave_retention = 2 * (timeout + connect) + 1.0
+        self._replication(config, timeout)
+
+    def _replication(self, config: Mapping[str, Any], socket_timeout: float) -> None:
+        """``wait_replicas`` and ``wait_timeout``: how many replicas must confirm a flush
+        before its changes are forgotten here, and for how long they are kept otherwise."""
+        default = 1 if self.sentinel is not None and self.flush_interval > 0 else 0
+        replicas = config.get("wait_replicas", default)
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise ConfigurationError(
+                f"wait_replicas must be an int >= 0 (replicas that must confirm each flush; "
+                f"0 waits for none), got {replicas!r}."
+            )
+        if replicas and self.flush_interval <= 0:
+            raise ConfigurationError(
+                "wait_replicas needs a flush_interval > 0: the background flusher waits for "
+                "the replicas, and with flush_interval=0 every change is written by the "
+                "application's own thread. Set flush_interval (1.0), or wait_replicas=0."
+            )
+        self.wait_replicas: int = replicas
+        self.wait_timeout = self._number(config, "wait_timeout", _DEFAULT_WAIT_TIMEOUT)
+        if self.wait_timeout <= 0:
+            raise ConfigurationError(
+                f"wait_timeout must be a number of seconds > 0, got {self.wait_timeout!r}."
+            )
+        # The longest one WAIT may block the flusher (holding the flush lock, which a
+        # scrape waits for): a replica answers in a round trip, so a quarter of the
+        # interval is plenty; below the socket timeout, or the pipeline would time out.
+        block = min(self.wait_timeout, self.flush_interval / 4, socket_timeout / 2)
+        self.wait_block_ms = max(1, int(block * 1000))
 
     @staticmethod
     def _str(config: Mapping[str, Any], key: str, default: str) -> str:
@@ -151,10 +200,10 @@ class RedisConfig:
         return out
 
     def _make_client(self, config: Mapping[str, Any]) -> redis.Redis:
-        given = [k for k in ("client", "connection_pool", "url") if config.get(k) is not None]
+        given = [k for k in _WHERE if config.get(k) is not None]
         if len(given) > 1:
             raise ConfigurationError(
-                f"Give only one of client, connection_pool and url (got {given})."
+                f"Give only one of client, connection_pool, url and sentinels (got {given})."
             )
         options: dict[str, Any] = dict(config.get("connection_options") or {})
         # Fail fast: a scrape should answer 503 quickly rather than retry for seconds,
@@ -176,6 +225,14 @@ class RedisConfig:
                     f"connection_pool must be a redis.ConnectionPool, got {type(pool).__name__}."
                 )
             return self._from_pool(pool, config, options)
+        if config.get("sentinels") is not None or "service_name" in config:
+            return self._from_sentinels(config, options)
+        sentinel_only = sorted({"sentinel_username", "sentinel_password"} & set(config))
+        if sentinel_only:
+            raise ConfigurationError(
+                f"{sentinel_only[0]!r} is an option of Redis Sentinel: give it with "
+                "'sentinels' and 'service_name', or remove it."
+            )
         if config.get("url") is not None:
             url = config["url"]
             if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
@@ -201,6 +258,91 @@ class RedisConfig:
         return redis.Redis(
             host=self._str(config, "host", "127.0.0.1"), port=port, db=self._db(config), **options
         )
+
+    def _from_sentinels(
+        self, config: Mapping[str, Any], options: dict[str, Any]
+    ) -> redis.Redis:
+        """A client of the primary that the sentinels name for ``service_name``; its pool
+        asks them again whenever it connects, so it follows a failover."""
+        example = '"sentinels": [["10.0.0.1", 26379], ["10.0.0.2", 26379]]'
+        sentinels = config.get("sentinels")
+        if sentinels is None:
+            raise ConfigurationError(
+                f"service_name is given without sentinels: add the Sentinel addresses "
+                f"({example}), or remove service_name."
+            )
+        if isinstance(sentinels, str | bytes) or not isinstance(sentinels, list | tuple):
+            raise ConfigurationError(
+                f"sentinels must be a list of [host, port] pairs ({example}), got {sentinels!r}."
+            )
+        if not sentinels:
+            raise ConfigurationError(f"sentinels is empty: list at least one ({example}).")
+        pairs: list[tuple[str, int]] = []
+        for entry in sentinels:
+            ok = isinstance(entry, list | tuple) and len(entry) == 2
+            host, port = entry if ok else (None, None)
+            if not (
+                isinstance(host, str)
+                and host
+                and isinstance(port, int)
+                and not isinstance(port, bool)
+                and 0 < port < 65536
+            ):
+                raise ConfigurationError(
+                    f"sentinels entry {entry!r} is not a [host, port] pair with a port from 1 "
+                    f"to 65535 ({example})."
+                )
+            pairs.append((host, port))
+        service = config.get("service_name")
+        if not isinstance(service, str) or not service:
+            raise ConfigurationError(
+                "sentinels need the service_name the sentinels monitor (the <master-name> of "
+                f"`sentinel monitor` in sentinel.conf), got {service!r}."
+            )
+        clash = sorted({"host", "port"} & set(config))
+        if clash:
+            raise ConfigurationError(
+                f"{clash[0]!r} cannot be given with sentinels, which say where the primary "
+                "is; remove it."
+            )
+        for key in ("username", "password"):
+            if config.get(key) is not None:
+                options[key] = self._str(config, key, "")
+        options.update(self._timeouts(config, options))
+        # The sentinels' own connections: the same timeouts (a sentinel that hangs must not
+        # hold a flush or a scrape longer than Redis could), their own credentials.
+        sentinel_kwargs: dict[str, Any] = {
+            "socket_timeout": options["socket_timeout"],
+            "socket_connect_timeout": options["socket_connect_timeout"],
+        }
+        for key in ("username", "password"):
+            if config.get(f"sentinel_{key}") is not None:
+                sentinel_kwargs[key] = self._str(config, f"sentinel_{key}", "")
+        self.sentinel = redis.sentinel.Sentinel(pairs, sentinel_kwargs=sentinel_kwargs)
+        return self.sentinel.master_for(service, db=self._db(config), **options)
+
+    def close_client(self) -> None:
+        """Close the client's connections (and the sentinels'), if this config made it.
+        A later call reconnects."""
+        if not self.owns_client:
+            return
+        self.client.close()
+        self.client.connection_pool.disconnect()
+        if self.sentinel is not None:
+            for client in self.sentinel.sentinels:
+                client.close()
+                client.connection_pool.disconnect()
+
+    def where(self) -> str:
+        """Where Redis is, for messages: ``host:port/db``, a socket, or the Sentinel service."""
+        pool = self.client.connection_pool
+        kwargs = pool.connection_kwargs
+        db = kwargs.get("db", 0)
+        service = getattr(pool, "service_name", None)
+        if service is not None:
+            return f"sentinel service {service!r}/{db}"
+        where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+        return f"{where}/{db}"
 
     def _from_pool(
         self, pool: redis.ConnectionPool, config: Mapping[str, Any], options: dict[str, Any]
