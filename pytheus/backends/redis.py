@@ -132,7 +132,8 @@ class _WriteThroughLock:
 
 
 class _Flush:
-    """One flush's part of a pipeline: a HEARTBEAT and the WRITEs of its chunks."""
+    """One flush's part of a pipeline: a HEARTBEAT and the WRITEs of its chunks, then,
+    in the flusher's flushes with ``wait_replicas``, a WAIT for the replicas."""
 
     def __init__(
         self,
@@ -149,6 +150,8 @@ class _Flush:
         cfg = backend.config
         writer = backend._writer
         self.leave = leave
+        # A scrape's flush (no housekeeping) never waits: the next flusher's confirms it.
+        self.wait = cfg.wait_replicas if housekeeping else 0
         self.heartbeat = writer.heartbeat_args(
             process=backend._process,
             timeout=cfg.process_timeout,
@@ -173,7 +176,7 @@ class _Flush:
         ]
 
     def __len__(self) -> int:
-        return 1 + len(self.writes)
+        return 1 + len(self.writes) + (1 if self.wait else 0)
 
     def add(self, pipe: Any) -> None:
         shas = self.backend._shas
@@ -186,6 +189,20 @@ class _Flush:
             pipe.evalsha(shas["WRITE"], len(write_keys), *write_keys, *write_args)
         if self.leave:
             pipe.evalsha(shas["HEARTBEAT"], len(keys), *keys, *args)
+        if self.wait:
+            # On the connection that wrote: WAIT counts what replicas have of the writes
+            # this connection made, which the retry of a broken pipeline makes again.
+            pipe.execute_command("WAIT", self.wait, self.backend.config.wait_block_ms)
+
+    def confirmed(self, replies: Sequence[Any]) -> bool:
+        """Whether the flush's WAIT says enough replicas have everything it wrote."""
+        if not self.wait:
+            return False
+        answer = replies[len(self.writes) + 1]
+        if isinstance(answer, Exception):
+            self.backend._wait_refused(answer)
+            return False
+        return int(answer) >= self.wait
 
     def replies(self, replies: Sequence[Any]) -> tuple[Any, list[Any]]:
         """The HEARTBEAT's reply and each chunk's, from this flush's part of a pipeline
@@ -254,6 +271,7 @@ class MultiProcessRedisBackend:
         self._last_success = 0.0
         self._eviction_checked = False
         self._rediscover: int | None = None  # SCAN cursor while families are looked for
+        self._wait_error_logged = False
         self._stats = _SelfMetrics()
         for stat in self._stats.all():
             self._remember(stat)
@@ -359,6 +377,8 @@ class MultiProcessRedisBackend:
         leaves the housekeeping to the flushers: it would only make the scrape longer."""
         families = self._families()
         writer = self._writer
+        # What no replica confirmed goes first, before any newer chunk of its family.
+        unconfirmed = writer.take_unconfirmed()
         if writer.pending:
             chunks, writer.pending = writer.pending, []
         else:
@@ -371,7 +391,7 @@ class MultiProcessRedisBackend:
             finally:
                 self._flushing.active = False
             self._stats.pending.value = float(sum(len(c.undo) for c in chunks))
-        return _Flush(self, chunks, families, leave=leave, housekeeping=housekeeping)
+        return _Flush(self, unconfirmed + chunks, families, leave=leave, housekeeping=housekeeping)
 
     def _execute(self, add: Callable[[Any], object]) -> list[Any]:
         """Run the commands ``add`` puts in a pipeline, in one round trip; every reply,
@@ -435,8 +455,8 @@ class MultiProcessRedisBackend:
             took = False
             refusal = refusal or exc
 
-        for chunk, reply in zip(flush.chunks, writes, strict=True):
-            writer.take_write(chunk, reply, on_lost=lost_family, on_error=refused)
+        held = writer.take_writes(flush.chunks, writes, on_lost=lost_family, on_error=refused)
+        self._settle_replication(flush, held, replies)
         if refusal is not None:
             self._record_refusal(refusal)
             return False
@@ -448,6 +468,42 @@ class MultiProcessRedisBackend:
         self._last_success = time.time()
         self._stats.flush_seconds.value += duration
         return took
+
+    def _settle_replication(
+        self, flush: _Flush, held: Sequence[bool], replies: Sequence[Any]
+    ) -> None:
+        """What the flush's WAIT (if any) confirmed is forgotten, the rest of what Redis
+        applied is kept to be sent again (see :mod:`~pytheus.backends.redis_flush`)."""
+        cfg = self.config
+        writer = self._writer
+        forgotten = writer.forgotten
+        writer.settle_replication(
+            flush.chunks,
+            held,
+            confirmed=flush.confirmed(replies),
+            keep=cfg.wait_replicas > 0,
+            retention=cfg.wait_timeout,
+        )
+        if writer.forgotten and not forgotten:
+            logger.warning(
+                "No %d replica(s) of Redis confirmed this process's metric writes within "
+                "wait_timeout (%s s): they are no longer kept here, and a failover before the "
+                "replicas catch up can lose them. Check the replicas (INFO replication).",
+                cfg.wait_replicas,
+                cfg.wait_timeout,
+            )
+        elif forgotten and not writer.forgotten:
+            logger.warning("Redis's replicas confirm this process's metric writes again.")
+
+    def _wait_refused(self, exc: Exception) -> None:
+        if not self._wait_error_logged:
+            self._wait_error_logged = True
+            logger.error(
+                "Redis refuses WAIT (%s): no replica can confirm the metrics' writes, so they "
+                "are kept for wait_timeout and a failover can lose them. Set wait_replicas=0 "
+                "where Redis has no replicas.",
+                exc,
+            )
 
     def _record_failure(self, exc: Exception) -> None:
         self._stats.errors.value += 1.0
@@ -488,7 +544,7 @@ class MultiProcessRedisBackend:
     def _flush(self, *, housekeeping: bool, leave: bool = False) -> bool:
         with self._flush_lock:
             try:
-                if not self._resend_pending():
+                if not self._resend_pending(housekeeping=housekeeping):
                     return False
             except redis.RedisError as exc:
                 self._record_failure(exc)
@@ -515,7 +571,7 @@ class MultiProcessRedisBackend:
         finally:
             self._in_flight = []
 
-    def _resend_pending(self) -> bool:
+    def _resend_pending(self, *, housekeeping: bool = True) -> bool:
         """Send again, as they were, the chunks whose answer was lost; holds _flush_lock.
 
         Done before anything else, in a round trip of its own: the series of those chunks
@@ -523,7 +579,7 @@ class MultiProcessRedisBackend:
         """
         if not self._writer.pending:
             return True
-        flush = self._prepare_flush()
+        flush = self._prepare_flush(housekeeping=housekeeping)
         start = time.perf_counter()
         try:
             replies = self._send(flush)
@@ -735,6 +791,14 @@ class MultiProcessRedisBackend:
         # The last flush also tells Redis this process is gone (in the same round trip:
         # an exiting worker should not wait for two).
         took = self._flush(housekeeping=True, leave=True)
+        unconfirmed = sorted({c.name for c in self._writer.unconfirmed})
+        if unconfirmed:
+            logger.warning(
+                "This process exits with writes of %s that Redis applied but no replica "
+                "confirmed (wait_replicas=%d): a failover before they replicate loses them.",
+                ", ".join(map(repr, unconfirmed)),
+                self.config.wait_replicas,
+            )
         if self._writer.conflicts:
             logger.warning(
                 "This process exits with values of %s that it kept while Redis held another "
@@ -776,7 +840,7 @@ class MultiProcessRedisBackend:
         with self._flush_lock:
             flush: _Flush | None = None
             try:
-                if self._resend_pending():
+                if self._resend_pending(housekeeping=False):
                     flush = self._prepare_flush(housekeeping=False)
 
                 def first(pipe: Any) -> None:

@@ -259,9 +259,7 @@ class RedisConfig:
             host=self._str(config, "host", "127.0.0.1"), port=port, db=self._db(config), **options
         )
 
-    def _from_sentinels(
-        self, config: Mapping[str, Any], options: dict[str, Any]
-    ) -> redis.Redis:
+    def _from_sentinels(self, config: Mapping[str, Any], options: dict[str, Any]) -> redis.Redis:
         """A client of the primary that the sentinels name for ``service_name``; its pool
         asks them again whenever it connects, so it follows a failover."""
         example = '"sentinels": [["10.0.0.1", 26379], ["10.0.0.2", 26379]]'
@@ -319,7 +317,8 @@ class RedisConfig:
             if config.get(f"sentinel_{key}") is not None:
                 sentinel_kwargs[key] = self._str(config, f"sentinel_{key}", "")
         self.sentinel = redis.sentinel.Sentinel(pairs, sentinel_kwargs=sentinel_kwargs)
-        return self.sentinel.master_for(service, db=self._db(config), **options)
+        client: redis.Redis = self.sentinel.master_for(service, db=self._db(config), **options)
+        return client
 
     def close_client(self) -> None:
         """Close the client's connections (and the sentinels'), if this config made it.

@@ -69,16 +69,15 @@ end
 #: counter add, "h" packed add, "g" gauge, "s" set, "-" none), gauge mode, the number of
 #: series, then series and value alternating.
 #:
-#: Returns, per chunk, ``{status, other definition, lost, malformed series, dropped}``.
-#: status: 1 applied; 0 already applied (a resend, or any chunk of a process that has
-#: left: its last flush sent again); -1 not applied: an earlier chunk of
-#: this process is missing; 2 not applied: the family is stored with another definition
-#: (returned), which a live process holds; 3 applied after replacing the other
-#: definition (returned), which no live process held any more (its values, that many
-#: fields, were dropped). lost is 1 when the family had forgotten this process (the key
-#: was lost: evicted, deleted, Redis restarted empty): the chunk was applied to what is
-#: there now. Several small chunks (of several families) share a call; in Redis Cluster
-#: each family's chunks would be calls of their own.
+#: Returns, per chunk, ``{status, other definition, lost, malformed series, dropped}``. status: 1
+#: applied; 0 already applied (a resend, or any chunk of a process that has left: its last flush
+#: sent again); -1 not applied: an earlier chunk of this process is missing (returned: the last one
+#: the family holds); 2 not applied: the family is stored with another definition (returned), which
+#: a live process holds; 3 applied after replacing the other definition (returned), which no live
+#: process held any more (its values, that many fields, were dropped). lost is 1 when the family had
+#: forgotten this process (the key was lost: evicted, deleted, Redis restarted empty): the chunk was
+#: applied to what is there now. Several small chunks (of several families) share a call; in Redis
+#: Cluster each family's chunks would be calls of their own.
 WRITE = (
     _COMMON
     + r"""
@@ -116,7 +115,7 @@ local function write(fam, at, stop)
   local lost = 0
   if last then
     if last >= seq then return {0, '', 0, {}, 0} end
-    if last < seq - 1 then return {-1, '', 0, {}, 0} end
+    if last < seq - 1 then return {-1, last, 0, {}, 0} end
   elseif seq > 1 and status ~= 3 then
     lost = 1
   end
