@@ -306,7 +306,12 @@ def check_redis_shared_with_cache(app_configs: Any = None, **kwargs: Any) -> lis
     backend = _redis_backend()
     if backend is None:
         return []
-    ours = _database(backend.client.connection_pool.connection_kwargs)
+    pool = backend.client.connection_pool
+    if getattr(pool, "service_name", None) is not None:
+        # Through Sentinel the primary's address is known only by asking the sentinels
+        # (I/O a check must not do): nothing to compare a cache's LOCATION with.
+        return []
+    ours = _database(pool.connection_kwargs)
     shared = [
         alias
         for alias, cache in (getattr(settings, "CACHES", None) or {}).items()

@@ -149,6 +149,23 @@ def test_w005_metrics_in_a_database_that_cache_clear_empties(
             assert '"db": 1' in found[0].hint
 
 
+def test_w005_is_not_guessed_for_sentinel() -> None:
+    """A Sentinel primary's address is the sentinels' to say: no warning from comparing a
+    cache on localhost:6379/0 with addresses the backend does not have."""
+    pytheus = {
+        "BACKEND": REDIS_BACKEND,
+        "BACKEND_CONFIG": {
+            "sentinels": [["127.0.0.1", 1]],
+            "service_name": "metrics",
+            "prefix": f"w5{uuid.uuid4().hex[:8]}",
+        },
+    }
+    cache_settings = {**caches.settings, "shared": redis_cache("redis://localhost:6379/0")}
+    with override_settings(CACHES=cache_settings, PYTHEUS=pytheus):
+        ready()
+        assert [m for m in ours() if m.id == "django_pytheus.W005"] == []
+
+
 def test_the_cache_pool_gets_our_timeouts(redis_server_factory: Any) -> None:
     """``"CACHE"`` with django-redis's pool, which has no timeout: a scrape while Redis
     does not answer is a 503 within the backend's socket_timeout, not a hang."""
