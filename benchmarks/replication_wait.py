@@ -75,8 +75,7 @@ def main() -> None:
         return
     counts = [int(n) for n in args.series.split(",")]
     print(
-        f"{'series':>8}{'wait_replicas':>15}{'flush median':>14}{'flush p99':>12}"
-        f"{'flush CPU':>12}"
+        f"{'series':>8}{'wait_replicas':>15}{'flush median':>14}{'flush p99':>12}{'flush CPU':>12}"
     )
     figures = []
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "primary") as primary:
