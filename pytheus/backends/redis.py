@@ -59,8 +59,6 @@ from typing import Any
 
 try:
     import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(
         "The Redis backend needs the redis package: pip install redis hiredis (the 'redis' "
@@ -68,7 +66,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     ) from exc
 
 from pytheus.backends import close_backend, redis_scripts
-from pytheus.backends.redis_config import PLAIN_POOLS, RedisConfig, eviction_risk
+from pytheus.backends.redis_config import RedisConfig, eviction_risk, replication_risk
 from pytheus.backends.redis_flush import (
     Chunk,
     FamilyToFlush,
@@ -88,7 +86,7 @@ from pytheus.exceptions import (
 from pytheus.families import build_family
 from pytheus.samples import EMPTY_LABELS, MetricFamily
 
-__all__ = ["MultiProcessRedisBackend", "eviction_risk"]
+__all__ = ["MultiProcessRedisBackend", "eviction_risk", "replication_risk"]
 
 # socket.getaddrinfo() imports the idna codec on first use. Imported here, not by the
 # flusher's first connection: a fork() in the middle of that import (gunicorn --preload
@@ -621,26 +619,26 @@ class MultiProcessRedisBackend:
         """Ask Redis now, within ``timeout`` seconds, whether it may evict our keys (see
         :func:`eviction_risk`); raise :class:`~pytheus.exceptions.BackendUnavailableError`
         when it does not answer. For deployment checks, not for the application's path."""
-        pool = self.client.connection_pool
-        client = self.client
-        if type(pool) in PLAIN_POOLS:
-            kwargs = {
-                **pool.connection_kwargs,
-                "socket_timeout": timeout,
-                "socket_connect_timeout": timeout,
-                "retry": Retry(NoBackoff(), 0),
-            }
-            client = redis.Redis(
-                connection_pool=redis.ConnectionPool(
-                    connection_class=pool.connection_class, **kwargs
-                )
-            )
+        return eviction_risk(self._info("memory", timeout, "its maxmemory policy"))
+
+    def replication_risk(self, timeout: float = 1.0) -> str | None:
+        """Ask Redis now, within ``timeout`` seconds, whether it has the replicas that
+        ``wait_replicas`` waits for (see :func:`replication_risk`); raise
+        :class:`~pytheus.exceptions.BackendUnavailableError` when it does not answer. For
+        deployment checks."""
+        if not self.config.wait_replicas:
+            return None
+        info = self._info("replication", timeout, "its replicas")
+        return replication_risk(info, self.config.wait_replicas)
+
+    def _info(self, section: str, timeout: float, what: str) -> dict[str, Any]:
+        """``INFO section`` through a client of its own that gives up after ``timeout``."""
+        client = self.config.checking_client(timeout)
         try:
-            return eviction_risk(client.info("memory"))
+            info: dict[str, Any] = client.info(section)
+            return info
         except redis.RedisError as exc:
-            raise BackendUnavailableError(
-                f"cannot ask Redis ({self!r}) for its maxmemory policy: {exc}"
-            ) from exc
+            raise BackendUnavailableError(f"cannot ask Redis ({self!r}) for {what}: {exc}") from exc
         finally:
             if client is not self.client:
                 client.close()

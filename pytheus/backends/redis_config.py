@@ -31,7 +31,7 @@ from pytheus.backends.redis_keys import check_prefix
 from pytheus.backends.redis_options import map_pytheus_options
 from pytheus.exceptions import ConfigurationError
 
-__all__ = ["PLAIN_POOLS", "RedisConfig", "eviction_risk"]
+__all__ = ["PLAIN_POOLS", "RedisConfig", "eviction_risk", "replication_risk"]
 
 logger = logging.getLogger("pytheus.backends.redis")
 
@@ -92,6 +92,28 @@ def eviction_risk(memory_info: Mapping[str, Any]) -> str | None:
     )
 
 
+def replication_risk(replication_info: Mapping[str, Any], wanted: int) -> str | None:
+    """What ``INFO replication`` says about ``wait_replicas=wanted`` ever being met, or None."""
+    if wanted <= 0:
+        return None
+    role = str(replication_info.get("role", ""))
+    if role != "master":
+        return (
+            f"wait_replicas is {wanted}, but the Redis the metrics are written to answers as "
+            f"a {role or 'server of unknown role'}, not a primary: point the backend at the "
+            "primary (or at the sentinels), or set wait_replicas to 0."
+        )
+    connected = int(replication_info.get("connected_slaves", 0) or 0)
+    if connected >= wanted:
+        return None
+    return (
+        f"wait_replicas is {wanted}, but the Redis primary has {connected} connected "
+        "replica(s): no flush is ever confirmed, so every process keeps its changes and sends "
+        "them again for wait_timeout, then gives them up, and a failover can lose them. Start "
+        f"the replicas, or set wait_replicas to {connected}."
+    )
+
+
 class RedisConfig:
     """The validated backend configuration."""
 
@@ -138,7 +160,8 @@ class RedisConfig:
     def _replication(self, config: Mapping[str, Any], socket_timeout: float) -> None:
         """``wait_replicas`` and ``wait_timeout``: how many replicas must confirm a flush
         before its changes are forgotten here, and for how long they are kept otherwise."""
-        default = 1 if self.sentinel is not None and self.flush_interval > 0 else 0
+        sentinel = isinstance(self.client.connection_pool, redis.sentinel.SentinelConnectionPool)
+        default = 1 if sentinel and self.flush_interval > 0 else 0
         replicas = config.get("wait_replicas", default)
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise ConfigurationError(
@@ -317,8 +340,29 @@ class RedisConfig:
             if config.get(f"sentinel_{key}") is not None:
                 sentinel_kwargs[key] = self._str(config, f"sentinel_{key}", "")
         self.sentinel = redis.sentinel.Sentinel(pairs, sentinel_kwargs=sentinel_kwargs)
-        client: redis.Redis = self.sentinel.master_for(service, db=self._db(config), **options)
+        self._sentinel_options = {"service_name": service, "db": self._db(config), **options}
+        client: redis.Redis = self.sentinel.master_for(**self._sentinel_options)
         return client
+
+    def checking_client(self, timeout: float) -> redis.Redis:
+        """A client of the same Redis that gives up after ``timeout`` seconds and does not
+        retry, for deployment checks (close it after use); the backend's own client where
+        its pool cannot be copied (one given as it is)."""
+        quick = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        if self.sentinel is not None:
+            client: redis.Redis = self.sentinel.master_for(**{**self._sentinel_options, **quick})
+            return client
+        pool = self.client.connection_pool
+        if type(pool) not in PLAIN_POOLS:
+            return self.client
+        kwargs = {**pool.connection_kwargs, **quick}
+        return redis.Redis(
+            connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+        )
 
     def close_client(self) -> None:
         """Close the client's connections (and the sentinels'), if this config made it.

@@ -23,6 +23,7 @@ from django.test.utils import override_settings
 
 from django_pytheus.startup import default_prefix
 from pytheus.backends.redis_keys import KeyLayout
+from tests.helpers import wait_for
 from tests.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -243,6 +244,38 @@ def test_w006_deploy_check_of_the_eviction_policy(
         if message.id == "django_pytheus.W006":
             assert "allkeys-lru" in message.msg
             assert "noeviction" in message.hint
+
+
+def test_w008_deploy_check_of_the_replicas_wait_replicas_waits_for(
+    redis_server_factory: Any,
+) -> None:
+    primary = redis_server_factory()
+    pytheus = {
+        "BACKEND": REDIS_BACKEND,
+        "BACKEND_CONFIG": {
+            "url": primary.url,
+            "prefix": f"w8{uuid.uuid4().hex[:8]}",
+            "wait_replicas": 1,
+        },
+    }
+    with override_settings(PYTHEUS=pytheus):
+        ready()
+        assert ours() == [], "the replicas check is a --deploy check only"
+        (message,) = ours(include_deployment_checks=True)
+        assert message.id == "django_pytheus.W008"
+        assert "has 0 connected replica(s)" in message.msg
+        assert "wait_replicas" in message.hint
+        replica = redis_server_factory(extra_args=["--replicaof", "127.0.0.1", str(primary.port)])
+        with redis.Redis(port=primary.port, decode_responses=True) as client:
+            wait_for(lambda: client.info("replication")["connected_slaves"] == 1)
+        assert ours(include_deployment_checks=True) == []
+        # Pointed at the replica, the backend is told so.
+        config = {**pytheus["BACKEND_CONFIG"], "url": replica.url}
+        on_replica = {**pytheus, "BACKEND_CONFIG": config}
+        with override_settings(PYTHEUS=on_replica):
+            ready()
+            (message,) = ours(include_deployment_checks=True)
+            assert "answers as a slave, not a primary" in message.msg
 
 
 def test_the_demo_and_readme_settings_are_the_safe_ones() -> None:
