@@ -220,6 +220,37 @@ def test_a_flush_no_replica_received_reaches_the_promoted_replica(
     print(f"failover (sentinels naming the replica) took {failover:.1f} s")
 
 
+def test_a_primary_that_lost_acknowledged_writes_does_not_freeze_a_family(
+    load_redis_backend: Any, redis_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without wait_replicas, a failover (or a restore from an older copy) can lose the
+    last writes and their sequence numbers. Redis then refuses the next chunk (an earlier
+    one is missing) and says where its sequence stops; the process carries on from there
+    instead of being refused for ever. What was lost is lost, and said so."""
+    backend = load_redis_backend(flush_interval=3600)
+    hits = Counter("hits", "Hits.")
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    family = KeyLayout(backend.config.prefix).family("hits")
+    seq_field = "\0q\0" + backend.status()["process"]
+    hits.inc(1)
+    assert backend.flush()
+    older = {"[]": client.hget(family, "[]"), seq_field: client.hget(family, seq_field)}
+    hits.inc(2)
+    assert backend.flush()
+    assert counted(client, backend.config.prefix, "hits") == {"[]": 3.0}
+    client.hset(family, mapping=older)  # the promoted replica had only the first flush
+
+    hits.inc(4)
+    assert backend.flush()  # refused: Redis lacks chunk 2 ...
+    assert "Redis lacks changes of metric 'hits'" in caplog.text
+    assert backend.flush()  # ... so the 4 goes again as chunk 2
+    assert counted(client, backend.config.prefix, "hits") == {"[]": 5.0}  # the 2 is lost
+    hits.inc(1)
+    assert backend.flush()
+    assert counted(client, backend.config.prefix, "hits") == {"[]": 6.0}
+    client.close()
+
+
 # ---------------------------------------------------------------------------- failover
 
 
