@@ -232,6 +232,13 @@ class MultiProcessRedisBackend:
     dead processes left, since a live process's value is current), ``socket_timeout`` (5)
     and ``socket_connect_timeout`` (2) bound every call, whatever the pool, and
     ``connection_options`` go to ``redis.Redis``.
+
+    Redis Sentinel: ``sentinels`` (``[[host, port], ...]``) and ``service_name`` instead of
+    an address, with ``sentinel_username``/``sentinel_password`` for the sentinels' own
+    authentication. ``wait_replicas`` (1 with Sentinel, else 0) is how many replicas must
+    confirm a flush (``WAIT``, in the flusher thread) before this process forgets its
+    changes, which it sends again meanwhile; ``wait_timeout`` (5) is how long it keeps
+    them unconfirmed (see :mod:`~pytheus.backends.redis_flush` and docs/sentinel.md).
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
