@@ -1,11 +1,13 @@
 """What waiting for a replica (``wait_replicas``) costs the Redis backend's flusher.
 
     .venv/bin/python benchmarks/replication_wait.py [--rounds 200] [--series 100,1000]
+                                                    [--repeats 3]
 
 Starts a throwaway primary and a replica of it (``--replicaof``) on loopback, then, in a
 process of its own per case, changes every one of ``--series`` counter series and flushes,
 ``--rounds`` times, with ``wait_replicas`` 0 (no WAIT) and 1 (the flush's pipeline ends
-with ``WAIT 1 <ms>``, as the flusher thread sends it). It prints the flush's wall time
+with ``WAIT 1 <ms>``, as the flusher thread sends it), each case ``--repeats`` times,
+alternated. It prints the flush's wall time
 (median and 99th percentile: the flusher thread's time, which the application never waits
 for) and its CPU time in the process, and the difference WAIT makes. A replica that does
 not answer costs each flush up to the WAIT's bound instead (a quarter of
@@ -66,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--series", default="100,1000")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each case, alternated")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -82,22 +85,29 @@ def main() -> None:
         replica_args = ["--replicaof", LOOPBACK, str(primary.port)]
         with RedisServer(Path(tmp) / "replica", replica_args):
             for n in counts:
+                runs: dict[int, list[dict[str, list[float]]]] = {0: [], 1: []}
+                # Alternated, so that a machine whose load drifts weighs on both alike.
+                for _ in range(args.repeats):
+                    for wait in (0, 1):
+                        out = subprocess.run(
+                            [sys.executable, __file__, "--child", primary.url, str(wait),
+                             str(n), str(args.rounds)],
+                            capture_output=True, text=True, check=True, timeout=600,
+                        )  # fmt: skip
+                        runs[wait].append(json.loads(out.stdout.strip().splitlines()[-1]))
                 medians = {}
-                for wait in (0, 1):
-                    out = subprocess.run(
-                        [sys.executable, __file__, "--child", primary.url, str(wait), str(n),
-                         str(args.rounds)],
-                        capture_output=True, text=True, check=True, timeout=600,
-                    )  # fmt: skip
-                    r = json.loads(out.stdout.strip().splitlines()[-1])
-                    median = statistics.median(r["wall"])
+                for wait, results in runs.items():
+                    wall = [t for r in results for t in r["wall"]]
+                    cpu = [t for r in results for t in r["cpu"]]
+                    # The median of the runs' medians: one unlucky run does not decide.
+                    median = statistics.median(statistics.median(r["wall"]) for r in results)
                     medians[wait] = median
                     row = {
                         "series": n,
                         "wait_replicas": wait,
                         "median_ms": median * 1000,
-                        "p99_ms": _p99(r["wall"]) * 1000,
-                        "cpu_ms": statistics.mean(r["cpu"]) * 1000,
+                        "p99_ms": _p99(wall) * 1000,
+                        "cpu_ms": statistics.mean(cpu) * 1000,
                     }
                     figures.append(row)
                     print(

@@ -214,6 +214,8 @@ def test_replication_wait_runs(tmp_path: Path) -> None:
             "5",
             "--series",
             "10",
+            "--repeats",
+            "1",
             "--json",
             str(report),
         ],
