@@ -27,14 +27,21 @@ from typing import IO
 
 from _harness import Case, Contender, LocalContender
 
-__all__ = ["ChildError", "FirstInProcess", "ForkedContender", "run_children"]
+__all__ = [
+    "ChildError",
+    "FirstInProcess",
+    "ForkedContender",
+    "fork_child",
+    "run_children",
+    "wait_child",
+]
 
 
 class ChildError(RuntimeError):
     """A forked child failed; the message says how (its traceback is on stderr)."""
 
 
-def _fork(body: Callable[[], int]) -> int:
+def fork_child(body: Callable[[], int]) -> int:
     """Fork; the child runs ``body`` and exits with its code (1 on an exception)."""
     # Buffered output would otherwise be written twice, by the parent and the child.
     sys.stdout.flush()
@@ -53,7 +60,7 @@ def _fork(body: Callable[[], int]) -> int:
     return pid
 
 
-def _wait(pid: int, what: str) -> None:
+def wait_child(pid: int, what: str) -> None:
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
@@ -84,10 +91,10 @@ def run_children(
     started = 0
     while started < count or running:
         while started < count and len(running) < concurrency:
-            running.append(_fork(child(started)))
+            running.append(fork_child(child(started)))
             started += 1
         pid = running.pop(0)
-        _wait(pid, "a forked child")
+        wait_child(pid, "a forked child")
         if on_exit is not None:
             on_exit(pid)
 
@@ -110,7 +117,7 @@ class ForkedContender:
             os.close(reply_r)
             return _serve(build, seconds, request_r, reply_w, parent)
 
-        self._pid = _fork(child)
+        self._pid = fork_child(child)
         os.close(request_r)
         os.close(reply_w)
         self._requests: IO[str] | None = os.fdopen(request_w, "w", buffering=1)
@@ -149,7 +156,7 @@ class ForkedContender:
             pass  # it is gone already; its exit code says why
         self._replies.close()
         self._requests = self._replies = None
-        _wait(self._pid, self.what)
+        wait_child(self._pid, self.what)
 
 
 def _serve(
@@ -212,11 +219,11 @@ class FirstInProcess:
                 self._cleanup()
             return 0
 
-        pid = _fork(child)
+        pid = fork_child(child)
         os.close(write_end)
         with os.fdopen(read_end, "rb") as reply:
             data = reply.read()
-        _wait(pid, "a process forked for its first scrape")
+        wait_child(pid, "a process forked for its first scrape")
         return float(data)
 
     def release(self) -> None:

@@ -9,7 +9,9 @@ ratios hold on a busy machine even when the absolute figures drift. The in-proce
 section runs them in this process (except ``--with-original``, see ``_original.py``);
 "Many processes" (``multiprocess.py``) in processes of their own, around a redis-server
 it starts; "Django" (``djangobench.py``) in a worker process per configuration of a
-minimal Django project. Missing a target is reported, not fatal: the exit status is 0 unless the
+minimal Django project. "Capacity of one Redis" (``scale.py``) compares with no peer: it
+measures what one Redis spends per flush, per changed series and per process, for
+``docs/scaling.md``. Missing a target is reported, not fatal: the exit status is 0 unless the
 run itself failed.
 
 A new section is a module with a ``SECTION`` (see ``_harness.Section``) added to
@@ -32,12 +34,14 @@ import _original
 import djangobench
 import inprocess
 import multiprocess
+import scale
 from _harness import External, Section, SectionResult, Settings, eprint, render_table, run_section
 
 import pytheus
 
-SECTIONS: dict[str, Section] = {
-    s.key: s for s in (inprocess.SECTION, multiprocess.SECTION, djangobench.SECTION)
+# Side-by-side tables against a peer, and scale's measurement of our own capacity.
+SECTIONS: dict[str, Section | scale.ScaleSection] = {
+    s.key: s for s in (inprocess.SECTION, multiprocess.SECTION, djangobench.SECTION, scale.SECTION)
 }
 
 FULL = Settings(rounds=11, batch_seconds=0.05)
@@ -112,12 +116,18 @@ def main(argv: list[str] | None = None) -> int:
         f"per side; figures are medians; load average {load_before[0]:.2f}\n"
     )
 
-    results: list[SectionResult] = []
+    results: list[SectionResult | scale.ScaleResult] = []
     try:
         for section in sections:
-            result = run_section(section, settings, externals, progress=eprint)
-            results.append(result)
-            print(render_table(result), end="\n\n", flush=True)
+            if isinstance(section, Section):
+                table = run_section(section, settings, externals, progress=eprint)
+                text = render_table(table)
+                results.append(table)
+            else:
+                measured = section.measure(settings, eprint)
+                text = measured.render()
+                results.append(measured)
+            print(text, end="\n\n", flush=True)
     finally:
         if original is not None:
             original.close()

@@ -200,6 +200,83 @@ def test_quick_django_section(tmp_path: Path) -> None:
             assert row["passed"] == (row["ratio"] <= row["target"]), row
 
 
+# The model's constants that `run.py --section scale` measures (docs/scaling.md): CPU
+# times (INFO cpu, the flusher's thread), bytes and averages, positive however loaded
+# the machine is.
+SCALE_FIGURES = [
+    "redis_cpu_per_flush_us",
+    "redis_cpu_per_series_us",
+    "idle_flush_redis_cpu_us",
+    "idle_flush_script_us",
+    "flusher_cpu_per_flush_us",
+    "flusher_cpu_per_series_us",
+    "flusher_cpu_idle_flush_us",
+    "memory_bytes_per_process",
+    "memory_bytes_per_process_with_connection",
+    "scrape_wall_per_series_us",
+    "scrape_cpu_per_series_us",
+    "scrape_redis_cpu_per_series_us",
+    "floor_script_call_us",
+    "floor_ping_us",
+]
+# Lines fitted to the scripts' time in Redis, a wall-clock time that grows whenever Redis
+# waits for a core: on a busy machine a quick run's line can slope either way.
+SCALE_WALL_FITS = ["script_per_flush_us", "script_per_series_us"]
+SCALE_TYPES = ["counter", "histogram", "gauge", "summary"]
+
+
+@pytest.mark.redis
+def test_quick_scale_section(tmp_path: Path) -> None:
+    require_program("redis-server")
+    lines, data = _run_quick("scale", tmp_path / "bench.json")
+    (section,) = data["sections"]
+    assert section["key"] == "scale"
+    figures = section["figures"]
+    for key in SCALE_FIGURES:
+        assert math.isfinite(figures[key]), (key, figures[key])
+        assert figures[key] > 0, (key, figures[key])
+    for key in SCALE_WALL_FITS:
+        assert math.isfinite(figures[key]), (key, figures[key])
+    assert list(figures["memory_bytes_per_series"]) == SCALE_TYPES
+    assert all(size > 0 for size in figures["memory_bytes_per_series"].values()), figures
+    # A type's own cost is the difference of two measured figures: finite, not always > 0.
+    for key in ("redis_cpu_per_series_by_type_us", "script_per_series_by_type_us"):
+        assert list(figures[key]) == SCALE_TYPES
+        assert all(math.isfinite(v) for v in figures[key].values()), figures[key]
+    # An idle flush's script calls, each sent again: at least the heartbeat, by name.
+    assert figures["replayed_call_us"], figures
+    for name, cpu in figures["replayed_call_us"].items():
+        assert not name.startswith("script "), name
+        assert cpu > 0, figures["replayed_call_us"]
+    assert [e["changed"] for e in figures["examples"]] == [100, 200]
+    assert all(e["redis_core_percent"] > 0 for e in figures["examples"])
+
+    # Every point counted its flushes, none failed, and the scripts were seen by SHA.
+    changed = [p["changed"] for p in section["points"]]
+    assert changed[0] == 0
+    assert len(changed) >= 3
+    assert changed == sorted(changed)
+    assert [p["kind"] for p in section["types"]] == SCALE_TYPES
+    for point in section["points"] + section["types"]:
+        assert point["flushes"] > 0, point
+        assert point["failed"] == 0, point
+        assert point["script_calls"] >= 1, point
+        # Named after the backend's scripts (an unknown SHA would read "script 1a2b3c4d").
+        assert point["scripts"], point
+        for name, script in point["scripts"].items():
+            assert not name.startswith("script "), point["scripts"]
+            assert script["calls_per_flush"] > 0, point
+            assert script["usec_per_call"] > 0, point
+    assert section["idle"]["flushes"] > 0
+    assert section["scrape"]["series"] >= 4 * section["sizes"]["series_per_type"]
+
+    # The table, then the figures as JSON on stdout too.
+    assert "## Capacity of one Redis (scale)" in lines
+    assert any(line.startswith("| Redis CPU per flush (fit, INFO cpu)") for line in lines)
+    printed = json.loads(next(line for line in lines if line.startswith('{"redis_cpu')))
+    assert printed == figures
+
+
 @pytest.mark.redis
 def test_replication_wait_runs(tmp_path: Path) -> None:
     """benchmarks/replication_wait.py: a primary and its replica, a flush with and without

@@ -238,7 +238,7 @@ class MultiProcessRedisBackend:
     authentication. ``wait_replicas`` (1 with Sentinel, else 0) is how many replicas must
     confirm a flush (``WAIT``, in the flusher thread) before this process forgets its
     changes, which it sends again meanwhile; ``wait_timeout`` (5) is how long it keeps
-    them unconfirmed (see :mod:`~pytheus.backends.redis_flush` and docs/sentinel.md).
+    them unconfirmed (see :mod:`~pytheus.backends.redis_flush` and docs/scaling.md).
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
