@@ -220,6 +220,36 @@ def test_a_flush_no_replica_received_reaches_the_promoted_replica(
     print(f"failover (sentinels naming the replica) took {failover:.1f} s")
 
 
+def test_a_process_exiting_with_unconfirmed_writes_names_them(
+    replicated: Make, load_redis_backend: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """close() sends the unconfirmed chunks with its last flush and waits for the replicas
+    once more; what they still have not confirmed is named, as a failover could lose it."""
+    group = replicated()
+    backend = load_redis_backend(
+        url=group.primary.url, wait_replicas=1, wait_timeout=120, flush_interval=0.2
+    )
+    Counter("hits", "Hits.").inc()
+    wait_for(
+        lambda: "hits" in counted_families(group) and "hits" not in unconfirmed(backend),
+        what="hits flushed and confirmed",
+    )
+    group.replica.pause()
+    try:
+        Counter("jobs", "Jobs.").inc()
+        assert backend.close()  # Redis took the last flush ...
+    finally:
+        group.replica.resume()
+    # ... but no replica confirmed it.
+    assert "exits with writes of 'jobs'" in caplog.text
+    assert "'hits'" not in caplog.text.split("exits with writes of", 1)[1].split("\n")[0]
+
+
+def counted_families(group: Replicated) -> set[str]:
+    with group.client(group.primary) as c:
+        return {k.rsplit("{", 1)[1].rstrip("}") for k in c.keys("*{*}") if "{@}" not in k}
+
+
 def test_a_primary_that_lost_acknowledged_writes_does_not_freeze_a_family(
     load_redis_backend: Any, redis_server: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
