@@ -12,13 +12,19 @@ and flush them, then times a fresh process's scrapes, and reports, per phase:
 * **Redis time** from Redis's own SLOWLOG (threshold 0: every command, with its
   execution time in microseconds, network excluded): the longest single command (a
   script call is one command) and the sum of them all;
-* the wall time of the operation in the Python process;
+* the wall time of the operation in the Python process, its CPU time, and how much of
+  the wall time it spent waiting for Redis (its round trips' wall time less the CPU
+  spent in them);
 * during the full scrape, the worst latency that another client's ``GET`` saw (a
-  process of its own, in a loop).
+  process of its own, in a loop);
+* for the writers' flush, whether its longest commands were long for their work (as
+  many arguments as the others) or because the machine stopped Redis: Redis's CPU time
+  beside the sum of the commands' durations, and how often its main thread was
+  preempted. ``--redis-fifo`` runs Redis real-time, so that nothing preempts it.
 
 Phases: the writers' first flush (every series is new), a cold full scrape (a fresh
-process, nothing cached), warm full scrapes, a filtered scrape (``name[]`` of the tiny
-family) and a one-family read as the admin page polls it.
+process, nothing cached), warm full scrapes (text format, then OpenMetrics), a filtered
+scrape (``name[]`` of the tiny family) and a one-family read as the admin page polls it.
 
 Script calls are named by their SHA1 (every string of ``pytheus.backends.redis*`` that
 holds ``redis.call`` is hashed); plain commands by their name. Speed goals are here, not
@@ -34,6 +40,7 @@ import importlib
 import json
 import os
 import pkgutil
+import resource
 import signal
 import statistics
 import sys
@@ -50,7 +57,7 @@ from _redis_server import RedisServer
 import pytheus.backends
 from pytheus.backends import load_backend
 from pytheus.backends.redis import MultiProcessRedisBackend
-from pytheus.exposition import generate_metrics
+from pytheus.exposition import generate_metrics, generate_openmetrics
 from pytheus.metrics import Counter, Gauge, Histogram
 from pytheus.registry import CollectorRegistry, get_registry, set_registry
 
@@ -133,6 +140,10 @@ class SlowLog:
 
     def take(self) -> list[tuple[str, float]]:
         """(command or script name, milliseconds) of every command since the last take."""
+        return [(name, ms) for name, ms, _ in self.take_sized()]
+
+    def take_sized(self) -> list[tuple[str, float, int]]:
+        """As :meth:`take`, with how many arguments each command had."""
         raw = self.client.execute_command("SLOWLOG", "GET", -1)
         self.client.slowlog_reset()
         out = []
@@ -149,15 +160,23 @@ class SlowLog:
             elif command in ("eval", "eval_ro") and len(args) > 1:
                 sha = hashlib.sha1(args[1].encode()).hexdigest()
                 command = self.names.get(sha, "eval")
-            out.append((command, duration_us / 1000))
+            out.append((command, duration_us / 1000, _arguments(args)))
         return out
+
+
+def _arguments(args: list[str]) -> int:
+    """How many arguments a call had: SLOWLOG keeps 32 of them and says how many more."""
+    last = args[-1]
+    if last.startswith("... (") and last.endswith(" more arguments)"):
+        return len(args) - 1 + int(last[5:].split()[0])
+    return len(args)
 
 
 def _text(value: Any) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
-def summarize(entries: list[tuple[str, float]]) -> dict[str, Any]:
+def summarize(entries: list[tuple[str, float, int]]) -> dict[str, Any]:
     if not entries:
         return {
             "commands": 0,
@@ -169,9 +188,9 @@ def summarize(entries: list[tuple[str, float]]) -> dict[str, Any]:
             "longest": "",
         }
     longest = max(entries, key=lambda e: e[1])
-    durations = sorted(ms for _, ms in entries)
+    durations = sorted(ms for _, ms, _ in entries)
     by_name: dict[str, list[float]] = {}
-    for name, ms in entries:
+    for name, ms, _ in entries:
         by_name.setdefault(name, []).append(ms)
     return {
         "commands": len(entries),
@@ -181,6 +200,17 @@ def summarize(entries: list[tuple[str, float]]) -> dict[str, Any]:
         "median_ms": round(statistics.median(durations), 3),
         "total_ms": round(sum(durations), 2),
         "longest": longest[0],
+        # The slowest calls and their sizes, beside the median size of their command's
+        # calls: a call as large as the others that took much longer was stopped by the
+        # machine (Redis waited for a CPU), not made longer by its work.
+        "slowest": [
+            {"command": name, "ms": round(ms, 2), "arguments": n}
+            for name, ms, n in sorted(entries, key=lambda e: -e[1])[:10]
+        ],
+        "median_arguments": {
+            name: statistics.median(n for c, _, n in entries if c == name)
+            for name in {e[0] for e in entries}
+        },
         "by_command": {
             name: {"calls": len(v), "max_ms": round(max(v), 2), "total_ms": round(sum(v), 2)}
             for name, v in sorted(by_name.items())
@@ -270,6 +300,39 @@ def get_prober(port: int) -> Iterator[Callable[[], dict[str, float]]]:
         os.close(control_w)
 
 
+class RoundTrips:
+    """Times the backend's round trips to Redis (its ``_execute``): how much of a
+    scrape's wall time is spent waiting for Redis (the round trips' wall time less the
+    CPU this process spent in them, sending and parsing), and how many there were."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.count, self.wall, self.cpu = 0, 0.0, 0.0
+
+    def watch(self, backend: MultiProcessRedisBackend) -> None:
+        execute = backend._execute
+
+        def timed(add: Callable[[Any], object]) -> list[Any]:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            try:
+                return execute(add)
+            finally:
+                self.count += 1
+                self.wall += time.perf_counter() - start
+                self.cpu += time.process_time() - start_cpu
+
+        backend._execute = timed  # type: ignore[method-assign]
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "round_trips": self.count,
+            "redis_wait_s": round(self.wall - self.cpu, 3),
+            "round_trips_cpu_s": round(self.cpu, 3),
+        }
+
+
 def backend_for(url: str, prefix: str) -> MultiProcessRedisBackend:
     # A long flush_interval: only the flushes this tool makes (and the exit's). A long
     # socket timeout: a slow script must be measured, not given up on.
@@ -308,17 +371,19 @@ def reader(url: str, prefix: str, port: int, log: SlowLog) -> Callable[[int], di
     """A fresh process: cold and warm full scrapes, a filtered scrape, a one-family read."""
 
     cpu: list[float] = []
+    trips = RoundTrips()
 
-    def timed(what: Callable[[], Any]) -> tuple[float, Any, list[tuple[str, float]]]:
+    def timed(what: Callable[[], Any]) -> tuple[float, Any, list[tuple[str, float, int]]]:
         log.reset()
+        trips.reset()
         start, start_cpu = time.perf_counter(), time.process_time()
         value = what()
         seconds = time.perf_counter() - start
         cpu.append(time.process_time() - start_cpu)
-        return seconds, value, log.take()
+        return seconds, value, log.take_sized()
 
     def run(_: int) -> dict[str, Any]:
-        backend_for(url, prefix)
+        trips.watch(backend_for(url, prefix))
         set_registry(CollectorRegistry())  # nothing defined here: every family is remote
         out: dict[str, Any] = {}
         with get_prober(port) as probe:
@@ -326,6 +391,7 @@ def reader(url: str, prefix: str, port: int, log: SlowLog) -> Callable[[int], di
             out["scrape_cold"] = {
                 "wall_s": round(seconds, 3),
                 "cpu_s": round(cpu[-1], 3),
+                **trips.figures(),
                 "get_latency": probe(),
                 "lines": body.count(b"\n"),
                 **summarize(entries),
@@ -333,12 +399,22 @@ def reader(url: str, prefix: str, port: int, log: SlowLog) -> Callable[[int], di
         warm = []
         for _ in range(3):
             seconds, body, entries = timed(lambda: generate_metrics().encode())
-            warm.append((seconds, entries, cpu[-1]))
-        seconds, entries, cpu_s = min(warm, key=lambda w: w[0])
+            warm.append((seconds, entries, cpu[-1], trips.figures()))
+        seconds, entries, cpu_s, waits = min(warm, key=lambda w: w[0])
         out["scrape_warm"] = {
             "wall_s": round(seconds, 3),
             "cpu_s": round(cpu_s, 3),
+            **waits,
             "wall_s_median": round(statistics.median(w[0] for w in warm), 3),
+            **summarize(entries),
+        }
+        # What Prometheus asks for: OpenMetrics (the second of two: warm).
+        for _ in range(2):
+            seconds, body, entries = timed(lambda: generate_openmetrics().encode())
+        out["scrape_warm_openmetrics"] = {
+            "wall_s": round(seconds, 3),
+            "cpu_s": round(cpu[-1], 3),
+            **trips.figures(),
             **summarize(entries),
         }
         for key, names in (("filtered", [f"{SMALL}_total"]), ("one_family", [SMALL])):
@@ -349,6 +425,8 @@ def reader(url: str, prefix: str, port: int, log: SlowLog) -> Callable[[int], di
                 runs.append((seconds, entries))
             seconds, entries = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
             out[key] = {"wall_ms": round(seconds * 1000, 2), **summarize(entries)}
+        # What the scraping process holds: the series read, and what it keeps of them.
+        out["reader_max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         return out
 
     return run
@@ -357,18 +435,38 @@ def reader(url: str, prefix: str, port: int, log: SlowLog) -> Callable[[int], di
 # --------------------------------------------------------------------------- a run
 
 
-def measure(series: int, directory: Path, nice: int) -> dict[str, Any]:
+def redis_cpu(pid: int) -> tuple[float, int]:
+    """The redis-server's CPU seconds so far, and how often its main thread (the one
+    that runs commands) was taken off a CPU while it still had work (preempted)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    status = Path(f"/proc/{pid}/status").read_text()
+    preempted = next(
+        int(line.split()[1])
+        for line in status.splitlines()
+        if line.startswith("nonvoluntary_ctxt_switches")
+    )
+    return seconds, preempted
+
+
+def measure(series: int, directory: Path, nice: int, fifo: bool) -> dict[str, Any]:
     with RedisServer(directory / f"redis-{series}") as server:
         if nice:
             # Closer to a Redis on a host of its own: a busy machine's scheduler would
             # otherwise stop it in the middle of a command, which SLOWLOG counts.
             os.setpriority(os.PRIO_PROCESS, server.pid, nice)
+        if fifo:
+            # Real-time: no ordinary process can take Redis's CPU while it runs a command,
+            # so SLOWLOG's durations are the commands' own work.
+            os.sched_setscheduler(server.pid, os.SCHED_FIFO, os.sched_param(1))
         client = redis.Redis(port=server.port)
         log = SlowLog(client)
         prefix = f"stall{series}"
+        cpu_before, preempted_before = redis_cpu(server.pid)
         children = [fork(writer(server.url, prefix, series)) for _ in range(WRITERS)]
         flushes = [result_of(pid, fd) for pid, fd in children]
-        written = log.take()
+        cpu_after, preempted_after = redis_cpu(server.pid)
+        written = log.take_sized()
         out: dict[str, Any] = {
             "series": series,
             "writers": WRITERS,
@@ -376,6 +474,8 @@ def measure(series: int, directory: Path, nice: int) -> dict[str, Any]:
             "first_flush_cpu_s": max(f["first_flush_cpu_s"] for f in flushes),
             "failed_flushes": sum(f["failed_flushes"] for f in flushes),
             "writes": summarize(written),
+            "writes_redis_cpu_s": round(cpu_after - cpu_before, 2),
+            "writes_redis_preempted": preempted_after - preempted_before,
             "redis_used_memory_mb": round(client.info("memory")["used_memory"] / 2**20, 1),
         }
         pid, fd = fork(reader(server.url, prefix, server.port, log))
@@ -388,6 +488,13 @@ def _over(summary: dict[str, Any]) -> str:
     return f"{summary['over_25ms']} of {summary['commands']}"
 
 
+def _sizes(summary: dict[str, Any]) -> str:
+    if not summary["commands"]:
+        return "-"
+    longest = summary["slowest"][0]
+    return f"{longest['arguments']} / {summary['median_arguments'][longest['command']]}"
+
+
 def _pm(summary: dict[str, Any]) -> str:
     return f"{summary['p99_ms']} / {summary['median_ms']}"
 
@@ -398,11 +505,28 @@ def report(results: list[dict[str, Any]]) -> str:
         ("writers' first flush: longest command is", lambda r: r["writes"]["longest"]),
         ("writers' first flush: p99 / median command (ms)", lambda r: _pm(r["writes"])),
         ("writers' first flush: commands over 25 ms, of all", lambda r: _over(r["writes"])),
+        (
+            "writers' first flush: arguments of the longest command / median of its kind",
+            lambda r: _sizes(r["writes"]),
+        ),
+        (
+            "writers' first flush: Redis CPU / sum of command times (s)",
+            lambda r: f"{r['writes_redis_cpu_s']} / {round(r['writes']['total_ms'] / 1000, 2)}",
+        ),
+        (
+            "writers' first flush: Redis preempted while busy (times)",
+            lambda r: r["writes_redis_preempted"],
+        ),
         ("writers' first flush: wall, slowest writer (s)", lambda r: r["first_flush_wall_s"]),
         ("writers' first flush: CPU, slowest writer (s)", lambda r: r["first_flush_cpu_s"]),
         ("writers' flushes refused (BUSY, timeout) before success", lambda r: r["failed_flushes"]),
         ("full scrape, cold: wall (s)", lambda r: r["scrape_cold"]["wall_s"]),
         ("full scrape, cold: CPU of the scraping process (s)", lambda r: r["scrape_cold"]["cpu_s"]),
+        ("full scrape, cold: round trips", lambda r: r["scrape_cold"]["round_trips"]),
+        (
+            "full scrape, cold: waiting for Redis (s)",
+            lambda r: r["scrape_cold"]["redis_wait_s"],
+        ),
         ("full scrape, cold: longest command (ms)", lambda r: r["scrape_cold"]["max_ms"]),
         ("full scrape, cold: p99 / median command (ms)", lambda r: _pm(r["scrape_cold"])),
         ("full scrape, cold: commands over 25 ms, of all", lambda r: _over(r["scrape_cold"])),
@@ -413,13 +537,28 @@ def report(results: list[dict[str, Any]]) -> str:
         ),
         ("full scrape, warm: wall, best of 3 (s)", lambda r: r["scrape_warm"]["wall_s"]),
         ("full scrape, warm: CPU of the scraping process (s)", lambda r: r["scrape_warm"]["cpu_s"]),
+        ("full scrape, warm: round trips", lambda r: r["scrape_warm"]["round_trips"]),
+        (
+            "full scrape, warm: waiting for Redis (s)",
+            lambda r: r["scrape_warm"]["redis_wait_s"],
+        ),
+        ("full scrape, warm: Redis time (ms)", lambda r: r["scrape_warm"]["total_ms"]),
         ("full scrape, warm: longest command (ms)", lambda r: r["scrape_warm"]["max_ms"]),
+        (
+            "full scrape, warm, OpenMetrics: wall (s)",
+            lambda r: r["scrape_warm_openmetrics"]["wall_s"],
+        ),
+        (
+            "full scrape, warm, OpenMetrics: CPU of the scraping process (s)",
+            lambda r: r["scrape_warm_openmetrics"]["cpu_s"],
+        ),
         ("filtered scrape (name[]): Redis time (ms)", lambda r: r["filtered"]["total_ms"]),
         ("filtered scrape (name[]): longest command (ms)", lambda r: r["filtered"]["max_ms"]),
         ("filtered scrape (name[]): wall (ms)", lambda r: r["filtered"]["wall_ms"]),
         ("one-family read (admin poll): Redis time (ms)", lambda r: r["one_family"]["total_ms"]),
         ("one-family read (admin poll): wall (ms)", lambda r: r["one_family"]["wall_ms"]),
         ("Redis used_memory (MB)", lambda r: r["redis_used_memory_mb"]),
+        ("scraping process: peak RSS (MB)", lambda r: r["reader_max_rss_mb"]),
     ]
     head = "| measure | " + " | ".join(f"{r['series']:,} series" for r in results) + " |"
     lines = [head, "|---|" + "---:|" * len(results)]
@@ -438,13 +577,19 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="the redis-server's nice value (-10: fewer pauses on a busy machine; needs root)",
     )
+    parser.add_argument(
+        "--redis-fifo",
+        action="store_true",
+        help="run the redis-server real-time (SCHED_FIFO; needs root): no other process "
+        "can pause it in the middle of a command, so command durations are their own work",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     results = []
     with tempfile.TemporaryDirectory(prefix="redis-stall-") as tmp:
         for series in args.series:
             print(f"measuring {series:,} series ...", file=sys.stderr, flush=True)
-            results.append(measure(series, Path(tmp), args.redis_nice))
+            results.append(measure(series, Path(tmp), args.redis_nice, args.redis_fifo))
     print(report(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

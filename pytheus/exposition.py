@@ -24,6 +24,8 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from functools import partial
+from operator import attrgetter
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qs
@@ -37,6 +39,7 @@ from pytheus.samples import (
     LabelSet,
     MetricFamily,
     Sample,
+    SeriesRun,
     format_float,
     replace_surrogates,
 )
@@ -137,6 +140,59 @@ if os.environ.get(ENV_COUNTER_NAMES):
     set_counter_names(os.environ[ENV_COUNTER_NAMES])
 
 
+def _text_lines(samples: Iterable[Sample], rename: tuple[str, str] | None) -> str:
+    """The text format's lines of ``samples``; ``rename``: (name, as given) of a counter
+    whose samples are shown as given (see :func:`set_counter_names`)."""
+    return "".join(_text_line_list(samples, rename))
+
+
+def _text_line_list(samples: Iterable[Sample], rename: tuple[str, str] | None) -> list[str]:
+    """The line of each of ``samples``, as :func:`_text_lines`."""
+    out: list[str] = []
+    append = out.append
+    for given, labels, value, timestamp, _ in samples:
+        # Inlined label and value formatting: this loop runs once per series.
+        name_of_sample = rename[1] if rename is not None and given == rename[0] else given
+        text = labels.text if type(labels) is LabelSet else _labels_text(labels)
+        number = (
+            repr(value) if type(value) is float and value - value == 0.0 else format_float(value)
+        )
+        if timestamp is not None:
+            number = f"{number} {int(timestamp * 1000)}"
+        if text:
+            append(f"{name_of_sample}{{{text}}} {number}\n")
+        else:
+            append(f"{name_of_sample} {number}\n")
+    return out
+
+
+def _runs_of(family: MetricFamily) -> list[SeriesRun] | None:
+    """The family's series runs, if they still hold its samples (nobody changed them)."""
+    runs = family.runs
+    if runs is None or sum(len(r.samples) for r in runs) != len(family.samples):
+        return None
+    return runs
+
+
+def _render_runs(
+    runs: list[SeriesRun], rendering: str, lines_of: Callable[[list[Sample]], list[str]]
+) -> list[str]:
+    """The text of each run: kept with the run (its attribute ``rendering``) once
+    rendered. Those not rendered yet are, all in one call of ``lines_of``, which returns
+    a line (or "") per sample."""
+    kept = attrgetter(rendering)
+    missing = [run for run in runs if kept(run) is None]
+    if missing:
+        lines = lines_of([sample for run in missing for sample in run.samples])
+        start = 0
+        for run in missing:
+            end = start + len(run.samples)
+            setattr(run, rendering, "".join(lines[start:end]))
+            start = end
+    texts: list[str] = list(map(kept, runs))
+    return texts
+
+
 def _render_text(families: Iterable[MetricFamily]) -> str:
     out: list[str] = []
     append = out.append
@@ -144,46 +200,35 @@ def _render_text(families: Iterable[MetricFamily]) -> str:
     for family in families:
         # The text format names a counter (an info) after its samples: x_total (x_info).
         name = sample_name(family.name, family.type)
-        samples: Iterable[Sample] = family.samples
+        rename: tuple[str, str] | None = None
         if as_given and family.type == "counter" and family.given_name != name:
-            given, total = family.given_name, name
-            name = given
-            samples = [s._replace(name=given) if s.name == total else s for s in samples]
+            rename = (name, family.given_name)
+            name = family.given_name
         kind = _TEXT_TYPES.get(family.type, family.type)
         help_text = _escape_help_text(family.help)
         append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
-        created: list[Sample] = []
         created_name = f"{family.name}_created"
-        if family.samples and family.samples[-1].name == created_name:
+        samples = family.samples
+        if samples and samples[-1].name == created_name:
             # Families bridged from prometheus_client carry _created samples (always as
             # the last one): the text format shows them as a gauge family of their own,
             # after the family, as prometheus_client does.
-            created = [s for s in samples if s.name == created_name]
-            samples = [s for s in samples if s.name != created_name]
-        for name_of_sample, labels, value, timestamp, _ in samples:
-            # Inlined label and value formatting: this loop runs once per series.
-            text = labels.text if type(labels) is LabelSet else _labels_text(labels)
-            number = (
-                repr(value)
-                if type(value) is float and value - value == 0.0
-                else format_float(value)
-            )
-            if timestamp is not None:
-                number = f"{number} {int(timestamp * 1000)}"
-            if text:
-                append(f"{name_of_sample}{{{text}}} {number}\n")
-            else:
-                append(f"{name_of_sample} {number}\n")
-        if created:
+            append(_text_lines([s for s in samples if s.name != created_name], rename))
             append(f"# HELP {created_name} {help_text}\n# TYPE {created_name} gauge\n")
-            for name_of_sample, labels, value, _, _ in created:
-                text = _labels_text(labels)
-                number = _format_value(value)
-                append(
-                    f"{name_of_sample}{{{text}}} {number}\n"
-                    if text
-                    else f"{name_of_sample} {number}\n"
-                )
+            for name_of_sample, labels, value, _, _ in samples:
+                if name_of_sample == created_name:
+                    text = _labels_text(labels)
+                    number = _format_value(value)
+                    append(
+                        f"{name_of_sample}{{{text}}} {number}\n"
+                        if text
+                        else f"{name_of_sample} {number}\n"
+                    )
+        elif (runs := _runs_of(family)) is not None:
+            rendering = "text" if rename is None else "text_as_given"
+            out.extend(_render_runs(runs, rendering, partial(_text_line_list, rename=rename)))
+        else:
+            append(_text_lines(samples, rename))
     return "".join(out)
 
 
@@ -194,30 +239,59 @@ def _exemplar_text(exemplar: Exemplar) -> str:
     return text
 
 
-def _openmetrics_valid(family: MetricFamily) -> Iterator[Sample]:
-    """Leave out the samples OpenMetrics 1.0 forbids, which the text format allows.
+def _openmetrics_invalid(family: MetricFamily, samples: list[Sample]) -> set[str]:
+    """The label sets (as text) of the series of ``samples`` whose ``_sum`` and
+    ``_count`` OpenMetrics 1.0 forbids, which the text format allows.
 
     ``_sum`` is counter-like there, so it may not be NaN or negative (after a NaN or a
     negative observation), nor appear when a histogram has negative buckets; ``_count``
-    goes with it; quantile values may not be negative. Both are optional in
-    OpenMetrics, so leaving them out keeps the rest of the series valid.
+    goes with it (quantile values may not be negative either: see
+    :func:`_openmetrics_line_list`). Both are optional in OpenMetrics, so leaving them
+    out keeps the rest of the series valid.
     """
-    sum_name, count_name = f"{family.name}_sum", f"{family.name}_count"
+    sum_name = f"{family.name}_sum"
     negative_buckets = family.type == "histogram" and any(
-        s.labels.get("le", "").startswith("-") for s in family.samples
+        s.labels.get("le", "").startswith("-") for s in samples
     )
-    invalid = {
+    return {
         _labels_text(s.labels)
-        for s in family.samples
+        for s in samples
         if s.name == sum_name and (negative_buckets or not s.value >= 0)
     }
-    for sample in family.samples:
-        name = sample.name
-        if name == family.name and sample.value < 0:
+
+
+def _openmetrics_lines(family: MetricFamily, samples: list[Sample]) -> str:
+    """The OpenMetrics lines of ``samples`` (of ``family``)."""
+    return "".join(_openmetrics_line_list(family, samples))
+
+
+def _openmetrics_line_list(family: MetricFamily, samples: list[Sample]) -> list[str]:
+    """The line of each of ``samples``, "" for those OpenMetrics forbids (the ``_sum``
+    and ``_count`` of :func:`_openmetrics_invalid`, negative quantile values)."""
+    checked = family.type in ("histogram", "summary")
+    invalid = _openmetrics_invalid(family, samples) if checked else set()
+    sum_name, count_name = f"{family.name}_sum", f"{family.name}_count"
+    out: list[str] = []
+    append = out.append
+    for name, labels, value, timestamp, exemplar in samples:
+        # Inlined as in _text_lines: this loop runs once per series.
+        text = labels.text if type(labels) is LabelSet else _labels_text(labels)
+        if checked and (
+            (name == family.name and value < 0)
+            or (invalid and name in (sum_name, count_name) and text in invalid)
+        ):
+            append("")
             continue
-        if invalid and name in (sum_name, count_name) and _labels_text(sample.labels) in invalid:
-            continue
-        yield sample
+        number = (
+            repr(value) if type(value) is float and value - value == 0.0 else format_float(value)
+        )
+        line = f"{name}{{{text}}} {number}" if text else f"{name} {number}"
+        if timestamp is not None:
+            line += f" {timestamp!r}"
+        if exemplar is not None:
+            line += _exemplar_text(exemplar)
+        append(line + "\n")
+    return out
 
 
 def _render_openmetrics(families: Iterable[MetricFamily]) -> str:
@@ -229,18 +303,12 @@ def _render_openmetrics(families: Iterable[MetricFamily]) -> str:
         if family.unit:
             append(f"# UNIT {name} {family.unit}\n")
         append(f"# HELP {name} {_escape_help_openmetrics(family.help)}\n")
-        samples: Iterable[Sample] = family.samples
-        if family.type in ("histogram", "summary"):
-            samples = _openmetrics_valid(family)
-        for sample in samples:
-            labels = _labels_text(sample.labels)
-            line = f"{sample.name}{{{labels}}} " if labels else f"{sample.name} "
-            line += _format_value(sample.value)
-            if sample.timestamp is not None:
-                line += f" {sample.timestamp!r}"
-            if sample.exemplar is not None:
-                line += _exemplar_text(sample.exemplar)
-            append(line + "\n")
+        if (runs := _runs_of(family)) is not None:
+            # What OpenMetrics leaves out of a series depends on that series' samples
+            # only (and its buckets, the family's): the same rendered with any others.
+            out.extend(_render_runs(runs, "openmetrics", partial(_openmetrics_line_list, family)))
+        else:
+            append(_openmetrics_lines(family, family.samples))
     append("# EOF\n")
     return "".join(out)
 

@@ -23,7 +23,14 @@ from pytheus.definitions import HistogramState, MetricDefinition, MetricSeries, 
 from pytheus.naming import sample_name
 from pytheus.samples import EMPTY_LABELS, Exemplar, LabelSet, MetricFamily, Sample, format_float
 
-__all__ = ["as_family", "as_series", "build_family", "series_of_family"]
+__all__ = [
+    "add_samples",
+    "as_family",
+    "as_series",
+    "build_family",
+    "empty_family",
+    "series_of_family",
+]
 
 # Builds a Sample without the Python-level namedtuple __new__: exposition makes one per
 # series per scrape.
@@ -52,22 +59,13 @@ def _histogram(d: MetricDefinition, series: Pairs, out: list[Sample]) -> None:
     append = out.append
     for labels, (counts, sum_, exemplars) in series:
         cumulative = 0.0
+        # The bucket labels are kept by the series' LabelSet: built once per series,
+        # not once per scrape. The dashboard's grouping relies on le coming last.
+        bucket_labels = labels.with_label_each("le", le)
         for i, c in enumerate(counts):
             cumulative += c
-            # with_label() keeps its results: the bucket labels are built once per
-            # series, not once per scrape. The dashboard's grouping relies on le coming last.
-            append(
-                _sample(
-                    Sample,
-                    (
-                        bucket,
-                        labels.with_label("le", le[i]),
-                        cumulative,
-                        None,
-                        exemplars[i] if exemplars else None,
-                    ),
-                )
-            )
+            ex = exemplars[i] if exemplars else None
+            append(_sample(Sample, (bucket, bucket_labels[i], cumulative, None, ex)))
         append(_sample(Sample, (count, labels, cumulative, None, None)))
         append(_sample(Sample, (total, labels, sum_, None, None)))
 
@@ -114,10 +112,21 @@ _BUILDERS: dict[str, Callable[[MetricDefinition, Pairs, list[Sample]], None]] = 
 
 def build_family(ms: MetricSeries) -> MetricFamily:
     """The family of samples that ``ms`` exposes, as both exposition formats render it."""
-    d = ms.definition
-    family = MetricFamily(d.name, d.type, d.help, unit=d.unit, given_name=d.given_name)
-    _BUILDERS[d.type](d, ms.series, family.samples)
+    family = empty_family(ms.definition)
+    add_samples(ms.definition, ms.series, family.samples)
     return family
+
+
+def empty_family(d: MetricDefinition) -> MetricFamily:
+    """The family of definition ``d``, without samples yet (see :func:`add_samples`)."""
+    return MetricFamily(d.name, d.type, d.help, unit=d.unit, given_name=d.given_name)
+
+
+def add_samples(d: MetricDefinition, series: Pairs, out: list[Sample]) -> None:
+    """Append the samples of ``series`` (label sets and values of definition ``d``) to
+    ``out``, series after series. A reader that keeps each series' samples between
+    scrapes (the Redis backend's) builds only those of the series that changed."""
+    _BUILDERS[d.type](d, series, out)
 
 
 # --------------------------------------------------------------------------- family -> series

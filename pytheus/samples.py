@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 from pytheus.naming import family_name, sample_name, series_names
@@ -29,6 +30,7 @@ __all__ = [
     "LabelSet",
     "MetricFamily",
     "Sample",
+    "SeriesRun",
     "escape_label_value",
     "format_float",
     "label_value",
@@ -86,6 +88,13 @@ def escape_label_value(value: str) -> str:
     return value
 
 
+@lru_cache(maxsize=1024)
+def _label_text(name: str, value: str) -> str:
+    """``name="value"``, escaped; kept for the few pairs that recur in every series
+    (a histogram's ``le`` values)."""
+    return f'{name}="{escape_label_value(value)}"'
+
+
 class LabelSet(Mapping[str, str]):
     """An immutable mapping of label names to values that renders itself once.
 
@@ -105,9 +114,13 @@ class LabelSet(Mapping[str, str]):
         self._names = names
         self._values = values
         self._derived = None
-        self.text = ",".join(
-            f'{n}="{escape_label_value(v)}"' for n, v in zip(names, values, strict=True)
-        )
+        pairs = zip(names, values, strict=True)
+        joined = "".join(values)
+        if joined.isascii() and '"' not in joined and "\\" not in joined and "\n" not in joined:
+            # Nothing to escape (the common case): one check for all the values.
+            self.text = ",".join([f'{n}="{v}"' for n, v in pairs])
+        else:
+            self.text = ",".join([f'{n}="{escape_label_value(v)}"' for n, v in pairs])
 
     @classmethod
     def of(cls, labels: Mapping[str, str] | None) -> LabelSet:
@@ -139,6 +152,31 @@ class LabelSet(Mapping[str, str]):
         new.text = f"{self.text},{extra}" if self.text else extra
         derived[name, value] = new
         return new
+
+    def with_label_each(self, name: str, values: Sequence[str]) -> list[LabelSet]:
+        """``[self.with_label(name, v) for v in values]``, in one call: the bucket labels
+        (``le``) of a histogram's series, built the first time a series is seen."""
+        derived = self._derived
+        if derived is None:
+            derived = self._derived = {}
+        try:
+            return [derived[name, v] for v in values]
+        except KeyError:
+            pass
+        names = (*self._names, name)
+        prefix = f"{self.text}," if self.text else ""
+        out = []
+        for value in values:
+            new = derived.get((name, value))
+            if new is None:
+                new = LabelSet.__new__(LabelSet)
+                new._names = names
+                new._values = (*self._values, value)
+                new._derived = None
+                new.text = prefix + _label_text(name, value)
+                derived[name, value] = new
+            out.append(new)
+        return out
 
     @property
     def names_tuple(self) -> tuple[str, ...]:
@@ -195,6 +233,30 @@ class Sample(NamedTuple):
     exemplar: Exemplar | None = None
 
 
+class SeriesRun:
+    """The samples of one series, with their text in each format once rendered.
+
+    A reader that keeps a series' samples between scrapes while the series does not
+    change (the Redis backend) hands the exposition these runs too
+    (:attr:`MetricFamily.runs`): a series unchanged since the last scrape is then not
+    rendered again, which is most of a large scrape's time.
+    """
+
+    # The lines of these samples in each rendering, None until rendered: filled by the
+    # exposition. The samples are immutable tuples, so a text never goes stale. (Slots,
+    # not a dict: a large scrape makes one run per series.)
+    __slots__ = ("samples", "text", "text_as_given", "openmetrics")
+
+    samples: list[Sample]
+    text: str | None  # the text format
+    text_as_given: str | None  # the text format, counters named as given
+    openmetrics: str | None
+
+    def __init__(self, samples: list[Sample]) -> None:
+        self.samples = samples
+        self.text = self.text_as_given = self.openmetrics = None
+
+
 class MetricFamily:
     """A metric family: the samples of one metric, with its type, help text and unit.
 
@@ -206,7 +268,7 @@ class MetricFamily:
     "as_given" (see :func:`pytheus.exposition.set_counter_names`).
     """
 
-    __slots__ = ("name", "type", "help", "unit", "samples", "given_name")
+    __slots__ = ("name", "type", "help", "unit", "samples", "given_name", "runs")
 
     def __init__(
         self,
@@ -226,6 +288,10 @@ class MetricFamily:
         self.help = help
         self.unit = unit
         self.samples: list[Sample] = samples if samples is not None else []
+        #: ``samples`` series by series, when the family was built so (see
+        #: :class:`SeriesRun`); the exposition uses them only while they hold as many
+        #: samples as ``samples``: whoever changes the samples sets this to None.
+        self.runs: list[SeriesRun] | None = None
 
     def add(
         self,

@@ -77,13 +77,12 @@ from pytheus.backends.redis_flush import (
 )
 from pytheus.backends.redis_format import canonical_definition, series_key
 from pytheus.backends.redis_keys import KeyLayout
-from pytheus.backends.redis_read import PROCESS_LABEL, Reader
+from pytheus.backends.redis_read import PROCESS_LABEL, Reader, Scrape
 from pytheus.definitions import MetricDefinition, MetricSeries, SeriesSource
 from pytheus.exceptions import (
     BackendUnavailableError,
     MetricDefinitionError,
 )
-from pytheus.families import build_family
 from pytheus.samples import EMPTY_LABELS, MetricFamily
 
 __all__ = ["MultiProcessRedisBackend", "eviction_risk", "replication_risk"]
@@ -824,9 +823,14 @@ class MultiProcessRedisBackend:
         names: Collection[str] | None = None,
         include_remote: bool = False,
     ) -> Iterator[MetricFamily]:
-        """Flush this process and read the metrics' families; see :meth:`collect_series`."""
-        for series in self.collect_series(metrics, names=names, include_remote=include_remote):
-            yield build_family(series)
+        """Flush this process and read the metrics' families; see :meth:`collect_series`.
+
+        Not built from :meth:`collect_series`: a series unchanged since the last scrape
+        keeps the samples built then (:meth:`~pytheus.backends.redis_read.Scrape.result_families`).
+        """
+        # Decoded whole before the first is yielded: a malformed value fails the scrape
+        # before any of it is rendered.
+        yield from list(self._read(metrics, names, include_remote).result_families())
 
     def collect_series(
         self,
@@ -837,6 +841,15 @@ class MultiProcessRedisBackend:
     ) -> Iterator[MetricSeries]:
         """Flush this process and read the metrics' series, in as few round trips as the
         sizes allow (one for a small registry; see :mod:`~pytheus.backends.redis_read`)."""
+        yield from list(self._read(metrics, names, include_remote).result())
+
+    def _read(
+        self,
+        metrics: Sequence[SeriesSource],
+        names: Collection[str] | None,
+        include_remote: bool,
+    ) -> Scrape:
+        """Flush this process and read the metrics from Redis; decoding is the caller's."""
         with self._defs_lock:
             canonical = dict(self._defs)
         scrape = self._reader.scrape(metrics, canonical, names, include_remote)
@@ -873,7 +886,7 @@ class MultiProcessRedisBackend:
                 scrape.take(self._execute(scrape.next_round))
         except redis.RedisError as exc:
             raise BackendUnavailableError(f"cannot read metrics from Redis: {exc}") from exc
-        yield from list(scrape.result())
+        return scrape
 
 
 def _close_at_multiprocessing_exit(backend: MultiProcessRedisBackend) -> None:

@@ -9,8 +9,10 @@ A scrape reads in rounds of one pipelined round trip each:
 2. then, round after round, the next slice of every family not read to its end, and
    the first of those it did not expect.
 
-A slice is an HSCAN of ``READ_COUNT`` fields of the family's hash between two reads of
-its definition (no script: a Lua script would about double Redis's time per slice). A
+A round reads about ``ROUND_FIELDS`` fields, in slices of ``READ_COUNT`` fields or more:
+a family known to be large is read in large slices (fewer round trips: a scrape waits
+for each), a small one whole. A slice is an HSCAN of the family's hash between two reads
+of its definition (no script: a Lua script would about double Redis's time per slice). A
 series is one field, so a slice never holds half of one (a histogram's buckets, sum and
 count always agree); a family whose definition is not the same before and after each of
 its slices (a deploy replaced it meanwhile) is left out of that scrape rather than
@@ -24,6 +26,7 @@ import json
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from pytheus.backends.redis_format import (
@@ -42,21 +45,32 @@ from pytheus.definitions import (
     SeriesSource,
     SummaryState,
 )
+from pytheus.families import add_samples, empty_family
 from pytheus.naming import series_names
-from pytheus.samples import LabelSet
+from pytheus.samples import LabelSet, MetricFamily, Sample, SeriesRun
 
 __all__ = ["READ_COUNT", "Reader", "Scrape", "candidate_families"]
 
-#: Fields per slice (HSCAN's COUNT): under a millisecond of Redis's time.
+# Series field (a gauge's: the series' part of its fields) -> (its stored value (a gauge's:
+# its fields and values), the samples built from it).
+_SampleCache = dict[str, tuple[object, SeriesRun]]
+
+#: Fields per slice (HSCAN's COUNT) at least, unless the family holds fewer: a slice
+#: takes Redis about a microsecond a field.
 READ_COUNT = 1000
-#: Fields per round trip, about: Redis runs the commands of a pipeline one after the
-#: other without serving anyone else in between, so a round is bounded too (a few ms).
+#: Fields per round trip, about, and so per slice at most: Redis runs the commands of a
+#: pipeline one after the other without serving anyone else in between, so a round is
+#: bounded (a few ms). One large slice instead of several small ones costs Redis the
+#: same, and a scrape fewer round trips.
 ROUND_FIELDS = 5 * READ_COUNT
 # What a family never read before is guessed to hold: a small hash (Redis keeps those up
 # to 128 fields compact, and HSCAN returns them whole).
 _UNKNOWN_SIZE = 128
-# Label sets decoded from series fields are kept between scrapes, up to this many.
-_LABELSET_CACHE_MAX = 200_000
+# Label sets decoded from series fields, and the samples of series, are kept between
+# scrapes, up to this many series.
+_CACHE_MAX = 200_000
+# A place in a list of runs, until the run is built.
+_NO_RUN = SeriesRun([])
 # Sample name suffixes, to find the families a name[] can come from.
 _SUFFIXES = ("_total", "_created", "_bucket", "_count", "_sum", "_info")
 #: The label that "all" and "liveall" gauges add, with the process's host and pid.
@@ -98,6 +112,9 @@ class Reader:
         self._lock = threading.Lock()
         # Per family (name and label names): series field -> its decoded label set.
         self._labelsets: dict[tuple[str, tuple[str, ...]], dict[str, LabelSet]] = {}
+        # Per family: what its samples were built under (label names, stored definition),
+        # and series field -> (stored value, the series' samples).
+        self._samples: dict[str, tuple[tuple[str, ...], str, _SampleCache]] = {}
         # The families the last full scrape found: read in its first round.
         self.known: list[str] = []
         # Fields of each family when it was last read whole: how much a slice will bring.
@@ -116,9 +133,22 @@ class Reader:
         """The cache of label sets of one family; keyed by its label names too, so that a
         metric defined again with other labels does not get those of the old ones."""
         with self._lock:
-            if sum(map(len, self._labelsets.values())) > _LABELSET_CACHE_MAX:
+            if sum(map(len, self._labelsets.values())) > _CACHE_MAX:
                 self._labelsets.clear()
             return self._labelsets.setdefault((d.name, d.labelnames), {})
+
+    def samples(self, d: MetricDefinition, stored: str) -> _SampleCache:
+        """The cache of samples of one family, read under the stored definition
+        ``stored``: emptied when the family is defined again (other buckets, labels)."""
+        with self._lock:
+            if sum(len(c) for _, _, c in self._samples.values()) > _CACHE_MAX:
+                self._samples.clear()
+            kept = self._samples.get(d.name)
+            if kept is not None and kept[:2] == (d.labelnames, stored):
+                return kept[2]
+            cache: _SampleCache = {}
+            self._samples[d.name] = (d.labelnames, stored, cache)
+            return cache
 
 
 class Scrape:
@@ -167,32 +197,39 @@ class Scrape:
         allows (one at least): its definition (and help, on the first), HSCAN, its
         definition again."""
         self._asked = []
+        counts = []
         budget = ROUND_FIELDS
         for fam in self.families.values():
             if fam.done:
                 continue
-            expected = self._expected(fam)
-            if self._asked and expected > budget:
+            left = self._left(fam)
+            count = min(left, budget)
+            if self._asked and count < min(left, READ_COUNT):
                 continue  # a smaller one may still fit
-            budget -= expected
+            budget -= count
             self._asked.append(fam)
+            counts.append(max(count, READ_COUNT))
         commands = 0
-        for fam in self._asked:
+        for fam, count in zip(self._asked, counts, strict=True):
             key = self.keys.family(fam.name)
             pipe.hget(key, "\0d")
             if fam.definition is None:
                 pipe.hget(key, "\0h")
             # Series fields only (they start with "["): not the sequence numbers of the
             # processes that wrote the family (some kept a day after they died).
-            pipe.hscan(key, fam.cursor, match="\\[*", count=READ_COUNT)
+            pipe.hscan(key, fam.cursor, match="\\[*", count=count)
             pipe.hget(key, "\0d")
             commands += 4 if fam.definition is None else 3
         return commands
 
-    def _expected(self, fam: _Family) -> int:
-        if fam.cursor != "0":
-            return READ_COUNT  # a large family, in the middle
-        return min(READ_COUNT, self.reader.sizes.get(fam.name, _UNKNOWN_SIZE))
+    def _left(self, fam: _Family) -> int:
+        """How many fields of ``fam`` are left to read, as far as the last scrape tells."""
+        known = self.reader.sizes.get(fam.name)
+        if fam.cursor == "0":  # not started: all of it
+            return max(known if known is not None else _UNKNOWN_SIZE, 1)
+        if known is None or known <= len(fam.fields):
+            return ROUND_FIELDS  # larger than it was, or never read whole: a large one
+        return known - len(fam.fields)
 
     def take(self, replies: Sequence[Any], *, meta: bool = False) -> None:
         """Take the replies of a round (``meta``: the first, which starts with READ_META)."""
@@ -244,23 +281,99 @@ class Scrape:
     def result(self) -> Iterator[MetricSeries]:
         """The series read, of the metrics defined here first (in their order), then of
         the others by name."""
+        for fam, d in self._definitions():
+            series = self._series(d, fam.fields, self.keys.family(fam.name)) if fam else []
+            yield MetricSeries(d, series)
+
+    def result_families(self) -> Iterator[MetricFamily]:
+        """The families of samples read, in the order of :meth:`result`.
+
+        A series whose stored value is the one the last scrape read has the samples that
+        scrape built, and their text once rendered (a :class:`SeriesRun`): a scrape
+        decodes, builds and renders only the series that changed since. Sharing them
+        between scrapes is safe: samples are immutable tuples.
+        """
+        for fam, d in self._definitions():
+            family = empty_family(d)
+            if fam is not None and fam.fields:
+                runs = self._gauge_runs(d, fam) if d.type == "gauge" else self._runs(d, fam)
+                family.runs = runs
+                family.samples.extend(chain.from_iterable(r.samples for r in runs))
+            yield family
+
+    def _runs(self, d: MetricDefinition, fam: _Family) -> list[SeriesRun]:
+        """The samples of each series of ``fam``, in field order: kept from the last
+        scrape where the stored value is the same, built (all together) where not."""
+        assert fam.definition
+        cache = self.reader.samples(d, fam.definition)
+        runs, changed, places = _kept(cache, fam.fields)
+        if changed:
+            pairs = self._series(d, changed, self.keys.family(fam.name))
+            built: list[Sample] = []
+            add_samples(d, pairs, built)
+            width, uneven = divmod(len(built), len(pairs))
+            for i, (key, place) in enumerate(zip(changed, places, strict=True)):
+                if uneven:  # not the same number of samples for every series
+                    samples: list[Sample] = []
+                    add_samples(d, pairs[i : i + 1], samples)
+                else:
+                    samples = built[i * width : (i + 1) * width]
+                run = runs[place] = SeriesRun(samples)
+                cache[key] = (changed[key], run)
+        _forget_gone(cache, fam.fields)
+        return runs
+
+    def _gauge_runs(self, d: MetricDefinition, fam: _Family) -> list[SeriesRun]:
+        """As :meth:`_runs`, for a gauge: a series is kept while its fields (one per
+        process that set it) and their values are the same, and, if its mode reads live
+        processes only, while the same processes are live."""
+        assert fam.definition
+        by_series: dict[str, list[tuple[str, str]]] = {}
+        for f, raw in fam.fields.items():
+            if f[:1] == "[":
+                by_series.setdefault(f.partition("\0")[0], []).append((f, raw))
+        variant = fam.definition
+        if d.multiprocess_mode.startswith("live"):
+            variant += "\0" + ",".join(sorted(self.live))
+        cache = self.reader.samples(d, variant)
+        runs, changed, places = _kept(cache, by_series)
+        if changed:
+            where = self.keys.family(fam.name)
+            fields = {f: raw for parts in changed.values() for f, raw in parts}
+            per_series = self._gauge_series(d, fields, self.reader.labelsets(d), where)
+            for key, place in zip(changed, places, strict=True):
+                samples: list[Sample] = []
+                add_samples(d, per_series.get(key, ()), samples)
+                run = runs[place] = SeriesRun(samples)
+                cache[key] = (changed[key], run)
+        _forget_gone(cache, by_series)
+        return runs
+
+    def _definitions(self) -> Iterator[tuple[_Family | None, MetricDefinition]]:
+        """Each family read, with the definition to read its fields with (None: defined
+        here, no series in Redis); the families torn by a deploy are left out."""
         listed = set(self.listed or ())
         if self.wanted is None and self.include_remote:
             self.reader.known = sorted(listed - set(self.local))
         remote = sorted(n for n in self.families if n not in self.local and n in listed)
         for name in [*self.local, *remote]:
-            self.reader.sizes[name] = len(self.families[name].fields)
-            family = self._decode(self.families[name])
-            if family is not None:
-                yield family
+            fam = self.families[name]
+            self.reader.sizes[name] = len(fam.fields)
+            local = self.local.get(fam.name)
+            if fam.torn:
+                continue
+            if not fam.definition:
+                # Defined here, not in Redis yet (or no longer): a metric without series.
+                if local is not None:
+                    yield None, local.definition
+                continue
+            d = self._definition(fam)
+            if d is not None:
+                yield fam, d
 
-    def _decode(self, fam: _Family) -> MetricSeries | None:
+    def _definition(self, fam: _Family) -> MetricDefinition | None:
+        assert fam.definition
         local = self.local.get(fam.name)
-        if fam.torn:
-            return None
-        if not fam.definition:
-            # Defined here, not in Redis yet (or no longer): a metric without series.
-            return MetricSeries(local.definition, []) if local is not None else None
         where = self.keys.family(fam.name)
         if local is not None and self.canonical.get(fam.name) == fam.definition:
             d = local.definition
@@ -274,7 +387,7 @@ class Scrape:
                 and self.wanted.isdisjoint(series_names(fam.name, d.type))
             ):
                 return None
-        return MetricSeries(d, self._series(d, fam.fields, where))
+        return d
 
     def _series(
         self, d: MetricDefinition, fields: Mapping[str, str], where: str
@@ -315,6 +428,17 @@ class Scrape:
         labelsets: dict[str, LabelSet],
         where: str,
     ) -> list[tuple[LabelSet, Any]]:
+        per_series = self._gauge_series(d, fields, labelsets, where)
+        return list(chain.from_iterable(per_series.values()))
+
+    def _gauge_series(
+        self,
+        d: MetricDefinition,
+        fields: Mapping[str, str],
+        labelsets: dict[str, LabelSet],
+        where: str,
+    ) -> dict[str, list[tuple[LabelSet, Any]]]:
+        """A gauge's samples by series (its field's part before the process)."""
         # series -> [(process, value, time set)], and the value folded from dead processes
         values: dict[str, list[tuple[str, float, float]]] = {}
         retired: dict[str, tuple[float, float]] = {}
@@ -332,19 +456,45 @@ class Scrape:
         missing = [k for k in values if k not in labelsets]
         if missing:
             decode_labelsets(d, missing, labelsets, where)
-        out: list[tuple[LabelSet, Any]] = []
-        for key, per_process in values.items():
-            out.extend(
-                aggregate_gauge(
-                    d.multiprocess_mode,
-                    labelsets[key],
-                    per_process,
-                    retired=retired.get(key),
-                    live=self.live,
-                    process_label=PROCESS_LABEL,
-                )
+        return {
+            key: aggregate_gauge(
+                d.multiprocess_mode,
+                labelsets[key],
+                per_process,
+                retired=retired.get(key),
+                live=self.live,
+                process_label=PROCESS_LABEL,
             )
-        return out
+            for key, per_process in values.items()
+        }
+
+
+def _kept(
+    cache: _SampleCache, stored: Mapping[str, Any]
+) -> tuple[list[SeriesRun], dict[str, Any], list[int]]:
+    """The runs of the series in ``stored`` (key -> stored value) whose value is the one
+    ``cache`` holds, in order; the others (changed or new, with their values) are left
+    for the caller to build, in the places (indexes) given."""
+    runs: list[SeriesRun] = []
+    changed: dict[str, Any] = {}
+    places: list[int] = []
+    for key, value in stored.items():
+        kept = cache.get(key)
+        if kept is not None and kept[0] == value:
+            runs.append(kept[1])
+        elif key[:1] == "[":
+            changed[key] = value
+            places.append(len(runs))
+            runs.append(_NO_RUN)
+    return runs, changed, places
+
+
+def _forget_gone(cache: _SampleCache, present: Collection[str]) -> None:
+    """Drop from ``cache`` the series no longer in Redis (expired, deleted), once they
+    are as many as those that are: series that come and go must not grow it forever."""
+    if len(cache) > 2 * len(present) + 1000:
+        for key in [k for k in cache if k not in present]:
+            del cache[key]
 
 
 def _number_rows(values: list[str], width: int) -> list[list[float]] | None:

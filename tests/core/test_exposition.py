@@ -20,7 +20,7 @@ from pytheus.exposition import (
 )
 from pytheus.metrics import Counter, Enum, Gauge, Histogram, Info, Summary
 from pytheus.registry import CollectorRegistry
-from pytheus.samples import Exemplar, MetricFamily
+from pytheus.samples import EMPTY_LABELS, Exemplar, LabelSet, MetricFamily, SeriesRun
 from tests.core.helpers import Parsed, parse_openmetrics, parse_text
 from tests.servers import promtool_check_metrics
 
@@ -310,3 +310,34 @@ def test_families_without_series_are_valid(exposition: Scrape) -> None:
         "i": "info",
         "e": "stateset",
     }
+
+
+def test_series_runs_are_rendered_once_and_only_while_they_hold_the_samples() -> None:
+    """A family built series by series (the Redis backend's) keeps each series' text with
+    its run; samples changed afterwards are rendered from the samples, not the runs."""
+    render_text = choose_format(None)[0]
+    render_openmetrics = choose_format("application/openmetrics-text")[0]
+    family = MetricFamily("jobs", "counter", "Jobs.")
+    family.add(1.0, {"queue": "a"})
+    run = SeriesRun(list(family.samples))
+    family.runs = [run]
+    assert render_text([family]).endswith('jobs_total{queue="a"} 1.0\n')
+    assert render_openmetrics([family]).endswith('jobs_total{queue="a"} 1.0\n# EOF\n')
+    assert run.text == run.openmetrics == 'jobs_total{queue="a"} 1.0\n'
+    assert run.text_as_given is None
+    run.text = 'jobs_total{queue="a"} 7.0\n'  # kept: not rendered again
+    assert render_text([family]).endswith('jobs_total{queue="a"} 7.0\n')
+    family.add(2.0, {"queue": "b"})  # the runs no longer hold every sample
+    text = render_text([family])
+    assert text.endswith('jobs_total{queue="a"} 1.0\njobs_total{queue="b"} 2.0\n')
+
+
+def test_with_label_each_is_with_label_for_each_value() -> None:
+    labels = LabelSet(("path",), ('a"b',))
+    first = labels.with_label("le", "1.0")
+    each = labels.with_label_each("le", ["1.0", "+Inf"])
+    assert each[0] is first  # kept, as with_label keeps them
+    assert each[1] is labels.with_label("le", "+Inf")
+    assert [ls.text for ls in each] == ['path="a\\"b",le="1.0"', 'path="a\\"b",le="+Inf"']
+    assert dict(each[1]) == {"path": 'a"b', "le": "+Inf"}
+    assert EMPTY_LABELS.with_label_each("quantile", ["0.5"])[0].text == 'quantile="0.5"'

@@ -3,16 +3,25 @@ in both formats, awkward label values intact, and the backend's own health metri
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
 from pytheus.backends import MemoryBackend, load_backend
 from pytheus.backends.redis import MultiProcessRedisBackend
+from pytheus.exposition import choose_format, generate_metrics, generate_openmetrics
+from pytheus.families import build_family
 from pytheus.metrics import Counter, Enum, Gauge, Histogram, Info, Summary
 from pytheus.registry import get_registry
 from pytheus.samples import MetricFamily
 from tests.redis_backend.conftest import LoadBackend
-from tests.redis_backend.helpers import run_script, scrape, scrape_openmetrics
+from tests.redis_backend.helpers import (
+    read_line,
+    run_script,
+    scrape,
+    scrape_openmetrics,
+    start_script,
+)
 from tests.servers import promtool_check_metrics
 
 AWKWARD = {"path": 'a"b\\c\nd', "user": "é€ 🙂", "empty": ""}
@@ -112,3 +121,85 @@ def test_families_are_sorted_by_name_on_every_backend(
     assert names == sorted(names)
     assert list(scrape_openmetrics().types) == names
     assert in_redis.value("m07_total") == 7
+
+
+def fresh_renders() -> tuple[str, str]:
+    """Both formats rendered from series read now and built anew (no kept samples)."""
+    families = [build_family(ms) for ms in get_registry().collect_series()]
+    render_text = choose_format(None)[0]
+    render_openmetrics = choose_format("application/openmetrics-text")[0]
+    return render_text(families), render_openmetrics(families)
+
+
+def without_self_metrics(text: str) -> list[str]:
+    # The backend's own metrics (flush durations) change between two scrapes.
+    return [line for line in text.splitlines() if "pytheus_backend_" not in line]
+
+
+def test_a_scrape_that_keeps_the_last_ones_samples_renders_what_a_fresh_read_does(
+    load_redis_backend: LoadBackend, prefix: str
+) -> None:
+    """A series whose stored value is unchanged keeps its samples and text from the last
+    scrape: every change (a value, a new series, a negative sum that OpenMetrics leaves
+    out, a process that exits and leaves the live gauges) must still show, byte for byte
+    what a read of series built from scratch renders."""
+    backend = load_redis_backend(process_timeout=600)
+    config = {"port": backend.client.connection_pool.connection_kwargs["port"], "prefix": prefix}
+    counter = Counter("requests", "R.", list(AWKWARD))
+    latency = Histogram("latency", "L.", ["path"], buckets=[-1, 1, 5])
+    mode = Enum("mode", "M.", states=["a", "b"])
+    build = Info("build", "B.")
+
+    def check(step: str) -> None:
+        text, om = generate_metrics(), generate_openmetrics()
+        fresh_text, fresh_om = fresh_renders()
+        assert without_self_metrics(text) == without_self_metrics(fresh_text), step
+        assert without_self_metrics(om) == without_self_metrics(fresh_om), step
+
+    proc = start_script("hold", config, 5, 30)  # every gauge mode, while it lives
+    try:
+        read_line(proc)
+        counter.labels(AWKWARD).inc()
+        latency.labels(path="/").observe(2)
+        mode.state("a")
+        build.info({"v": "1"})
+        check("first")
+        check("nothing changed")
+        counter.labels(AWKWARD).inc()
+        latency.labels(path="/").observe(-3)  # a negative sum: not in OpenMetrics
+        latency.labels(path="/new").observe(0.5)
+        mode.state("b")
+        build.info({"v": "2"})
+        check("changed")
+        assert scrape().value("latency_bucket", {"path": "/", "le": "1.0"}) == 1
+        proc.communicate("go\n", timeout=20)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    check("its process gone")
+    assert scrape().get("inprogress") is None
+
+
+def test_series_that_come_and_go_do_not_grow_what_scrapes_keep(
+    load_redis_backend: LoadBackend,
+) -> None:
+    """A scrape keeps each series' samples for the next one; series that leave Redis
+    (expired, deleted) are forgotten, or label values that change all the time would
+    grow the scraping process without bound."""
+    backend = load_redis_backend()
+    Counter("churn", "C.", ["n"]).labels(n="first").inc()
+    assert backend.flush()
+    key = backend.keys.family("churn")
+    largest = 0
+    for generation in range(6):
+        # Written as another process writes them: the JSON list of the label values.
+        fields = {json.dumps([f"{generation}-{n}"]): "1" for n in range(1000)}
+        backend.client.hset(key, mapping=fields)
+        assert len(scrape().series("churn_total")) == 1001
+        backend.client.hdel(key, *fields)
+        largest = max(largest, len(backend._reader._samples["churn"][2]))
+    # Kept up to about twice those in Redis (1,001) and 1,000 more; 6,001 without forgetting.
+    assert 2000 < largest <= 2 * 1001 + 1000
+    assert len(scrape().series("churn_total")) == 1
