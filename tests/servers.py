@@ -33,6 +33,7 @@ __all__ = [
     "LOOPBACK",
     "RedisCluster",
     "RedisServer",
+    "SentinelServer",
     "ServerError",
     "free_port",
     "promtool_check_metrics",
@@ -314,6 +315,51 @@ class RedisServer:
     def __repr__(self) -> str:
         state = "paused" if self._paused else "running" if self.running else "stopped"
         return f"<RedisServer {self.url} {state}>"
+
+
+class SentinelServer(RedisServer):
+    """A Redis Sentinel (``redis-server <conf> --sentinel``) watching one primary.
+
+    Sentinel rewrites its configuration file as it learns the group, so each gets a file of
+    its own in its directory. ``down_after_ms`` and ``failover_timeout_ms`` are short so that
+    a failover completes in seconds; quorum 2 of the usual three sentinels.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        service: str,
+        primary_port: int,
+        down_after_ms: int = 1000,
+        failover_timeout_ms: int = 5000,
+    ) -> None:
+        super().__init__(directory)
+        self.service = service
+        self.primary_port = primary_port
+        self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
+        self.config_path = self.directory / "sentinel.conf"
+
+    def command_line(self) -> list[str]:
+        if not self.config_path.exists():  # kept across restarts: sentinel's own state
+            s = self.service
+            self.config_path.write_text(
+                f"sentinel monitor {s} {self.host} {self.primary_port} 2\n"
+                f"sentinel down-after-milliseconds {s} {self.down_after_ms}\n"
+                f"sentinel failover-timeout {s} {self.failover_timeout_ms}\n"
+                f"sentinel parallel-syncs {s} 1\n"
+            )
+        return [
+            self.executable,
+            str(self.config_path),
+            "--sentinel",
+            "--port", str(self.port),
+            "--bind", self.host,
+            "--dir", str(self.directory),
+            "--daemonize", "no",
+            "--logfile", "",
+        ]  # fmt: skip
 
 
 def promtool_check_metrics(text: str, *, lint: bool = True) -> None:

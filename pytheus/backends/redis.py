@@ -59,10 +59,8 @@ from typing import Any
 
 try:
     import redis
-    from redis.backoff import NoBackoff
     from redis.cluster import RedisCluster
     from redis.exceptions import RedisClusterException
-    from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(
         "The Redis backend needs the redis package: pip install redis hiredis (the 'redis' "
@@ -71,11 +69,10 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 
 from pytheus.backends import close_backend, redis_scripts
 from pytheus.backends.redis_config import (
-    PLAIN_POOLS,
     REDIS_ERRORS,
     RedisConfig,
-    connection_kwargs,
     eviction_risk,
+    replication_risk,
 )
 from pytheus.backends.redis_flush import (
     Chunk,
@@ -96,7 +93,7 @@ from pytheus.exceptions import (
 )
 from pytheus.samples import EMPTY_LABELS, MetricFamily
 
-__all__ = ["MultiProcessRedisBackend", "eviction_risk"]
+__all__ = ["MultiProcessRedisBackend", "eviction_risk", "replication_risk"]
 
 # socket.getaddrinfo() imports the idna codec on first use. Imported here, not by the
 # flusher's first connection: a fork() in the middle of that import (gunicorn --preload
@@ -164,6 +161,8 @@ class _Flush:
         cfg = backend.config
         writer = backend._writer
         self.leave = leave
+        # A scrape's flush (no housekeeping) never waits: the next flusher's confirms it.
+        self.wait = cfg.wait_replicas if housekeeping else 0
         self.heartbeat = writer.heartbeat_args(
             process=backend._process,
             timeout=cfg.process_timeout,
@@ -185,10 +184,28 @@ class _Flush:
             writer.write_args(group, process=backend._process, ttl=cfg.series_ttl > 0)
             for group in self.calls
         ]
+        self.waits = self._waits()
 
     def __len__(self) -> int:
         folds = len(self.own_gauges) + (1 if self.own_gauges else 0)
-        return 1 + len(self.writes) + folds + len(self.checked)
+        return 1 + len(self.writes) + folds + len(self.checked) + len(self.waits)
+
+    def _waits(self) -> list[Any]:
+        """Where the flush ends with a WAIT: None (the one Redis), or each cluster node
+        it writes to (a WAIT counts the writes made on its own connection)."""
+        if not self.wait:
+            return []
+        backend = self.backend
+        if not backend.config.cluster:
+            return [None]
+        client: Any = backend.client
+        keys = [backend.keys.procs, *(k[0] for k, _ in self.writes)]
+        keys += map(backend.keys.family, self.own_gauges)
+        nodes = {}
+        for key in keys:
+            node = client.get_node_from_key(key)
+            nodes[node.name] = node
+        return list(nodes.values())
 
     def add(self, pipe: Any) -> None:
         shas = self.backend._shas
@@ -211,6 +228,26 @@ class _Flush:
         field = "\0q\0" + self.backend._process
         for name in self.checked:
             pipe.hexists(self.backend.keys.family(name), field)
+        # On the connection that wrote: WAIT counts what replicas have of the writes this
+        # connection made, which the retry of a broken pipeline makes again. In a cluster,
+        # one per node written to, on that node's connection of this pipeline.
+        block = self.backend.config.wait_block_ms
+        for node in self.waits:
+            if node is None:
+                pipe.execute_command("WAIT", self.wait, block)
+            else:
+                pipe.execute_command("WAIT", self.wait, block, target_nodes=node)
+
+    def confirmed(self, replies: Sequence[Any]) -> bool:
+        """Whether the flush's WAITs say enough replicas have everything it wrote."""
+        if not self.wait:
+            return False
+        answers = replies[len(self) - len(self.waits) : len(self)]
+        for answer in answers:
+            if isinstance(answer, Exception):
+                self.backend._wait_refused(answer)
+                return False
+        return bool(answers) and all(int(a) >= self.wait for a in answers)
 
     def replies(self, replies: Sequence[Any]) -> tuple[Any, list[Any], Sequence[Any]]:
         """The HEARTBEAT's reply, each chunk's and the checks', from this flush's part of
@@ -223,7 +260,8 @@ class _Flush:
         per_chunk: list[Any] = []
         for group, reply in zip(self.calls, writes, strict=True):
             per_chunk += [reply] * len(group) if isinstance(reply, Exception) else reply
-        return heartbeat, per_chunk, replies[len(self) - len(self.checked) : len(self)]
+        checks_end = len(self) - len(self.waits)
+        return heartbeat, per_chunk, replies[checks_end - len(self.checked) : checks_end]
 
 
 class MultiProcessRedisBackend:
@@ -243,6 +281,13 @@ class MultiProcessRedisBackend:
     dead processes left, since a live process's value is current), ``socket_timeout`` (5)
     and ``socket_connect_timeout`` (2) bound every call, whatever the pool, and
     ``connection_options`` go to ``redis.Redis``.
+
+    Redis Sentinel: ``sentinels`` (``[[host, port], ...]``) and ``service_name`` instead of
+    an address, with ``sentinel_username``/``sentinel_password`` for the sentinels' own
+    authentication. ``wait_replicas`` (1 with Sentinel, else 0) is how many replicas must
+    confirm a flush (``WAIT``, in the flusher thread) before this process forgets its
+    changes, which it sends again meanwhile; ``wait_timeout`` (5) is how long it keeps
+    them unconfirmed (see :mod:`~pytheus.backends.redis_flush` and docs/scaling.md).
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
@@ -280,6 +325,7 @@ class MultiProcessRedisBackend:
         self._last_success = 0.0
         self._eviction_checked = False
         self._rediscover: int | None = None  # SCAN cursor while families are looked for
+        self._wait_error_logged = False
         self._stats = _SelfMetrics()
         for stat in self._stats.all():
             self._remember(stat)
@@ -308,13 +354,7 @@ class MultiProcessRedisBackend:
         multiprocessing.util.register_after_fork(self, _close_at_multiprocessing_exit)
 
     def __repr__(self) -> str:
-        kwargs = connection_kwargs(self.client)
-        if self.config.cluster:
-            where = f"{kwargs.get('host')}:{kwargs.get('port')}"
-            return f"<MultiProcessRedisBackend cluster {where} prefix={self.config.prefix!r}>"
-        where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
-        db = kwargs.get("db", 0)
-        return f"<MultiProcessRedisBackend {where}/{db} prefix={self.config.prefix!r}>"
+        return f"<MultiProcessRedisBackend {self.config.where()} prefix={self.config.prefix!r}>"
 
     # ------------------------------------------------------------------ definitions
 
@@ -398,6 +438,8 @@ class MultiProcessRedisBackend:
         if housekeeping:
             self._flushes += 1
             check = self._flushes % _CHECK_EVERY == 0
+        # What no replica confirmed goes first, before any newer chunk of its family.
+        unconfirmed = writer.take_unconfirmed()
         if writer.pending:
             chunks, writer.pending = writer.pending, []
         else:
@@ -420,6 +462,7 @@ class MultiProcessRedisBackend:
             finally:
                 self._flushing.active = False
             self._stats.pending.value = float(sum(len(c.undo) for c in chunks))
+        chunks = unconfirmed + chunks
         return _Flush(self, chunks, families, leave=leave, housekeeping=housekeeping, check=check)
 
     def _execute(self, add: Callable[[Any], object]) -> list[Any]:
@@ -466,14 +509,15 @@ class MultiProcessRedisBackend:
             took = False
             refusal = refusal or exc
 
-        unanswered = []
-        for chunk, reply in zip(flush.chunks, writes, strict=True):
-            if _unanswered(reply):
-                # Applied or not, nobody knows (a node of a cluster that did not answer):
-                # sent again as it is, which Redis applies once.
-                unanswered.append(chunk)
-                continue
-            writer.take_write(chunk, reply, on_lost=lost_family, on_error=refused)
+        # Applied or not, nobody knows for a chunk whose node did not answer (a cluster's
+        # primary failing over): it is sent again as it is, which Redis applies once.
+        unanswered = [c for c, r in zip(flush.chunks, writes, strict=True) if _unanswered(r)]
+        answered = [(c, r) for c, r in zip(flush.chunks, writes, strict=True) if not _unanswered(r)]
+        chunks = [c for c, _ in answered]
+        held = writer.take_writes(
+            chunks, [r for _, r in answered], on_lost=lost_family, on_error=refused
+        )
+        self._settle_replication(flush, chunks, held, replies)
         if unanswered:
             writer.pending = unanswered + writer.pending
             self._record_failure(next(r for r in writes if _unanswered(r)))
@@ -522,6 +566,42 @@ class MultiProcessRedisBackend:
             self._housekeeping = work
         writer.take_missing(flush.checked, checks, flush.families)
 
+    def _settle_replication(
+        self, flush: _Flush, chunks: Sequence[Chunk], held: Sequence[bool], replies: Sequence[Any]
+    ) -> None:
+        """What the flush's WAIT (if any) confirmed is forgotten, the rest of what Redis
+        applied is kept to be sent again (see :mod:`~pytheus.backends.redis_flush`)."""
+        cfg = self.config
+        writer = self._writer
+        forgotten = writer.forgotten
+        writer.settle_replication(
+            chunks,
+            held,
+            confirmed=flush.confirmed(replies),
+            keep=cfg.wait_replicas > 0,
+            retention=cfg.wait_timeout,
+        )
+        if writer.forgotten and not forgotten:
+            logger.warning(
+                "No %d replica(s) of Redis confirmed this process's metric writes within "
+                "wait_timeout (%s s): they are no longer kept here, and a failover before the "
+                "replicas catch up can lose them. Check the replicas (INFO replication).",
+                cfg.wait_replicas,
+                cfg.wait_timeout,
+            )
+        elif forgotten and not writer.forgotten:
+            logger.warning("Redis's replicas confirm this process's metric writes again.")
+
+    def _wait_refused(self, exc: Exception) -> None:
+        if not self._wait_error_logged:
+            self._wait_error_logged = True
+            logger.error(
+                "Redis refuses WAIT (%s): no replica can confirm the metrics' writes, so they "
+                "are kept for wait_timeout and a failover can lose them. Set wait_replicas=0 "
+                "where Redis has no replicas.",
+                exc,
+            )
+
     def _record_failure(self, exc: Exception) -> None:
         self._stats.errors.value += 1.0
         if not self._failing:
@@ -561,7 +641,7 @@ class MultiProcessRedisBackend:
     def _flush(self, *, housekeeping: bool, leave: bool = False) -> bool:
         with self._flush_lock:
             try:
-                if not self._resend_pending():
+                if not self._resend_pending(housekeeping=housekeeping):
                     return False
             except REDIS_ERRORS as exc:
                 self._record_failure(exc)
@@ -604,7 +684,7 @@ class MultiProcessRedisBackend:
         finally:
             self._in_flight = []
 
-    def _resend_pending(self) -> bool:
+    def _resend_pending(self, *, housekeeping: bool = True) -> bool:
         """Send again, as they were, the chunks whose answer was lost; holds _flush_lock.
 
         Done before anything else, in a round trip of its own: the series of those chunks
@@ -612,7 +692,7 @@ class MultiProcessRedisBackend:
         """
         if not self._writer.pending:
             return True
-        flush = self._prepare_flush()
+        flush = self._prepare_flush(housekeeping=housekeeping)
         start = time.perf_counter()
         try:
             replies = self._send(flush)
@@ -626,7 +706,9 @@ class MultiProcessRedisBackend:
         if not self._eviction_checked:
             self._eviction_checked = True
             try:
-                risk = self._eviction_risk(self.client)
+                risk = next(
+                    (r for r in map(eviction_risk, _infos(self.client, "memory")) if r), None
+                )
             except REDIS_ERRORS as exc:  # INFO denied by an ACL, say
                 logger.debug("Could not read Redis's maxmemory policy: %s", exc)
                 return
@@ -662,40 +744,35 @@ class MultiProcessRedisBackend:
 
     def eviction_risk(self, timeout: float = 1.0) -> str | None:
         """Ask Redis now, within ``timeout`` seconds, whether it may evict our keys (see
-        :func:`eviction_risk`); raise :class:`~pytheus.exceptions.BackendUnavailableError`
-        when it does not answer. For deployment checks, not for the application's path."""
-        pool: Any = getattr(self.client, "connection_pool", None)
-        client = self.client
-        if type(pool) in PLAIN_POOLS:
-            kwargs = {
-                **pool.connection_kwargs,
-                "socket_timeout": timeout,
-                "socket_connect_timeout": timeout,
-                "retry": Retry(NoBackoff(), 0),
-            }
-            client = redis.Redis(
-                connection_pool=redis.ConnectionPool(
-                    connection_class=pool.connection_class, **kwargs
-                )
-            )
+        :func:`eviction_risk`; in a cluster, any primary); raise
+        :class:`~pytheus.exceptions.BackendUnavailableError` when it does not answer. For
+        deployment checks, not for the application's path."""
+        infos = self._infos("memory", timeout, "its maxmemory policy")
+        return next((r for r in map(eviction_risk, infos) if r), None)
+
+    def replication_risk(self, timeout: float = 1.0) -> str | None:
+        """Ask Redis now, within ``timeout`` seconds, whether it has the replicas that
+        ``wait_replicas`` waits for (see :func:`replication_risk`; in a cluster, every
+        primary); raise :class:`~pytheus.exceptions.BackendUnavailableError` when it does
+        not answer. For deployment checks."""
+        wanted = self.config.wait_replicas
+        if not wanted:
+            return None
+        infos = self._infos("replication", timeout, "its replicas")
+        return next((r for i in infos if (r := replication_risk(i, wanted))), None)
+
+    def _infos(self, section: str, timeout: float, what: str) -> list[Mapping[str, Any]]:
+        """``INFO section`` of Redis (of each primary of a cluster), through a client of its
+        own that gives up after ``timeout``."""
+        client = self.config.checking_client(timeout)
         try:
-            return self._eviction_risk(client)
+            return _infos(client, section)
         except REDIS_ERRORS as exc:
-            raise BackendUnavailableError(
-                f"cannot ask Redis ({self!r}) for its maxmemory policy: {exc}"
-            ) from exc
+            raise BackendUnavailableError(f"cannot ask Redis ({self!r}) for {what}: {exc}") from exc
         finally:
             if client is not self.client and isinstance(client, redis.Redis):
                 client.close()
                 client.connection_pool.disconnect()
-
-    def _eviction_risk(self, client: Any) -> str | None:
-        """:func:`eviction_risk` of Redis, or of the first primary of a cluster at risk."""
-        if not self.config.cluster:
-            return eviction_risk(client.info("memory"))
-        infos = client.info("memory", target_nodes=client.PRIMARIES)
-        risks = [eviction_risk(info) for info in infos.values() if isinstance(info, Mapping)]
-        return next((r for r in risks if r), None)
 
     def status(self) -> dict[str, Any]:
         """Health figures for dashboards: no secrets, no network I/O."""
@@ -842,18 +919,23 @@ class MultiProcessRedisBackend:
         # The last flush also tells Redis this process is gone (in the same round trip:
         # an exiting worker should not wait for two).
         took = self._flush(housekeeping=True, leave=True)
+        unconfirmed = sorted({c.name for c in self._writer.unconfirmed})
+        if unconfirmed:
+            logger.warning(
+                "This process exits with writes of %s that Redis applied but no replica "
+                "confirmed (wait_replicas=%d): a failover before they replicate loses them.",
+                ", ".join(map(repr, unconfirmed)),
+                self.config.wait_replicas,
+            )
         if self._writer.conflicts:
             logger.warning(
                 "This process exits with values of %s that it kept while Redis held another "
                 "definition of them (which a live process still holds): they are lost.",
                 ", ".join(map(repr, sorted(self._writer.conflicts))),
             )
-        if self.config.owns_client:
-            # Its sockets would otherwise stay open until the garbage collector found
-            # the backend (replaced by load_backend(), say). A later call reconnects.
-            self.client.close()
-            if isinstance(self.client, redis.Redis):
-                self.client.connection_pool.disconnect()
+        # Its sockets would otherwise stay open until the garbage collector found the
+        # backend (replaced by load_backend(), say).
+        self.config.close_client()
         return took
 
     # ------------------------------------------------------------------ scraping
@@ -900,7 +982,7 @@ class MultiProcessRedisBackend:
         with self._flush_lock:
             flush: _Flush | None = None
             try:
-                if self._resend_pending():
+                if self._resend_pending(housekeeping=False):
                     flush = self._prepare_flush(housekeeping=False)
 
                 def first(pipe: Any) -> None:
@@ -947,6 +1029,15 @@ def _close_at_multiprocessing_exit(backend: MultiProcessRedisBackend) -> None:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _infos(client: Any, section: str) -> list[Mapping[str, Any]]:
+    """``INFO section`` of a Redis, or of each primary of a cluster."""
+    if isinstance(client, RedisCluster):
+        answers = client.info(section, target_nodes=RedisCluster.PRIMARIES)
+        return [i for i in answers.values() if isinstance(i, Mapping)]
+    info: Mapping[str, Any] = client.info(section)
+    return [info]
 
 
 def _unanswered(reply: Any) -> bool:

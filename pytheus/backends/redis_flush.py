@@ -20,6 +20,19 @@ Redis loses (evicted, deleted) takes them along with the values they guard, so a
 can never be applied twice; Redis reports the loss instead, and this process writes that
 family's series again.
 
+**Replication** (``wait_replicas`` > 0, Sentinel's default): Redis acknowledges a write
+before its replicas have it, so a primary that dies right after can take acknowledged
+changes with it. Applied chunks are therefore kept as *unconfirmed* and sent again at the
+front of every flush (cheap: Redis answers "already applied" from their sequence
+numbers) until a flush that carried them ends with ``WAIT`` and enough replicas confirm
+(only the flusher's flushes wait; a scrape's never does), or until ``wait_timeout``
+passes. After a failover, the new primary lacks exactly the chunks it never received,
+with their sequence numbers (they replicate in the same hash as the values), so the
+resend applies each of those once and the rest not again. Should the new primary lack
+more than this process still holds (a replica behind the one that confirmed, or
+``wait_replicas=0``), Redis says where its sequence stops; this process carries on from
+there (see :meth:`Writer.settle_replication`) instead of being refused for ever.
+
 A family that Redis holds under another definition (a deploy that changed buckets or
 labels, while processes of the previous release still run) keeps its changes here: each
 flush only asks whether the other definition is still held by a live process; once none
@@ -29,6 +42,7 @@ is, this definition replaces it and everything counted meanwhile is sent.
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -133,6 +147,9 @@ class Chunk:
     # (series, its previous shadow entry, whether it was announced): for undo().
     undo: list[tuple[Any, tuple[str, Any] | None, bool]] = field(default_factory=list)
     cost: int = 0
+    # When Redis first applied it (time.monotonic()), while it waits for a replica's
+    # confirmation: never undone from then on, only sent again.
+    applied: float | None = None
 
 
 @dataclass
@@ -180,6 +197,9 @@ class Writer:
         self.registered: set[str] = set()  # in the list of families (under self.epoch)
         self.epoch: str | None = None
         self.pending: list[Chunk] = []  # sent, no answer
+        self.unconfirmed: list[Chunk] = []  # applied, no replica confirmed them yet
+        self.gaps: dict[str, int] = {}  # family -> where Redis's sequence stops (a flush's)
+        self.forgotten = 0  # unconfirmed chunks given up since a replica last confirmed
         self.help_due: set[str] = set()
         self.announce = weakref.WeakSet()
         # What the HEARTBEAT is to record before the WRITEs that need it are applied (in
@@ -443,18 +463,23 @@ class Writer:
         chunk: Chunk,
         reply: Any,
         *,
+        first: bool = True,
         on_lost: Callable[[str], None],
         on_error: Callable[[Chunk, Exception], None],
-    ) -> None:
-        """Apply a WRITE's answer to the chunk (see the module docstring)."""
+    ) -> bool:
+        """Apply a WRITE's answer to the chunk (see the module docstring); return whether
+        Redis holds the chunk now (applied by this call or before)."""
         if isinstance(reply, Exception):
-            self.undo(chunk)
+            if chunk.applied is None:
+                self.undo(chunk)
             on_error(chunk, reply)
-            return
+            return False
         status, other, lost, malformed, dropped = reply
         status = int(status)
         name = chunk.name
         if status in (0, 1, 3):
+            if chunk.applied is None:
+                chunk.applied = time.monotonic()
             self.acked[name] = max(self.acked.get(name, 0), chunk.seq)
             waited = self.conflicts.pop(name, None)
             if status == 3:
@@ -486,23 +511,13 @@ class Writer:
                 )
             if int(lost):
                 on_lost(name)
-            return
-        self.undo(chunk)
-        if status == -1 and chunk.seq == self.acked.get(name, 0) + 1:
-            # Not an earlier chunk of this flush refused: Redis has fewer of this
-            # process's chunks than it applied. Carry on from what it has (what it lost is
-            # lost: see the replicas option for failovers).
-            behind = int(_text(other) or 0)
-            logger.warning(
-                "Redis holds %d of this process's %d writes to metric %r: it lost some it "
-                "had applied (restored from an older snapshot, or failed over to a replica "
-                "that lagged). Writing from what it holds on.",
-                behind,
-                self.acked.get(name, 0),
-                name,
-            )
-            self.acked[name] = behind
-            return
+            return True
+        if status == -1 and first and other not in (None, "") and int(_text(other)) < chunk.seq - 1:
+            # The first chunk of its family in this flush, and Redis's sequence stops
+            # before it: Redis lacks chunks that it had applied (a failover, a restore).
+            self.gaps[name] = int(_text(other))
+        if chunk.applied is None:
+            self.undo(chunk)
         if status == 2:
             other = _text(other)
             if self.conflicts.get(name) != other:
@@ -519,6 +534,84 @@ class Writer:
                     name,
                 )
             self.conflicts[name] = other
+        return False
+
+    def take_writes(
+        self,
+        chunks: Sequence[Chunk],
+        replies: Sequence[Any],
+        *,
+        on_lost: Callable[[str], None],
+        on_error: Callable[[Chunk, Exception], None],
+    ) -> list[bool]:
+        """Apply the answers to a flush's chunks, in order; return which ones Redis holds."""
+        seen: set[str] = set()
+        held = []
+        for chunk, reply in zip(chunks, replies, strict=True):
+            first = chunk.name not in seen
+            seen.add(chunk.name)
+            held.append(
+                self.take_write(chunk, reply, first=first, on_lost=on_lost, on_error=on_error)
+            )
+        return held
+
+    # ------------------------------------------------------------------ replication (WAIT)
+
+    def take_unconfirmed(self) -> list[Chunk]:
+        """The applied chunks that no replica confirmed yet, taken to go first in the next
+        flush (they come back through :meth:`settle_replication` unless confirmed)."""
+        chunks, self.unconfirmed = self.unconfirmed, []
+        return chunks
+
+    def settle_replication(
+        self,
+        chunks: Sequence[Chunk],
+        held: Sequence[bool],
+        *,
+        confirmed: bool,
+        keep: bool,
+        retention: float,
+    ) -> None:
+        """After a flush's answers: forget the chunks that Redis holds and replicas
+        confirmed (``confirmed``: the flush ended with a WAIT that enough replicas
+        answered), keep the other applied ones (``keep``: wait_replicas > 0) for at most
+        ``retention`` seconds, and carry on from where Redis's sequence stops for the
+        families it lacks chunks of (:attr:`gaps`).
+        """
+        gaps, self.gaps = self.gaps, {}
+        kept: list[Chunk] = []
+        if keep:
+            oldest = time.monotonic() - retention
+            for chunk, ok in zip(chunks, held, strict=True):
+                if chunk.applied is None or (ok and confirmed):
+                    continue
+                if chunk.applied < oldest and chunk.name not in gaps:
+                    self.forgotten += 1
+                    continue
+                kept.append(chunk)
+            if confirmed:
+                self.forgotten = 0
+        for name, stops in gaps.items():
+            # Redis holds this family up to chunk `stops` of this process and lacks what
+            # came after. The applied chunks kept here go again, numbered from there;
+            # those given up (or confirmed by a replica that was not the one promoted)
+            # are lost.
+            seq = stops
+            for chunk in kept:
+                if chunk.name == name:
+                    seq += 1
+                    chunk.seq = seq
+            logger.warning(
+                "Redis lacks changes of metric %r that it had acknowledged (a failover to a "
+                "replica that had not received them, or a restore from an older copy): "
+                "this process carries on from what Redis holds; %s",
+                name,
+                f"the {seq - stops} writes it still kept are sent again."
+                if seq > stops
+                else "what it had sent since is lost.",
+            )
+            self.acked[name] = seq
+        self.unconfirmed = kept + self.unconfirmed
 
 
 def _text(value: Any) -> str:
