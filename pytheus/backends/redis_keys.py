@@ -11,7 +11,8 @@ the keys of the whole prefix on another, so that every script call touches one s
 ``P:{<family>}``             hash, one per metric family (see below)
 ``P:{@}:families``           hash: family name -> "" (which families exist), and the
                              field ``\\0epoch``, a token made when this hash was created:
-                             a process that sees it change knows the hash was lost
+                             a process that sees it change knows the hash was lost, and
+                             ``\\0expiry``, where idle-series expiry goes on next
 ``P:{@}:procs``              sorted set: live process -> Redis time of its last flush
 ``P:{@}:last``               string: Redis time of the last flush of any process
 ``P:{@}:dead``               sorted set: reaped process -> when it was reaped

@@ -95,7 +95,12 @@ WRITE = (
     + r"""
 local proc, ttl_on = ARGV[1], ARGV[2] == '1'
 local qfield = '\0q\0' .. proc
-local now = clock()
+local time_now = nil
+-- Redis's clock, read once and only if needed (gauges, series ttl): TIME costs.
+local function now()
+  if not time_now then time_now = clock() end
+  return time_now
+end
 local live, at = nil, 4
 if ARGV[3] ~= '-' then
   live, at = {}, 4 + tonumber(ARGV[3])
@@ -238,7 +243,7 @@ local function write(fam, touched, at, stop)
       end
     end
   elseif kind == 'g' then
-    local stamp, own = ',' .. num(now), '\0p\0' .. proc
+    local stamp, own = ',' .. num(now()), '\0p\0' .. proc
     for i = first, stop, 2 do
       set[#set + 1], set[#set + 2] = ARGV[i] .. own, ARGV[i + 1] .. stamp
     end
@@ -250,7 +255,8 @@ local function write(fam, touched, at, stop)
   if ttl_on and stop >= first then
     -- What expiry deletes: the series, or what dead processes left of a gauge.
     local suffix, add = kind == 'g' and '\0r' or '', {}
-    for i = first, stop, 2 do add[#add + 1], add[#add + 2] = now, ARGV[i] .. suffix end
+    local at_time = now()
+    for i = first, stop, 2 do add[#add + 1], add[#add + 2] = at_time, ARGV[i] .. suffix end
     redis.call('ZADD', touched, unpack(add))
   end
   return {status, other, lost, bad, dropped}
@@ -329,16 +335,14 @@ if redis.call('ZSCORE', dead, proc) then
   reaped = 1
   redis.call('ZREM', dead, proc)
   redis.call('ZREM', fold, proc)
-elseif ARGV[4] == '1' and not redis.call('ZSCORE', procs, proc) then
-  lost = 1
 end
 if leave ~= '' then
   redis.call('ZREM', procs, proc)
   redis.call('ZADD', fold, now, proc)
   -- Its sequence numbers are forgotten once its last flush can no longer be sent again.
   redis.call('ZADD', dead, now - retention + tonumber(leave), proc)
-else
-  redis.call('ZADD', procs, now, proc)
+elseif redis.call('ZADD', procs, now, proc) == 1 and reaped == 0 and ARGV[4] == '1' then
+  lost = 1  -- it flushed before, yet Redis did not know it
 end
 
 local live = {}
@@ -366,9 +370,13 @@ if turn > 0 and redis.call('SET', KEYS[8], proc, 'PX', turn, 'NX') then
     end
   end
   if ARGV[8] == '1' then
-    for _, name in ipairs(redis.call('HRANDFIELD', families, 5)) do
-      if string.byte(name, 1) ~= 0 then to_expire[#to_expire + 1] = name end
+    -- Five families per turn, in turn: where the last turn stopped is kept in the list.
+    local names, at = {}, tonumber(redis.call('HGET', families, '\0expiry')) or 0
+    for _, name in ipairs(redis.call('HKEYS', families)) do
+      if string.byte(name, 1) ~= 0 then names[#names + 1] = name end
     end
+    for k = 1, math.min(5, #names) do to_expire[k] = names[(at + k - 1) % #names + 1] end
+    redis.call('HSET', families, '\0expiry', #names > 0 and (at + 5) % #names or 0)
   end
 end
 
