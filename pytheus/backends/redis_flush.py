@@ -340,6 +340,7 @@ class Writer:
             *sequences,
             len(gauges),
             *gauges,
+            self.epoch or "",
         ]
         return Heartbeat(script_keys, args, register, sequences, gauges)
 
@@ -373,8 +374,10 @@ class Writer:
 
     # ------------------------------------------------------------------ answers
 
-    def take_heartbeat(self, reply: Sequence[Any], sent: Heartbeat) -> HeartbeatReply:
+    def take_heartbeat(self, reply: Sequence[Any] | int, sent: Heartbeat) -> HeartbeatReply:
         """Apply a HEARTBEAT's answer (its ``sent`` arguments) and return what it said."""
+        if isinstance(reply, int):  # 0, nothing to say: the list of families is as known
+            reply = (0, 0, self.epoch, 0, [], [], [], [])
         reaped, lost, epoch, created, live, to_fold, to_forget, to_expire = reply
         epoch = _text(epoch)
         if self.epoch is not None and epoch != self.epoch:
