@@ -34,7 +34,7 @@ def _free_port() -> int:
 class RedisServer:
     """``with RedisServer(directory) as server:`` ... ``server.url``."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, extra_args: list[str] | None = None) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RedisServerError(
@@ -54,6 +54,7 @@ class RedisServer:
             "--appendonly", "no",
             "--daemonize", "no",
             "--logfile", "",
+            *(extra_args or []),
         ]  # fmt: skip
         self._log: IO[bytes] | None = None
         self._proc: subprocess.Popen[bytes] | None = None

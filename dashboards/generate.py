@@ -351,7 +351,9 @@ def backend() -> list[Panel]:
         ),
         graph(
             "Flush age",
-            "Seconds since the least recently flushed live process wrote its metrics to Redis.",
+            "Seconds since the least recently flushed live process wrote its metrics to Redis "
+            "(each process sends this time with every tenth flush: up to ten flush intervals "
+            "more).",
             "s",
             query(
                 "time() - min by (instance) "

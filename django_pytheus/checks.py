@@ -27,6 +27,9 @@ django_pytheus.I001  Info    (``--deploy``) Redis did not answer within a second
 django_pytheus.W007  Warning ``CELERY`` is on with the in-memory backend (and tasks are
                              not eager): what Celery workers record never reaches
                              ``/metrics``
+django_pytheus.W008  Warning (``--deploy``) the Redis backend's ``wait_replicas`` exceeds
+                             the replicas connected to the primary: no flush is
+                             ever confirmed, and a failover can lose counts
 ==================== ======= ==========================================================
 
 Silence a warning you mean to live with in ``SILENCED_SYSTEM_CHECKS``. The app registers
@@ -58,6 +61,7 @@ __all__ = [
     "check_middleware",
     "check_models",
     "check_redis_eviction",
+    "check_redis_replication",
     "check_redis_shared_with_cache",
     "check_security",
     "check_settings",
@@ -306,7 +310,13 @@ def check_redis_shared_with_cache(app_configs: Any = None, **kwargs: Any) -> lis
     backend = _redis_backend()
     if backend is None:
         return []
-    ours = _database(backend.client.connection_pool.connection_kwargs)
+    pool = getattr(backend.client, "connection_pool", None)
+    if pool is None or getattr(pool, "service_name", None) is not None:
+        # Through Sentinel the primary's address is known only by asking the sentinels
+        # (I/O a check must not do), and a cluster has a pool per node and only db 0:
+        # nothing to compare a cache's LOCATION with.
+        return []
+    ours = _database(pool.connection_kwargs)
     shared = [
         alias
         for alias, cache in (getattr(settings, "CACHES", None) or {}).items()
@@ -357,6 +367,28 @@ def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
     ]
 
 
+def check_redis_replication(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W008 (``--deploy``): the primary has the replicas that ``wait_replicas`` waits for.
+    (A Redis that does not answer in time is I001's to report.)"""
+    backend = _redis_backend()
+    if backend is None:
+        return []
+    try:
+        risk = backend.replication_risk(timeout=EVICTION_CHECK_TIMEOUT)
+    except BackendUnavailableError:
+        return []
+    if risk is None:
+        return []
+    return [
+        Warning(
+            f"{risk} ({backend!r})",
+            hint='Set PYTHEUS["BACKEND_CONFIG"]["wait_replicas"] to the number of replicas '
+            "the primary has (0 where it has none), or bring the replicas back.",
+            id="django_pytheus.W008",
+        )
+    ]
+
+
 Check = Callable[..., list[CheckMessage]]
 
 #: Every check with the tags it is registered under and whether it runs only with
@@ -370,5 +402,6 @@ CHECKS: Sequence[tuple[Check, tuple[str, ...], bool]] = (
     (check_security, (Tags.security,), False),
     (check_redis_shared_with_cache, (), False),
     (check_redis_eviction, (), True),
+    (check_redis_replication, (), True),
     (check_celery, (), False),
 )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system programs the test suite runs for real: redis-server (the Redis backend's
-# tests start their own servers on free loopback ports), promtool and the Prometheus server (both
+# tests start their own servers on free loopback ports; the Sentinel tests run it with
+# --sentinel, so Debian's redis-sentinel package is not needed), promtool and the Prometheus server (both
 # from Debian's `prometheus` package; promtool checks our exposition output, the server scrapes the
 # demo in tests/e2e) and Debian's headless-capable Chromium at
 # /usr/bin/chromium (Playwright drives it in the admin page's browser tests; `playwright install`

@@ -19,7 +19,7 @@ from tests.helpers import installed_registry
 from tests.servers import RedisServer, require_program
 
 # Tests that use one of these fixtures get the `redis` marker, so `-m "not redis"` leaves them out.
-REDIS_FIXTURES = frozenset({"redis_server", "redis_server_factory"})
+REDIS_FIXTURES = frozenset({"redis_server", "redis_server_factory", "replicated"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

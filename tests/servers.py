@@ -31,7 +31,9 @@ import pytest
 
 __all__ = [
     "LOOPBACK",
+    "RedisCluster",
     "RedisServer",
+    "SentinelServer",
     "ServerError",
     "free_port",
     "promtool_check_metrics",
@@ -315,6 +317,51 @@ class RedisServer:
         return f"<RedisServer {self.url} {state}>"
 
 
+class SentinelServer(RedisServer):
+    """A Redis Sentinel (``redis-server <conf> --sentinel``) watching one primary.
+
+    Sentinel rewrites its configuration file as it learns the group, so each gets a file of
+    its own in its directory. ``down_after_ms`` and ``failover_timeout_ms`` are short so that
+    a failover completes in seconds; quorum 2 of the usual three sentinels.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        service: str,
+        primary_port: int,
+        down_after_ms: int = 1000,
+        failover_timeout_ms: int = 5000,
+    ) -> None:
+        super().__init__(directory)
+        self.service = service
+        self.primary_port = primary_port
+        self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
+        self.config_path = self.directory / "sentinel.conf"
+
+    def command_line(self) -> list[str]:
+        if not self.config_path.exists():  # kept across restarts: sentinel's own state
+            s = self.service
+            self.config_path.write_text(
+                f"sentinel monitor {s} {self.host} {self.primary_port} 2\n"
+                f"sentinel down-after-milliseconds {s} {self.down_after_ms}\n"
+                f"sentinel failover-timeout {s} {self.failover_timeout_ms}\n"
+                f"sentinel parallel-syncs {s} 1\n"
+            )
+        return [
+            self.executable,
+            str(self.config_path),
+            "--sentinel",
+            "--port", str(self.port),
+            "--bind", self.host,
+            "--dir", str(self.directory),
+            "--daemonize", "no",
+            "--logfile", "",
+        ]  # fmt: skip
+
+
 def promtool_check_metrics(text: str, *, lint: bool = True) -> None:
     """Check an exposition in the text format (0.0.4) with ``promtool check metrics``.
 
@@ -351,3 +398,119 @@ def promtool_check_metrics(text: str, *, lint: bool = True) -> None:
     raise AssertionError(
         f"promtool check metrics exited with {result.returncode}:\n{report}\n--- input:\n{text}"
     )
+
+
+class RedisCluster:
+    """A Redis Cluster of ``primaries`` primaries, each with ``replicas`` replicas: Debian's
+    ``redis-server`` in cluster mode on free loopback ports (client and bus), made with
+    ``redis-cli --cluster create``. Each node is a :class:`RedisServer` in a directory of its
+    own, so a test can kill, pause or restart one by its own pid."""
+
+    def __init__(self, directory: Path, *, primaries: int = 3, replicas: int = 1) -> None:
+        self.directory = Path(directory)
+        self.primaries = primaries
+        self.replicas = replicas
+        self.nodes: list[RedisServer] = []
+        for i in range(primaries * (1 + replicas)):
+            bus = free_port()
+            node = RedisServer(
+                self.directory / f"node{i}",
+                extra_args=[
+                    "--cluster-enabled", "yes",
+                    "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", "1000",
+                    "--cluster-port", str(bus),
+                    # A replica takes over however far behind it was: the tests count on
+                    # our retries, not on Redis's replication being complete.
+                    "--cluster-replica-validity-factor", "0",
+                ],
+            )  # fmt: skip
+            self.nodes.append(node)
+
+    @property
+    def host(self) -> str:
+        return LOOPBACK
+
+    @property
+    def port(self) -> int:
+        return self.nodes[0].port
+
+    def start(self, timeout: float = 60.0) -> Self:
+        for node in self.nodes:
+            node.start()
+        cli = require_program("redis-cli")
+        command = [cli, "--cluster", "create", *(f"{n.host}:{n.port}" for n in self.nodes)]
+        command += ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise ServerError(f"redis-cli --cluster create failed:\n{result.stdout}{result.stderr}")
+        self.wait_until_ok(timeout)
+        return self
+
+    def info(self, node: RedisServer) -> dict[str, str]:
+        """``CLUSTER INFO`` of one node, as a dict."""
+        out = self.cli(node, "cluster", "info")
+        return dict(line.split(":", 1) for line in out.split() if ":" in line)
+
+    def roles(self) -> dict[str, list[RedisServer]]:
+        """The running nodes by their role: "master" or "slave" (``INFO replication``)."""
+        out: dict[str, list[RedisServer]] = {"master": [], "slave": []}
+        for node in self.nodes:
+            if node.running and not node.paused:
+                role = self.cli(node, "info", "replication")
+                for line in role.split():
+                    if line.startswith("role:"):
+                        out.setdefault(line[5:], []).append(node)
+        return out
+
+    def cli(self, node: RedisServer, *args: str) -> str:
+        return subprocess.run(
+            [require_program("redis-cli"), "-p", str(node.port), *args],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout
+
+    def wait_until_ok(self, timeout: float = 60.0, *, replicated: bool = True) -> None:
+        """Until every running node says the cluster is ok with every slot served (and,
+        with ``replicated``, each primary has its replicas in sync)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            infos = [self.info(n) for n in self.nodes if n.running and not n.paused]
+            ok = infos and all(
+                i.get("cluster_state") == "ok" and i.get("cluster_slots_ok") == "16384"
+                for i in infos
+            )
+            if ok and replicated:
+                primaries = self.roles()["master"]
+                ok = len(primaries) == self.primaries and all(
+                    self.cli(p, "info", "replication").count("state=online") >= self.replicas
+                    for p in primaries
+                )
+            if ok:
+                return
+            if time.monotonic() >= deadline:
+                raise ServerError(f"The Redis Cluster is not ok after {timeout} s: {infos}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

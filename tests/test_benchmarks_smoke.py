@@ -275,3 +275,35 @@ def test_quick_scale_section(tmp_path: Path) -> None:
     assert any(line.startswith("| Redis CPU per flush (fit, INFO cpu)") for line in lines)
     printed = json.loads(next(line for line in lines if line.startswith('{"redis_cpu')))
     assert printed == figures
+
+
+@pytest.mark.redis
+def test_replication_wait_runs(tmp_path: Path) -> None:
+    """benchmarks/replication_wait.py: a primary and its replica, a flush with and without
+    WAIT, and the figures for both (their size is for the benchmark to say)."""
+    require_program("redis-server")
+    report = tmp_path / "wait.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "replication_wait.py"),
+            "--rounds",
+            "5",
+            "--series",
+            "10",
+            "--repeats",
+            "1",
+            "--json",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "WAIT adds" in proc.stdout
+    rows = json.loads(report.read_text())
+    assert [(r["series"], r["wait_replicas"]) for r in rows] == [(10, 0), (10, 1)]
+    assert all(r["median_ms"] > 0 and r["p99_ms"] >= r["median_ms"] for r in rows)

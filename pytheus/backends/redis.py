@@ -59,8 +59,8 @@ from typing import Any
 
 try:
     import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
+    from redis.cluster import RedisCluster
+    from redis.exceptions import RedisClusterException
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(
         "The Redis backend needs the redis package: pip install redis hiredis (the 'redis' "
@@ -68,10 +68,16 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     ) from exc
 
 from pytheus.backends import close_backend, redis_scripts
-from pytheus.backends.redis_config import PLAIN_POOLS, RedisConfig, eviction_risk
+from pytheus.backends.redis_config import (
+    REDIS_ERRORS,
+    RedisConfig,
+    eviction_risk,
+    replication_risk,
+)
 from pytheus.backends.redis_flush import (
     Chunk,
     FamilyToFlush,
+    Housekeeping,
     Writer,
     calls,
     is_out_of_memory,
@@ -87,7 +93,7 @@ from pytheus.exceptions import (
 )
 from pytheus.samples import EMPTY_LABELS, MetricFamily
 
-__all__ = ["MultiProcessRedisBackend", "eviction_risk"]
+__all__ = ["MultiProcessRedisBackend", "eviction_risk", "replication_risk"]
 
 # socket.getaddrinfo() imports the idna codec on first use. Imported here, not by the
 # flusher's first connection: a fork() in the middle of that import (gunicorn --preload
@@ -105,6 +111,11 @@ _SEQ_RETENTION = 24 * 3600.0
 _RLOCK = type(threading.RLock())
 # Rediscovery of families after the list of families was lost: SCAN calls per flush.
 _REDISCOVER_CALLS = 10
+# Every how many flushes of the flusher a process checks that the families it wrote to
+# still hold its sequence number (Redis lost them: evicted, deleted).
+_CHECK_EVERY = 10
+# FOLD's "when the process went" for a process folding its own values as it leaves.
+_ALWAYS = "1e300"
 
 
 class _WriteThroughLock:
@@ -131,7 +142,8 @@ class _WriteThroughLock:
 
 
 class _Flush:
-    """One flush's part of a pipeline: a HEARTBEAT and the WRITEs of its chunks."""
+    """One flush's part of a pipeline: a HEARTBEAT, the WRITEs of its chunks, and now and
+    then a look at whether the families this process wrote to still know it."""
 
     def __init__(
         self,
@@ -141,6 +153,7 @@ class _Flush:
         *,
         leave: bool = False,
         housekeeping: bool = True,
+        check: bool = False,
     ) -> None:
         self.backend = backend
         self.chunks = chunks
@@ -148,55 +161,107 @@ class _Flush:
         cfg = backend.config
         writer = backend._writer
         self.leave = leave
+        # A scrape's flush (no housekeeping) never waits: the next flusher's confirms it.
+        self.wait = cfg.wait_replicas if housekeeping else 0
         self.heartbeat = writer.heartbeat_args(
             process=backend._process,
             timeout=cfg.process_timeout,
             retention=_SEQ_RETENTION,
-            ttl=cfg.series_ttl,
             known=backend._known,
             leave=cfg.leave_retention if leave else None,
-            housekeeping=housekeeping,
+            turn_ms=cfg.turn_ms if housekeeping and not leave else 0,
+            expiry=cfg.series_ttl > 0,
             families=families,
         )
-        modes = {n: f.metric.definition.multiprocess_mode for n, f in families.items()}
-        self.calls = calls(chunks)
+        # A family that lost this process's sequence number is found by the WRITE that
+        # next changes it; one that no series of this process changes, by this check.
+        self.checked = writer.checked_families() if check and not leave else []
+        # A process that leaves folds its own gauge values at once, in the same round
+        # trip: a summed gauge must not dip until the next housekeeping turn.
+        self.own_gauges = writer.gauges_written(families.values()) if leave else {}
+        self.calls = calls(chunks, one_family=cfg.cluster)
         self.writes = [
-            writer.write_args(
-                group,
-                process=backend._process,
-                timeout=cfg.process_timeout,
-                ttl=cfg.series_ttl > 0,
-                modes=modes,
-            )
+            writer.write_args(group, process=backend._process, ttl=cfg.series_ttl > 0)
             for group in self.calls
         ]
+        self.waits = self._waits()
 
     def __len__(self) -> int:
-        return 1 + len(self.writes)
+        folds = len(self.own_gauges) + (1 if self.own_gauges else 0)
+        return 1 + len(self.writes) + folds + len(self.checked) + len(self.waits)
+
+    def _waits(self) -> list[Any]:
+        """Where the flush ends with a WAIT: None (the one Redis), or each cluster node
+        it writes to (a WAIT counts the writes made on its own connection)."""
+        if not self.wait:
+            return []
+        backend = self.backend
+        if not backend.config.cluster:
+            return [None]
+        client: Any = backend.client
+        keys = [backend.keys.procs, *(k[0] for k, _ in self.writes)]
+        keys += map(backend.keys.family, self.own_gauges)
+        nodes = {}
+        for key in keys:
+            node = client.get_node_from_key(key)
+            nodes[node.name] = node
+        return list(nodes.values())
 
     def add(self, pipe: Any) -> None:
         shas = self.backend._shas
-        keys, args, _, _ = self.heartbeat
+        beat = self.heartbeat
         # A process that leaves does so after its last changes: its gauge values, folded
         # as it leaves, must all be there already.
         if not self.leave:
-            pipe.evalsha(shas["HEARTBEAT"], len(keys), *keys, *args)
+            pipe.evalsha(shas["HEARTBEAT"], len(beat.keys), *beat.keys, *beat.args)
         for write_keys, write_args in self.writes:
             pipe.evalsha(shas["WRITE"], len(write_keys), *write_keys, *write_args)
         if self.leave:
-            pipe.evalsha(shas["HEARTBEAT"], len(keys), *keys, *args)
+            pipe.evalsha(shas["HEARTBEAT"], len(beat.keys), *beat.keys, *beat.args)
+            process = self.backend._process
+            for name, args in self.own_gauges.items():
+                fam = self.backend.keys.family(name)
+                pipe.evalsha(shas["FOLD"], 1, fam, process, _ALWAYS, *args)
+            if self.own_gauges:
+                # What a housekeeping turn would otherwise fold (again: no harm).
+                pipe.delete(self.backend.keys.gauges_of(process))
+        field = "\0q\0" + self.backend._process
+        for name in self.checked:
+            pipe.hexists(self.backend.keys.family(name), field)
+        # On the connection that wrote: WAIT counts what replicas have of the writes this
+        # connection made, which the retry of a broken pipeline makes again. In a cluster,
+        # one per node written to, on that node's connection of this pipeline.
+        block = self.backend.config.wait_block_ms
+        for node in self.waits:
+            if node is None:
+                pipe.execute_command("WAIT", self.wait, block)
+            else:
+                pipe.execute_command("WAIT", self.wait, block, target_nodes=node)
 
-    def replies(self, replies: Sequence[Any]) -> tuple[Any, list[Any]]:
-        """The HEARTBEAT's reply and each chunk's, from this flush's part of a pipeline
-        (a call refused whole, out of memory say, is each of its chunks' answer)."""
+    def confirmed(self, replies: Sequence[Any]) -> bool:
+        """Whether the flush's WAITs say enough replicas have everything it wrote."""
+        if not self.wait:
+            return False
+        answers = replies[len(self) - len(self.waits) : len(self)]
+        for answer in answers:
+            if isinstance(answer, Exception):
+                self.backend._wait_refused(answer)
+                return False
+        return bool(answers) and all(int(a) >= self.wait for a in answers)
+
+    def replies(self, replies: Sequence[Any]) -> tuple[Any, list[Any], Sequence[Any]]:
+        """The HEARTBEAT's reply, each chunk's and the checks', from this flush's part of
+        a pipeline (a call refused whole, out of memory say, is each of its chunks' answer)."""
+        n = len(self.writes)
         if self.leave:
-            heartbeat, writes = replies[len(self.writes)], replies[: len(self.writes)]
+            heartbeat, writes = replies[n], replies[:n]
         else:
-            heartbeat, writes = replies[0], replies[1 : len(self.writes) + 1]
+            heartbeat, writes = replies[0], replies[1 : n + 1]
         per_chunk: list[Any] = []
         for group, reply in zip(self.calls, writes, strict=True):
             per_chunk += [reply] * len(group) if isinstance(reply, Exception) else reply
-        return heartbeat, per_chunk
+        checks_end = len(self) - len(self.waits)
+        return heartbeat, per_chunk, replies[checks_end - len(self.checked) : checks_end]
 
 
 class MultiProcessRedisBackend:
@@ -216,12 +281,19 @@ class MultiProcessRedisBackend:
     dead processes left, since a live process's value is current), ``socket_timeout`` (5)
     and ``socket_connect_timeout`` (2) bound every call, whatever the pool, and
     ``connection_options`` go to ``redis.Redis``.
+
+    Redis Sentinel: ``sentinels`` (``[[host, port], ...]``) and ``service_name`` instead of
+    an address, with ``sentinel_username``/``sentinel_password`` for the sentinels' own
+    authentication. ``wait_replicas`` (1 with Sentinel, else 0) is how many replicas must
+    confirm a flush (``WAIT``, in the flusher thread) before this process forgets its
+    changes, which it sends again meanwhile; ``wait_timeout`` (5) is how long it keeps
+    them unconfirmed (see :mod:`~pytheus.backends.redis_flush` and docs/scaling.md).
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         cfg = RedisConfig(config)
         self.config = cfg
-        self.client: redis.Redis = cfg.client
+        self.client: redis.Redis | RedisCluster = cfg.client
         #: The names of the keys this backend uses.
         self.keys = KeyLayout(cfg.prefix)
         self._shas = {
@@ -253,6 +325,7 @@ class MultiProcessRedisBackend:
         self._last_success = 0.0
         self._eviction_checked = False
         self._rediscover: int | None = None  # SCAN cursor while families are looked for
+        self._wait_error_logged = False
         self._stats = _SelfMetrics()
         for stat in self._stats.all():
             self._remember(stat)
@@ -281,10 +354,7 @@ class MultiProcessRedisBackend:
         multiprocessing.util.register_after_fork(self, _close_at_multiprocessing_exit)
 
     def __repr__(self) -> str:
-        kwargs = self.client.connection_pool.connection_kwargs
-        where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
-        db = kwargs.get("db", 0)
-        return f"<MultiProcessRedisBackend {where}/{db} prefix={self.config.prefix!r}>"
+        return f"<MultiProcessRedisBackend {self.config.where()} prefix={self.config.prefix!r}>"
 
     # ------------------------------------------------------------------ definitions
 
@@ -354,6 +424,9 @@ class MultiProcessRedisBackend:
         self._last_ok_start = time.perf_counter()
         # Whether Redis took a heartbeat of this process: only then can it lose it.
         self._known = False
+        self._housekeeping: Housekeeping | None = None  # the work of a turn taken
+        self._flushes = 0
+        self._stats_sent = -1.0  # the error count the statistics were last sent with
 
     def _prepare_flush(self, *, leave: bool = False, housekeeping: bool = True) -> _Flush:
         """What to send: the chunks left without an answer, else what changed since the
@@ -361,19 +434,36 @@ class MultiProcessRedisBackend:
         leaves the housekeeping to the flushers: it would only make the scrape longer."""
         families = self._families()
         writer = self._writer
+        check = False
+        if housekeeping:
+            self._flushes += 1
+            check = self._flushes % _CHECK_EVERY == 0
+        # What no replica confirmed goes first, before any newer chunk of its family.
+        unconfirmed = writer.take_unconfirmed()
         if writer.pending:
             chunks, writer.pending = writer.pending, []
         else:
             # Written only by a flush that succeeds, so "now" is the time of that flush.
             self._stats.last_flush.value = time.time()
+            # The backend's own statistics change at every flush: sent with every tenth
+            # of the flusher's (and the last), or at once when there are new errors, not
+            # as a WRITE of their own at every flush of every process.
+            errors = self._stats.errors.value
+            stats = leave or errors != self._stats_sent or (check and housekeeping)
+            if stats:
+                self._stats_sent = errors
+            own = self._stats.names
             self._flushing.active = True
             try:
                 with self._build_lock:
-                    chunks = writer.build(families.values())
+                    chunks = writer.build(
+                        f for f in families.values() if stats or f.name not in own
+                    )
             finally:
                 self._flushing.active = False
             self._stats.pending.value = float(sum(len(c.undo) for c in chunks))
-        return _Flush(self, chunks, families, leave=leave, housekeeping=housekeeping)
+        chunks = unconfirmed + chunks
+        return _Flush(self, chunks, families, leave=leave, housekeeping=housekeeping, check=check)
 
     def _execute(self, add: Callable[[Any], object]) -> list[Any]:
         """Run the commands ``add`` puts in a pipeline, in one round trip; every reply,
@@ -400,33 +490,15 @@ class MultiProcessRedisBackend:
     def _take_flush(self, flush: _Flush, replies: Sequence[Any], duration: float) -> bool:
         """Apply the answers to a flush; return whether Redis took all of it."""
         writer = self._writer
-        heartbeat, writes = flush.replies(replies)
+        heartbeat, writes, checks = flush.replies(replies)
         took = not isinstance(heartbeat, Exception)
-        refusal: Exception | None = heartbeat if isinstance(heartbeat, Exception) else None
+        refusal: Exception | None = None
         if took:
-            _, _, checked, registered = flush.heartbeat
-            reaped, lost, created = writer.take_heartbeat(
-                heartbeat, checked, registered, flush.families
-            )
-            now = time.perf_counter()
-            # Silent for process_timeout or more (an outage, a stall): this process may have
-            # been reaped even if the reply saying so was lost.
-            silent = now - self._last_ok_start >= self.config.process_timeout
-            self._last_ok_start = now - duration
-            if lost and self._known:
-                logger.warning(
-                    "Redis no longer holds this process's metrics (restarted without "
-                    "persistence, flushed, failed over or evicted?); writing them again: "
-                    "gauges, info and state sets as they are, counters from what was counted "
-                    "since the last flush (a reset)."
-                )
-                for family in flush.families.values():
-                    writer.write_family_again(family)
-            elif reaped or silent:
-                writer.forget_gauges(flush.families.values())
-            if created:
-                self._rediscover = 0
-            self._known = True
+            self._take_heartbeat(flush, heartbeat, checks, duration)
+        elif _unanswered(heartbeat):
+            took = False
+        else:
+            refusal = heartbeat
 
         def lost_family(name: str) -> None:
             if name in flush.families:
@@ -437,10 +509,24 @@ class MultiProcessRedisBackend:
             took = False
             refusal = refusal or exc
 
-        for chunk, reply in zip(flush.chunks, writes, strict=True):
-            writer.take_write(chunk, reply, on_lost=lost_family, on_error=refused)
+        # Applied or not, nobody knows for a chunk whose node did not answer (a cluster's
+        # primary failing over): it is sent again as it is, which Redis applies once.
+        unanswered = [c for c, r in zip(flush.chunks, writes, strict=True) if _unanswered(r)]
+        answered = [(c, r) for c, r in zip(flush.chunks, writes, strict=True) if not _unanswered(r)]
+        chunks = [c for c, _ in answered]
+        held = writer.take_writes(
+            chunks, [r for _, r in answered], on_lost=lost_family, on_error=refused
+        )
+        self._settle_replication(flush, chunks, held, replies)
+        if unanswered:
+            writer.pending = unanswered + writer.pending
+            self._record_failure(next(r for r in writes if _unanswered(r)))
+            return False
         if refusal is not None:
             self._record_refusal(refusal)
+            return False
+        if not took:
+            self._record_failure(heartbeat)
             return False
         if self._failing:
             logger.warning("pytheus reaches Redis again; pending metrics were sent.")
@@ -450,6 +536,71 @@ class MultiProcessRedisBackend:
         self._last_success = time.time()
         self._stats.flush_seconds.value += duration
         return took
+
+    def _take_heartbeat(
+        self, flush: _Flush, heartbeat: Any, checks: Sequence[Any], duration: float
+    ) -> None:
+        writer = self._writer
+        beat = writer.take_heartbeat(heartbeat, flush.heartbeat)
+        now = time.perf_counter()
+        # Silent for process_timeout or more (an outage, a stall): this process may have
+        # been reaped even if the reply saying so was lost.
+        silent = now - self._last_ok_start >= self.config.process_timeout
+        self._last_ok_start = now - duration
+        if beat.lost and self._known:
+            logger.warning(
+                "Redis no longer holds this process's metrics (restarted without "
+                "persistence, flushed, failed over or evicted?); writing them again: "
+                "gauges, info and state sets as they are, counters from what was counted "
+                "since the last flush (a reset)."
+            )
+            for family in flush.families.values():
+                writer.write_family_again(family)
+        elif beat.reaped or silent:
+            writer.forget_gauges(flush.families.values())
+        if beat.created:
+            self._rediscover = 0
+        self._known = True
+        work = Housekeeping(self.keys, beat, self.config.series_ttl)
+        if work:
+            self._housekeeping = work
+        writer.take_missing(flush.checked, checks, flush.families)
+
+    def _settle_replication(
+        self, flush: _Flush, chunks: Sequence[Chunk], held: Sequence[bool], replies: Sequence[Any]
+    ) -> None:
+        """What the flush's WAIT (if any) confirmed is forgotten, the rest of what Redis
+        applied is kept to be sent again (see :mod:`~pytheus.backends.redis_flush`)."""
+        cfg = self.config
+        writer = self._writer
+        forgotten = writer.forgotten
+        writer.settle_replication(
+            chunks,
+            held,
+            confirmed=flush.confirmed(replies),
+            keep=cfg.wait_replicas > 0,
+            retention=cfg.wait_timeout,
+        )
+        if writer.forgotten and not forgotten:
+            logger.warning(
+                "No %d replica(s) of Redis confirmed this process's metric writes within "
+                "wait_timeout (%s s): they are no longer kept here, and a failover before the "
+                "replicas catch up can lose them. Check the replicas (INFO replication).",
+                cfg.wait_replicas,
+                cfg.wait_timeout,
+            )
+        elif forgotten and not writer.forgotten:
+            logger.warning("Redis's replicas confirm this process's metric writes again.")
+
+    def _wait_refused(self, exc: Exception) -> None:
+        if not self._wait_error_logged:
+            self._wait_error_logged = True
+            logger.error(
+                "Redis refuses WAIT (%s): no replica can confirm the metrics' writes, so they "
+                "are kept for wait_timeout and a failover can lose them. Set wait_replicas=0 "
+                "where Redis has no replicas.",
+                exc,
+            )
 
     def _record_failure(self, exc: Exception) -> None:
         self._stats.errors.value += 1.0
@@ -490,23 +641,39 @@ class MultiProcessRedisBackend:
     def _flush(self, *, housekeeping: bool, leave: bool = False) -> bool:
         with self._flush_lock:
             try:
-                if not self._resend_pending():
+                if not self._resend_pending(housekeeping=housekeeping):
                     return False
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 self._record_failure(exc)
                 return False
             flush = self._prepare_flush(housekeeping=housekeeping, leave=leave)
             start = time.perf_counter()
             try:
                 replies = self._send(flush)
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 self._writer.pending = flush.chunks
                 self._record_failure(exc)
                 return False
             took = self._take_flush(flush, replies, time.perf_counter() - start)
+            work, self._housekeeping = self._housekeeping, None
         if took:
             self._after_success()
+        if work is not None:
+            self._housekeep(work)
         return took
+
+    def _housekeep(self, work: Housekeeping) -> None:
+        """Do the work of the housekeeping turn this process took (see
+        :class:`~pytheus.backends.redis_flush.Housekeeping`); what fails is left to a
+        later turn. Without the flush lock: it touches no state of this process."""
+        shas = self._shas
+        try:
+            work.took(self._execute(lambda pipe: work.take(pipe, shas)))
+            work.applied(self._execute(lambda pipe: work.apply(pipe, shas)))
+            if work.finished or work.forgotten:
+                self._execute(lambda pipe: work.done(pipe, shas))
+        except REDIS_ERRORS as exc:
+            logger.debug("Housekeeping in Redis failed (a later turn does it): %s", exc)
 
     def _send(self, flush: _Flush) -> list[Any]:
         """Execute a flush's calls; while they wait for Redis, :meth:`unsent` counts its
@@ -517,7 +684,7 @@ class MultiProcessRedisBackend:
         finally:
             self._in_flight = []
 
-    def _resend_pending(self) -> bool:
+    def _resend_pending(self, *, housekeeping: bool = True) -> bool:
         """Send again, as they were, the chunks whose answer was lost; holds _flush_lock.
 
         Done before anything else, in a round trip of its own: the series of those chunks
@@ -525,11 +692,11 @@ class MultiProcessRedisBackend:
         """
         if not self._writer.pending:
             return True
-        flush = self._prepare_flush()
+        flush = self._prepare_flush(housekeeping=housekeeping)
         start = time.perf_counter()
         try:
             replies = self._send(flush)
-        except redis.RedisError:
+        except REDIS_ERRORS:
             self._writer.pending = flush.chunks
             raise
         return self._take_flush(flush, replies, time.perf_counter() - start)
@@ -539,8 +706,10 @@ class MultiProcessRedisBackend:
         if not self._eviction_checked:
             self._eviction_checked = True
             try:
-                risk = eviction_risk(self.client.info("memory"))
-            except redis.RedisError as exc:  # INFO denied by an ACL, say
+                risk = next(
+                    (r for r in map(eviction_risk, _infos(self.client, "memory")) if r), None
+                )
+            except REDIS_ERRORS as exc:  # INFO denied by an ACL, say
                 logger.debug("Could not read Redis's maxmemory policy: %s", exc)
                 return
             if risk:
@@ -554,41 +723,54 @@ class MultiProcessRedisBackend:
         if cursor is None:
             return
         found: list[str] = []
-        for _ in range(_REDISCOVER_CALLS):
-            cursor, keys = self.client.scan(cursor, match=self.keys.family_pattern(), count=1000)
-            found += [n for k in keys if (n := self.keys.family_name(_text(k))) is not None]
-            if cursor == 0:
-                break
+        if self.config.cluster:
+            # A SCAN per node: rare (the list was lost) and bounded by the keys there are.
+            match = self.keys.family_pattern()
+            for key in self.client.scan_iter(match=match, count=1000):
+                if (name := self.keys.family_name(_text(key))) is not None:
+                    found.append(name)
+            cursor = 0
+        else:
+            for _ in range(_REDISCOVER_CALLS):
+                cursor, keys = self.client.scan(
+                    cursor, match=self.keys.family_pattern(), count=1000
+                )
+                found += [n for k in keys if (n := self.keys.family_name(_text(k))) is not None]
+                if cursor == 0:
+                    break
         if found:
             self.client.hset(self.keys.families, mapping=dict.fromkeys(found, ""))
         self._rediscover = None if cursor == 0 else int(cursor)
 
     def eviction_risk(self, timeout: float = 1.0) -> str | None:
         """Ask Redis now, within ``timeout`` seconds, whether it may evict our keys (see
-        :func:`eviction_risk`); raise :class:`~pytheus.exceptions.BackendUnavailableError`
-        when it does not answer. For deployment checks, not for the application's path."""
-        pool = self.client.connection_pool
-        client = self.client
-        if type(pool) in PLAIN_POOLS:
-            kwargs = {
-                **pool.connection_kwargs,
-                "socket_timeout": timeout,
-                "socket_connect_timeout": timeout,
-                "retry": Retry(NoBackoff(), 0),
-            }
-            client = redis.Redis(
-                connection_pool=redis.ConnectionPool(
-                    connection_class=pool.connection_class, **kwargs
-                )
-            )
+        :func:`eviction_risk`; in a cluster, any primary); raise
+        :class:`~pytheus.exceptions.BackendUnavailableError` when it does not answer. For
+        deployment checks, not for the application's path."""
+        infos = self._infos("memory", timeout, "its maxmemory policy")
+        return next((r for r in map(eviction_risk, infos) if r), None)
+
+    def replication_risk(self, timeout: float = 1.0) -> str | None:
+        """Ask Redis now, within ``timeout`` seconds, whether it has the replicas that
+        ``wait_replicas`` waits for (see :func:`replication_risk`; in a cluster, every
+        primary); raise :class:`~pytheus.exceptions.BackendUnavailableError` when it does
+        not answer. For deployment checks."""
+        wanted = self.config.wait_replicas
+        if not wanted:
+            return None
+        infos = self._infos("replication", timeout, "its replicas")
+        return next((r for i in infos if (r := replication_risk(i, wanted))), None)
+
+    def _infos(self, section: str, timeout: float, what: str) -> list[Mapping[str, Any]]:
+        """``INFO section`` of Redis (of each primary of a cluster), through a client of its
+        own that gives up after ``timeout``."""
+        client = self.config.checking_client(timeout)
         try:
-            return eviction_risk(client.info("memory"))
-        except redis.RedisError as exc:
-            raise BackendUnavailableError(
-                f"cannot ask Redis ({self!r}) for its maxmemory policy: {exc}"
-            ) from exc
+            return _infos(client, section)
+        except REDIS_ERRORS as exc:
+            raise BackendUnavailableError(f"cannot ask Redis ({self!r}) for {what}: {exc}") from exc
         finally:
-            if client is not self.client:
+            if client is not self.client and isinstance(client, redis.Redis):
                 client.close()
                 client.connection_pool.disconnect()
 
@@ -621,7 +803,7 @@ class MultiProcessRedisBackend:
             pipe.time()
             pipe.zrange(self.keys.procs, 0, -1, withscores=True)
             (seconds, micros), procs = pipe.execute()
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailableError(f"cannot read processes from Redis: {exc}") from exc
         now = seconds + micros / 1e6
         ages = [(_text(p), max(0.0, now - float(at))) for p, at in procs]
@@ -677,7 +859,7 @@ class MultiProcessRedisBackend:
         # Nor the lock of redis-py's connection pool, which a flush holds for a moment
         # around each call: the child's first call, resetting the pool, would wait for it
         # for ever. (An RLock, as redis-py makes it, owned by this thread in the child too.)
-        lock = getattr(self.client.connection_pool, "_lock", None)
+        lock = getattr(getattr(self.client, "connection_pool", None), "_lock", None)
         if isinstance(lock, _RLOCK):
             lock.acquire()
             self._pool_lock = lock
@@ -737,17 +919,23 @@ class MultiProcessRedisBackend:
         # The last flush also tells Redis this process is gone (in the same round trip:
         # an exiting worker should not wait for two).
         took = self._flush(housekeeping=True, leave=True)
+        unconfirmed = sorted({c.name for c in self._writer.unconfirmed})
+        if unconfirmed:
+            logger.warning(
+                "This process exits with writes of %s that Redis applied but no replica "
+                "confirmed (wait_replicas=%d): a failover before they replicate loses them.",
+                ", ".join(map(repr, unconfirmed)),
+                self.config.wait_replicas,
+            )
         if self._writer.conflicts:
             logger.warning(
                 "This process exits with values of %s that it kept while Redis held another "
                 "definition of them (which a live process still holds): they are lost.",
                 ", ".join(map(repr, sorted(self._writer.conflicts))),
             )
-        if self.config.owns_client:
-            # Its sockets would otherwise stay open until the garbage collector found
-            # the backend (replaced by load_backend(), say). A later call reconnects.
-            self.client.close()
-            self.client.connection_pool.disconnect()
+        # Its sockets would otherwise stay open until the garbage collector found the
+        # backend (replaced by load_backend(), say).
+        self.config.close_client()
         return took
 
     # ------------------------------------------------------------------ scraping
@@ -794,7 +982,7 @@ class MultiProcessRedisBackend:
         with self._flush_lock:
             flush: _Flush | None = None
             try:
-                if self._resend_pending():
+                if self._resend_pending(housekeeping=False):
                     flush = self._prepare_flush(housekeeping=False)
 
                 def first(pipe: Any) -> None:
@@ -804,7 +992,7 @@ class MultiProcessRedisBackend:
 
                 start = time.perf_counter()
                 replies = self._execute(first)
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 if flush is not None:
                     self._writer.pending = flush.chunks
                 self._record_failure(exc)
@@ -820,7 +1008,7 @@ class MultiProcessRedisBackend:
         try:
             while scrape.unfinished():
                 scrape.take(self._execute(scrape.next_round))
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailableError(f"cannot read metrics from Redis: {exc}") from exc
         return scrape
 
@@ -841,6 +1029,21 @@ def _close_at_multiprocessing_exit(backend: MultiProcessRedisBackend) -> None:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _infos(client: Any, section: str) -> list[Mapping[str, Any]]:
+    """``INFO section`` of a Redis, or of each primary of a cluster."""
+    if isinstance(client, RedisCluster):
+        answers = client.info(section, target_nodes=RedisCluster.PRIMARIES)
+        return [i for i in answers.values() if isinstance(i, Mapping)]
+    info: Mapping[str, Any] = client.info(section)
+    return [info]
+
+
+def _unanswered(reply: Any) -> bool:
+    """Whether a reply in a pipeline's results says the call may or may not have run (a
+    cluster node that did not answer), as opposed to a refusal by Redis."""
+    return isinstance(reply, redis.ConnectionError | redis.TimeoutError | RedisClusterException)
 
 
 class _Stat:
@@ -880,7 +1083,8 @@ class _SelfMetrics:
         self.last_flush = _Stat(
             "pytheus_backend_last_flush_timestamp_seconds",
             "gauge",
-            "Unix time of the last successful flush of the least recently flushed live process.",
+            "Unix time of a successful flush of the least recently flushed live process "
+            "(sent with every tenth flush).",
             "livemin",
         )
         self.pending = _Stat(
@@ -892,3 +1096,7 @@ class _SelfMetrics:
 
     def all(self) -> tuple[_Stat, ...]:
         return (self.errors, self.flush_seconds, self.last_flush, self.pending)
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(s.definition.name for s in self.all())

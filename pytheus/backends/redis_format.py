@@ -165,21 +165,31 @@ def encode_change(kind: str, current: Any, previous: Any, new: bool) -> str | No
         if kind == "histogram":
             counts, total = current
             old_counts, old_total = previous or ((0.0,) * len(counts), 0.0)
-            parts = [repr(n - o) for n, o in zip(counts, old_counts, strict=True)]
+            # "0" for a bucket that did not change: the WRITE leaves it as it is.
+            parts = [_delta(n, o) for n, o in zip(counts, old_counts, strict=True)]
         else:
             count, total = current
             old_count, old_total = previous or (0.0, 0.0)
-            parts = [repr(count - old_count)]
-        change = total - old_total
+            parts = [_delta(count, old_count)]
         # An infinite or NaN observation makes the stored sum so, as it would in one
         # process; once it is, further changes (inf - inf) leave it as it is.
-        parts.append(repr(change if math.isfinite(old_total) else 0.0))
+        parts.append(_delta(total, old_total) if math.isfinite(old_total) else "0")
+        changed = [(i, p) for i, p in enumerate(parts, 1) if p != "0"]
+        if previous is not None and not new and 2 * len(changed) < len(parts):
+            # Sparse: "~<numbers>;<position>:<change>,...", positions from 1. A few
+            # observations change a few buckets and the sum; the WRITE then edits those
+            # numbers in the stored text and copies the others.
+            return f"~{len(parts)};" + ",".join(f"{i}:{p}" for i, p in changed)
         return ",".join(parts)
     if kind == "gauge":
         return repr(float(current))
     if kind == "info":
         return json.dumps(current, sort_keys=True)
     return str(current)  # stateset
+
+
+def _delta(new: float, old: float) -> str:
+    return "0" if new == old else repr(new - old)
 
 
 def decode_value(d: MetricDefinition, value: str, where: str, field: str) -> Any:

@@ -5,22 +5,24 @@ prefix may not contain braces, so the first ``{`` of a key ends its prefix, and 
 one prefix can be a key of another (prefix ``a`` and prefix ``a:v`` cannot collide,
 whatever the metric names). The tag is a metric family's name, or ``@`` (which no metric
 name contains) for the keys of the whole prefix. The braces are also what Redis Cluster
-hashes when it places a key (a "hash tag"): each family's keys would land on one slot.
+hashes when it places a key (a "hash tag"): each family's keys land on one slot, and
+the keys of the whole prefix on another, so that every script call touches one slot.
 
 ``P:{<family>}``             hash, one per metric family (see below)
 ``P:{@}:families``           hash: family name -> "" (which families exist), and the
                              field ``\\0epoch``, a token made when this hash was created:
-                             a process that sees it change knows the hash was lost
+                             a process that sees it change knows the hash was lost, and
+                             ``\\0expiry``, where idle-series expiry goes on next
 ``P:{@}:procs``              sorted set: live process -> Redis time of its last flush
 ``P:{@}:last``               string: Redis time of the last flush of any process
 ``P:{@}:dead``               sorted set: reaped process -> when it was reaped
 ``P:{@}:fold``               sorted set: dead processes whose gauge values are still
                              being folded, a bounded number per flush
-``P:{@}:left``               sorted set: processes that exited -> when: a flush of theirs
-                             that arrives again (a retry after a lost reply) is not applied
+``P:{@}:turn``               string: the process whose turn of housekeeping it is (expires)
 ``P:{@}:g:<process>``        set: the gauge values a process wrote (for folding)
 ``P:{@}:q:<process>``        set: the families that hold a sequence number of the process
-``P:{@}:touched``            sorted set (``series_ttl`` only): series -> last write
+``P:{<family>}:t``           sorted set (``series_ttl`` only): a family's fields -> when
+                             last written: what expiry deletes
 
 A family's hash holds everything about it, so that losing the key (evicted, deleted)
 loses it all together, bookkeeping included, and can never leave values behind that
@@ -74,8 +76,7 @@ class KeyLayout:
         "last",
         "dead",
         "fold",
-        "left",
-        "touched",
+        "turn",
     )
 
     def __init__(self, prefix: str) -> None:
@@ -91,12 +92,15 @@ class KeyLayout:
         self.last = self.shared + "last"
         self.dead = self.shared + "dead"
         self.fold = self.shared + "fold"
-        self.left = self.shared + "left"
-        self.touched = self.shared + "touched"
+        self.turn = self.shared + "turn"
 
     def family(self, name: str) -> str:
         """The hash of metric family ``name``."""
         return f"{self.family_open}{name}}}"
+
+    def touched(self, name: str) -> str:
+        """The sorted set of when each field of family ``name`` was last written."""
+        return f"{self.family_open}{name}}}:t"
 
     def gauges_of(self, process: str) -> str:
         """The set of the gauge values ``process`` wrote."""

@@ -82,6 +82,17 @@ def test_e003_cache_that_is_not_django_redis() -> None:
     assert "only a django-redis cache" in message.msg
 
 
+def test_e003_sentinels_without_service_name() -> None:
+    bad = {
+        "BACKEND": "pytheus.backends.redis.MultiProcessRedisBackend",
+        "BACKEND_CONFIG": {"sentinels": [["127.0.0.1", 26379]]},
+    }
+    with override_settings(PYTHEUS=bad):
+        apps.get_app_config("django_pytheus").ready()
+        (message,) = [m for m in run_checks() if m.id == "django_pytheus.E003"]
+    assert "sentinels need the service_name" in message.msg
+
+
 def test_ready_survives_bad_settings() -> None:
     with override_settings(PYTHEUS={"AUTH": {"TOKEN": ["x"]}}):
         apps.get_app_config("django_pytheus").ready()

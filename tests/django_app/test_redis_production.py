@@ -23,6 +23,7 @@ from django.test.utils import override_settings
 
 from django_pytheus.startup import default_prefix
 from pytheus.backends.redis_keys import KeyLayout
+from tests.helpers import wait_for
 from tests.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,6 +150,23 @@ def test_w005_metrics_in_a_database_that_cache_clear_empties(
             assert '"db": 1' in found[0].hint
 
 
+def test_w005_is_not_guessed_for_sentinel() -> None:
+    """A Sentinel primary's address is the sentinels' to say: no warning from comparing a
+    cache on localhost:6379/0 with addresses the backend does not have."""
+    pytheus = {
+        "BACKEND": REDIS_BACKEND,
+        "BACKEND_CONFIG": {
+            "sentinels": [["127.0.0.1", 1]],
+            "service_name": "metrics",
+            "prefix": f"w5{uuid.uuid4().hex[:8]}",
+        },
+    }
+    cache_settings = {**caches.settings, "shared": redis_cache("redis://localhost:6379/0")}
+    with override_settings(CACHES=cache_settings, PYTHEUS=pytheus):
+        ready()
+        assert [m for m in ours() if m.id == "django_pytheus.W005"] == []
+
+
 def test_the_cache_pool_gets_our_timeouts(redis_server_factory: Any) -> None:
     """``"CACHE"`` with django-redis's pool, which has no timeout: a scrape while Redis
     does not answer is a 503 within the backend's socket_timeout, not a hang."""
@@ -226,6 +244,38 @@ def test_w006_deploy_check_of_the_eviction_policy(
         if message.id == "django_pytheus.W006":
             assert "allkeys-lru" in message.msg
             assert "noeviction" in message.hint
+
+
+def test_w008_deploy_check_of_the_replicas_wait_replicas_waits_for(
+    redis_server_factory: Any,
+) -> None:
+    primary = redis_server_factory()
+    pytheus = {
+        "BACKEND": REDIS_BACKEND,
+        "BACKEND_CONFIG": {
+            "url": primary.url,
+            "prefix": f"w8{uuid.uuid4().hex[:8]}",
+            "wait_replicas": 1,
+        },
+    }
+    with override_settings(PYTHEUS=pytheus):
+        ready()
+        assert ours() == [], "the replicas check is a --deploy check only"
+        (message,) = ours(include_deployment_checks=True)
+        assert message.id == "django_pytheus.W008"
+        assert "has 0 connected replica(s)" in message.msg
+        assert "wait_replicas" in message.hint
+        replica = redis_server_factory(extra_args=["--replicaof", "127.0.0.1", str(primary.port)])
+        with redis.Redis(port=primary.port, decode_responses=True) as client:
+            wait_for(lambda: client.info("replication")["connected_slaves"] == 1)
+        assert ours(include_deployment_checks=True) == []
+        # Pointed at the replica, the backend is told so.
+        config = {**pytheus["BACKEND_CONFIG"], "url": replica.url}
+        on_replica = {**pytheus, "BACKEND_CONFIG": config}
+        with override_settings(PYTHEUS=on_replica):
+            ready()
+            (message,) = ours(include_deployment_checks=True)
+            assert "answers as a slave, not a primary" in message.msg
 
 
 def test_the_demo_and_readme_settings_are_the_safe_ones() -> None:

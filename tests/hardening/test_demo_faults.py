@@ -250,7 +250,7 @@ WARM_UP = 20  # lifetimes before the first measurement
 # measured per lifetime.
 RECYCLING_BUDGET = 240.0
 STALL = 60.0  # no worker booted for this long: gunicorn, or a worker, is stuck
-# How long an exited worker's traces (its "left" entry, its sequence numbers) may take to
+# How long an exited worker's traces (its "dead" entry, its sequence numbers) may take to
 # be forgotten: its last flush could come again for twice the demo's socket and connect
 # timeouts, then the live workers' next flushes forget it.
 FORGET_TIMEOUT = 60.0
@@ -289,12 +289,12 @@ def test_workers_recycled_for_a_thousand_lifetimes(
 
         def forgotten() -> None:
             """Wait until Redis holds nothing of the workers that exited (each is in the
-            dead set and the left set for seconds after its exit: a reaped worker would
-            stay in the dead set for a day)."""
+            dead set for seconds after its exit: a reaped worker would stay there for a
+            day)."""
             client = demo.redis()
             try:
                 wait_for(
-                    lambda: client.zcard(demo.keys.left) + client.zcard(demo.keys.dead) == 0,
+                    lambda: client.zcard(demo.keys.dead) == 0,
                     FORGET_TIMEOUT,
                     "exited workers were not forgotten",
                     demo.log,

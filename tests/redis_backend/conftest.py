@@ -45,7 +45,7 @@ def load_redis_backend(
 
     def load(server: RedisServer | None = None, **config: Any) -> MultiProcessRedisBackend:
         config.setdefault("prefix", prefix)
-        if not {"url", "client", "connection_pool", "port"} & config.keys():
+        if not {"url", "client", "connection_pool", "port", "sentinels"} & config.keys():
             config["port"] = (server or redis_server).port
         backend = load_backend(MultiProcessRedisBackend, config)
         assert isinstance(backend, MultiProcessRedisBackend)

@@ -103,7 +103,7 @@ def test_an_evicting_redis_is_reported_at_first_contact(
 
 
 @pytest.mark.parametrize(
-    "lost", ["family", "families", "procs", "last", "dead", "left", "sequences", "gauges"]
+    "lost", ["family", "families", "procs", "last", "dead", "turn", "sequences", "gauges"]
 )
 def test_a_key_lost_between_a_flush_and_its_resend_never_counts_twice(
     load_redis_backend: LoadBackend,
@@ -134,11 +134,13 @@ def test_a_key_lost_between_a_flush_and_its_resend_never_counts_twice(
         "procs": keys.procs,
         "last": keys.last,
         "dead": keys.dead,
-        "left": keys.left,
+        "turn": keys.turn,
         "sequences": keys.sequences_of(process),
         "gauges": keys.gauges_of(process),
     }[lost]
-    assert client.delete(key) == (lost not in ("dead", "left"))
+    deleted = client.delete(key)
+    if lost != "turn":  # a housekeeping turn may have been taken in the last second or not
+        assert deleted == (lost != "dead")
     hits.inc(100)
     assert backend.flush()  # the lost flush again, then the 100
     assert backend.flush()  # what Redis said it lost, written again

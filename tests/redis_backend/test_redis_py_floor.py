@@ -22,6 +22,7 @@ from tests.redis_backend.helpers import REPO
 # gunicorn and real deployments), and the Django app's that use its Redis backend.
 FLOOR_TESTS = [
     "tests/redis_backend",
+    "tests/sentinel",
     "tests/django_app/test_redis_backend.py",
     "tests/django_app/test_redis_production.py",
 ]

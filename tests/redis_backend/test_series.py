@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 import socket
 
+import pytest
+
+from pytheus.backends.redis_format import encode_change
 from pytheus.definitions import HistogramState, MetricSeries, SummaryState
 from pytheus.families import build_family
-from pytheus.metrics import Counter, Gauge
+from pytheus.metrics import Counter, Gauge, Histogram
 from pytheus.registry import REGISTRY
 from tests.redis_backend.conftest import LoadBackend
 from tests.redis_backend.helpers import run_script
@@ -67,3 +70,27 @@ def test_the_exposition_of_a_redis_scrape_is_built_from_its_series(
     families = {f.name: f for f in REGISTRY.collect() if f.name == "jobs"}
     (series,) = list(REGISTRY.collect_series(["jobs"]))
     assert build_family(series) == families["jobs"]
+
+
+def test_a_histogram_changed_in_few_buckets_is_sent_sparse_and_stays_exact(
+    load_redis_backend: LoadBackend,
+) -> None:
+    """A few observations change one or two buckets and the sum: the change travels as
+    those numbers only, and Redis edits them in the stored text."""
+    backend = load_redis_backend(flush_interval=60)
+    latency = Histogram("latency_seconds", "Latency.", buckets=[0.1, 0.5, 1, 5])
+    latency.observe(0.05)
+    assert backend.flush()  # the first write of the series: every number
+    previous = ((1.0, 0.0, 0.0, 0.0, 0.0), 0.05)
+    change = encode_change("histogram", ((1.0, 0.0, 1.0, 0.0, 0.0), 0.8), previous, False)
+    assert change == "~6;3:1.0,6:0.75"
+    expected_sum = 0.05
+    for value in (0.7, 0.7, 3.0, 100.0):
+        latency.observe(value)
+        expected_sum += value
+        assert backend.flush()
+    stored = backend.client.hget(backend.keys.family("latency_seconds"), "[]")
+    assert stored is not None
+    numbers = [float(x) for x in str(stored).split(",")]
+    assert numbers[:5] == [1.0, 0.0, 2.0, 1.0, 1.0]  # per bucket, +Inf last
+    assert numbers[5] == pytest.approx(expected_sum)

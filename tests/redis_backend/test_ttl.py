@@ -58,4 +58,4 @@ def test_without_ttl_nothing_expires(load_redis_backend: LoadBackend, client: re
     backend = load_redis_backend(flush_interval=0.05)
     Counter("c", "Help.").inc()
     backend.flush()
-    assert not client.exists(backend.keys.touched)
+    assert not client.exists(backend.keys.touched("c"))

@@ -136,6 +136,36 @@ def loop(config: Mapping[str, Any], seconds: float) -> dict[str, Any]:
     return {"count": count, "slowest": slowest}
 
 
+def count_until_told(config: Mapping[str, Any], index: int, seconds: float) -> dict[str, Any]:
+    """Count (a series per worker ``index``) until a line arrives on stdin or ``seconds``
+    pass, as an application under load would, never stopping for Redis; then close the
+    backend (the last flush) and report the count, the slowest inc() and whether Redis
+    took the last flush."""
+    backend = use_backend(config)
+    set_registry(CollectorRegistry())
+    events = Counter("app_events", "Events counted.", required_labels=["worker"])
+    mine = events.labels(worker=str(index))
+    mine.inc()
+    count, slowest = 1, 0.0
+    # Ready once Redis took this process's first flush.
+    deadline = time.monotonic() + 30
+    while not backend.flush() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    print(json.dumps({"ready": backend.status()["process"]}), flush=True)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        start = time.perf_counter()
+        mine.inc()
+        slowest = max(slowest, time.perf_counter() - start)
+        count += 1
+        if count % 50 == 0:
+            time.sleep(0.002)  # a busy application, not a spinning one
+            if select.select([sys.stdin], [], [], 0)[0]:
+                break
+    took = backend.close()
+    return {"count": count, "slowest": slowest, "closed": took}
+
+
 def define_only(config: Mapping[str, Any], kind: str) -> None:
     """Define (and use) one metric, in one of two incompatible ways."""
     use_backend(config)
@@ -159,6 +189,7 @@ COMMANDS = {
     "record": record_all_types,
     "hold": hold,
     "loop": loop,
+    "count": count_until_told,
     "define": define_only,
 }
 
