@@ -79,6 +79,20 @@ _WHERE = ("client", "connection_pool", "url", "sentinels")
 #: Pools whose connection settings can be copied into a pool of the backend's own.
 PLAIN_POOLS = (redis.ConnectionPool, redis.BlockingConnectionPool)
 
+# The first redis-py whose cluster pipelines take EVALSHA (a flush's scripts).
+_CLUSTER_REDIS_PY = (8, 2)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """``"8.2.0"`` -> ``(8, 2, 0)``; what is not a number ends it (``"8.2.0b1"`` -> ``(8, 2)``)."""
+    out = []
+    for part in text.split("."):
+        if not part.isdigit():
+            break
+        out.append(int(part))
+    return tuple(out)
+
+
 #: What a call to Redis raises when Redis (or a cluster of them) cannot do it. A cluster's
 #: own errors (no node reachable, a slot not served) are not redis.RedisError.
 REDIS_ERRORS = (redis.RedisError, RedisClusterException)
@@ -330,6 +344,14 @@ class RedisConfig:
     def _make_cluster_client(self, config: Mapping[str, Any]) -> RedisCluster:
         """A Redis Cluster client: a ready one, or one that finds the cluster from any
         node given by ``url`` or ``host``/``port``, with our timeouts."""
+        version = _version(redis.__version__)
+        if version < _CLUSTER_REDIS_PY:
+            raise ConfigurationError(
+                f"The Redis backend on a Redis Cluster needs redis-py "
+                f"{'.'.join(map(str, _CLUSTER_REDIS_PY))} or later, which sends a flush's "
+                f"scripts to every primary in one pipeline; this is redis-py "
+                f"{redis.__version__}: pip install 'redis>=8.2'."
+            )
         client = config.get("client")
         if client is not None:
             if not isinstance(client, RedisCluster):

@@ -267,3 +267,10 @@ def test_load_and_define_never_wait_for_redis(
     status = backend.status()
     assert status["errors"] >= 1
     assert "password" not in repr(status)
+
+
+def test_a_cluster_needs_a_redis_py_that_pipelines_scripts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Said when the backend is made, with the fix, not as an error of every flush."""
+    monkeypatch.setattr(redis, "__version__", "8.1.0")
+    with pytest.raises(ConfigurationError, match=r"redis-py 8\.2 or later.*redis>=8\.2"):
+        MultiProcessRedisBackend({"cluster": True, "port": 1})
