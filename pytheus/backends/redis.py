@@ -178,7 +178,7 @@ class _Flush:
         self.checked = writer.checked_families() if check and not leave else []
         # A process that leaves folds its own gauge values at once, in the same round
         # trip: a summed gauge must not dip until the next housekeeping turn.
-        self.own_gauges = writer.gauges_written(families.values()) if leave else {}
+        self.own_gauges = writer.gauges_written(families.values()) if leave else []
         self.calls = calls(chunks, one_family=cfg.cluster)
         self.writes = [
             writer.write_args(group, process=backend._process, ttl=cfg.series_ttl > 0)
@@ -200,7 +200,7 @@ class _Flush:
             return [None]
         client: Any = backend.client
         keys = [backend.keys.procs, *(k[0] for k, _ in self.writes)]
-        keys += map(backend.keys.family, self.own_gauges)
+        keys += (backend.keys.family(name) for name, _ in self.own_gauges)
         nodes = {}
         for key in keys:
             node = client.get_node_from_key(key)
@@ -219,7 +219,7 @@ class _Flush:
         if self.leave:
             pipe.evalsha(shas["HEARTBEAT"], len(beat.keys), *beat.keys, *beat.args)
             process = self.backend._process
-            for name, args in self.own_gauges.items():
+            for name, args in self.own_gauges:
                 fam = self.backend.keys.family(name)
                 pipe.evalsha(shas["FOLD"], 1, fam, process, _ALWAYS, *args)
             if self.own_gauges:

@@ -435,10 +435,11 @@ class Writer:
         self.help_due.add(family.name)
         self.registered.discard(family.name)
 
-    def gauges_written(self, families: Iterable[FamilyToFlush]) -> dict[str, list[str]]:
-        """FOLD's arguments for the gauge values this process wrote, by family: mode and
-        series alternating."""
-        out: dict[str, list[str]] = {}
+    def gauges_written(self, families: Iterable[FamilyToFlush]) -> list[tuple[str, list[str]]]:
+        """FOLD calls for the gauge values this process wrote: (family, mode and series
+        alternating), at most ``FOLD_CALL`` values a call (a call holds Redis: 10,000
+        gauge series in one took 150 ms)."""
+        out: list[tuple[str, list[str]]] = []
         for family in families:
             d = family.metric.definition
             if d.type != "gauge":
@@ -448,8 +449,8 @@ class Writer:
                 entry = self.shadow.get(child)
                 if entry is not None and entry[1] is not None:
                     args += (d.multiprocess_mode, entry[0])
-            if args:
-                out[family.name] = args
+            for at in range(0, len(args), 2 * FOLD_CALL):
+                out.append((family.name, args[at : at + 2 * FOLD_CALL]))
         return out
 
     def forget_gauges(self, families: Iterable[FamilyToFlush]) -> None:

@@ -327,9 +327,22 @@ if not epoch then
   epoch, created = num(now) .. ' ' .. proc, 1
   redis.call('HSET', families, '\0epoch', epoch)
 end
-for i = lists[1][1], lists[1][2] do redis.call('HSET', families, ARGV[i], '') end
-for i = lists[2][1], lists[2][2] do redis.call('SADD', KEYS[7], ARGV[i]) end
-for i = lists[3][1], lists[3][2] do redis.call('SADD', KEYS[6], ARGV[i]) end
+-- Many members a call (a first flush lists every gauge series): a call from a script
+-- costs more than a member added.
+local function add_all(command, key, first, last, value)
+  local batch = {}
+  for i = first, last do
+    batch[#batch + 1] = ARGV[i]
+    if value then batch[#batch + 1] = value end
+    if #batch >= 1000 or i == last then
+      redis.call(command, key, unpack(batch))
+      batch = {}
+    end
+  end
+end
+add_all('HSET', families, lists[1][1], lists[1][2], '')
+add_all('SADD', KEYS[7], lists[2][1], lists[2][2])
+add_all('SADD', KEYS[6], lists[3][1], lists[3][2])
 
 local reaped, lost = 0, 0
 if redis.call('ZSCORE', dead, proc) then
