@@ -1094,9 +1094,8 @@ class _SelfMetrics:
             "livesum",
         )
 
+        #: Their metric names: what a flush leaves out when it does not send them.
+        self.names = frozenset(s.definition.name for s in self.all())
+
     def all(self) -> tuple[_Stat, ...]:
         return (self.errors, self.flush_seconds, self.last_flush, self.pending)
-
-    @property
-    def names(self) -> frozenset[str]:
-        return frozenset(s.definition.name for s in self.all())
