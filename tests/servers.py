@@ -90,7 +90,8 @@ class RedisServer:
     followed by :meth:`start`, and so on, as are the directory, the log and the data files. By
     default nothing is persisted (``save ""``, ``appendonly no``); pass ``save="1 1"`` or
     ``appendonly=True`` for fault tests that need the data to survive a restart, and
-    ``extra_args`` for any other ``redis-server`` option (``["--maxmemory", "1mb"]``).
+    ``extra_args`` for any other ``redis-server`` option (``["--maxmemory", "1mb"]``), and
+    ``cluster_bus=True`` for a cluster node's second port (``--cluster-port``), chosen the same way.
 
     Every signal goes to this server's own pid, never to a process found by name.
     """
@@ -105,6 +106,7 @@ class RedisServer:
         save: str = "",
         appendonly: bool = False,
         extra_args: tuple[str, ...] | list[str] = (),
+        cluster_bus: bool = False,
     ) -> None:
         self.executable = require_program("redis-server")
         self.directory = Path(directory)
@@ -113,6 +115,8 @@ class RedisServer:
         # connection) before the server binds it: such a port is exchanged at the first start.
         self._port_chosen_here = port is None
         self.port = port if port is not None else free_port()
+        # A cluster node also listens on a bus port: chosen, and exchanged, like the port.
+        self.bus_port = free_port() if cluster_bus else None
         self.log_path = self.directory / "redis-server.log"
         self.save = save
         self.appendonly = appendonly
@@ -152,6 +156,7 @@ class RedisServer:
             "--daemonize", "no",
             "--protected-mode", "yes",
             "--logfile", "",  # to stdout, which goes to self.log_path
+            *(["--cluster-port", str(self.bus_port)] if self.bus_port is not None else []),
             *self.extra_args,
         ]  # fmt: skip
 
@@ -167,6 +172,8 @@ class RedisServer:
                 if not (self._port_chosen_here and "Address already in use" in this_start):
                     raise
                 self.port = free_port()
+                if self.bus_port is not None:
+                    self.bus_port = free_port()
         return self._start(timeout)
 
     def _start(self, timeout: float) -> Self:
@@ -412,14 +419,13 @@ class RedisCluster:
         self.replicas = replicas
         self.nodes: list[RedisServer] = []
         for i in range(primaries * (1 + replicas)):
-            bus = free_port()
             node = RedisServer(
                 self.directory / f"node{i}",
+                cluster_bus=True,
                 extra_args=[
                     "--cluster-enabled", "yes",
                     "--cluster-config-file", "nodes.conf",
                     "--cluster-node-timeout", "1000",
-                    "--cluster-port", str(bus),
                     # A replica takes over however far behind it was: the tests count on
                     # our retries, not on Redis's replication being complete.
                     "--cluster-replica-validity-factor", "0",
@@ -436,6 +442,13 @@ class RedisCluster:
         return self.nodes[0].port
 
     def start(self, timeout: float = 60.0) -> Self:
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()  # the nodes already started, and their open logs, go with the failure
+            raise
+
+    def _start(self, timeout: float) -> Self:
         for node in self.nodes:
             node.start()
         cli = require_program("redis-cli")

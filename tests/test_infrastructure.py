@@ -198,3 +198,30 @@ def test_a_port_taken_before_the_server_binds_it_is_exchanged(
             RedisServer(tmp_path / "b", port=port).start()
     finally:
         taken.close()
+
+
+def test_a_cluster_bus_port_taken_before_the_node_binds_it_is_exchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cluster node listens on two ports; the bus port is as likely to be taken by another
+    process's connection as the client port (a CI run once failed on it), and is exchanged the
+    same way."""
+    taken = socket.create_server((LOOPBACK, 0))
+    bus = taken.getsockname()[1]
+    real = servers.free_port
+    ports = iter([real(), bus])  # the client port is free, the bus port is taken
+    monkeypatch.setattr(servers, "free_port", lambda host=LOOPBACK: next(ports, None) or real())
+    try:
+        server = RedisServer(
+            tmp_path / "node", cluster_bus=True, extra_args=["--cluster-enabled", "yes"]
+        )
+        assert server.bus_port == bus
+        server.start()
+        try:
+            assert server.bus_port != bus
+            assert server.ping()
+            assert "Address already in use" in server.log_text()
+        finally:
+            server.stop()
+    finally:
+        taken.close()
