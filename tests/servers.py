@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -67,12 +68,39 @@ def require_program(name: str) -> str:
     return path
 
 
+_random = random.SystemRandom()  # not the global generator, which a test may seed
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port(host: str = LOOPBACK) -> int:
-    """Return a TCP port on ``host`` that was free a moment ago (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """Return a TCP port on ``host`` that was free a moment ago.
+
+    The port is drawn below the kernel's ephemeral range, which every outgoing connection
+    takes its local port from: a port the kernel hands out may be taken by a client's
+    connection before our server binds it (a CI run failed so). Only another listener can
+    take ours, and the servers here exchange a port taken at their first start.
+    """
+    ephemeral_low = _ephemeral_ports()[0]
+    low, high = max(1024, ephemeral_low - 12000), ephemeral_low - 1
+    for _ in range(200):
+        port = _random.randint(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded machine
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 def _encode_command(*args: str | bytes) -> bytes:
