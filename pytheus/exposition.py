@@ -18,6 +18,8 @@ gzips when asked: it is what a ``/metrics`` view calls. :func:`make_wsgi_app` an
 
 from __future__ import annotations
 
+import functools
+import gc
 import gzip
 import math
 import os
@@ -193,6 +195,47 @@ def _render_runs(
     return texts
 
 
+_Renderer = Callable[[Iterable[MetricFamily]], str]
+_gc_lock = threading.Lock()
+_gc_pausers = 0  # renderings under way that found the collector on and turned it off
+
+
+def _without_gc_pauses(render: _Renderer) -> _Renderer:
+    """Run ``render`` (which reads the families it renders) with Python's cyclic garbage
+    collector off, if it was on.
+
+    A large scrape makes a few objects per sample (a process's first scrape of 100,000
+    series from Redis, over a million), none of them in a reference cycle; the collector,
+    woken by every 700 allocations, scanned them again and again: 40% of that scrape's
+    time. It is turned on again when the last rendering under way ends, and collects then
+    what the scrape (or the application's other threads, for those seconds) left.
+    Reference counting, which frees almost everything, is never paused.
+    """
+
+    @functools.wraps(render)
+    def rendered(families: Iterable[MetricFamily]) -> str:
+        global _gc_pausers
+        with _gc_lock:
+            paused = gc.isenabled()
+            if paused:
+                gc.disable()
+                _gc_pausers += 1
+            elif _gc_pausers:  # another rendering turned it off: it must not turn it on
+                paused = True
+                _gc_pausers += 1
+        try:
+            return render(families)
+        finally:
+            if paused:
+                with _gc_lock:
+                    _gc_pausers -= 1
+                    if not _gc_pausers:
+                        gc.enable()
+
+    return rendered
+
+
+@_without_gc_pauses
 def _render_text(families: Iterable[MetricFamily]) -> str:
     out: list[str] = []
     append = out.append
@@ -294,6 +337,7 @@ def _openmetrics_line_list(family: MetricFamily, samples: list[Sample]) -> list[
     return out
 
 
+@_without_gc_pauses
 def _render_openmetrics(families: Iterable[MetricFamily]) -> str:
     out: list[str] = []
     append = out.append

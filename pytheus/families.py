@@ -55,7 +55,7 @@ def _value(d: MetricDefinition, series: Pairs, out: list[Sample]) -> None:
 def _histogram(d: MetricDefinition, series: Pairs, out: list[Sample]) -> None:
     name = d.name
     bucket, total, count = f"{name}_bucket", f"{name}_sum", f"{name}_count"
-    le = [format_float(b) for b in d.buckets]
+    le = tuple([format_float(b) for b in d.buckets])
     append = out.append
     for labels, (counts, sum_, exemplars) in series:
         cumulative = 0.0

@@ -103,17 +103,18 @@ class LabelSet(Mapping[str, str]):
     is what keeps exposition fast.
     """
 
-    __slots__ = ("_names", "_values", "text", "_derived")
+    __slots__ = ("_names", "_values", "text", "_derived", "_each")
 
     _names: tuple[str, ...]
     _values: tuple[str, ...]
     text: str
-    _derived: dict[tuple[str, str], LabelSet] | None
+    _derived: dict[tuple[str, str], LabelSet] | None  # with_label's
+    _each: dict[tuple[str, tuple[str, ...]], list[LabelSet]] | None  # with_label_each's
 
     def __init__(self, names: tuple[str, ...] = (), values: tuple[str, ...] = ()) -> None:
         self._names = names
         self._values = values
-        self._derived = None
+        self._derived = self._each = None
         pairs = zip(names, values, strict=True)
         joined = "".join(values)
         if joined.isascii() and '"' not in joined and "\\" not in joined and "\n" not in joined:
@@ -147,7 +148,7 @@ class LabelSet(Mapping[str, str]):
         new = LabelSet.__new__(LabelSet)
         new._names = (*self._names, name)
         new._values = (*self._values, value)
-        new._derived = None
+        new._derived = new._each = None
         extra = f'{name}="{escape_label_value(value)}"'
         new.text = f"{self.text},{extra}" if self.text else extra
         derived[name, value] = new
@@ -155,27 +156,29 @@ class LabelSet(Mapping[str, str]):
 
     def with_label_each(self, name: str, values: Sequence[str]) -> list[LabelSet]:
         """``[self.with_label(name, v) for v in values]``, in one call: the bucket labels
-        (``le``) of a histogram's series, built the first time a series is seen."""
-        derived = self._derived
-        if derived is None:
-            derived = self._derived = {}
-        try:
-            return [derived[name, v] for v in values]
-        except KeyError:
-            pass
+        (``le``) of a histogram's series. The list is kept (as one entry: a process's first
+        scrape of a large histogram makes hundreds of thousands of these)."""
+        key = (name, values if type(values) is tuple else tuple(values))
+        each = self._each
+        if each is None:
+            each = self._each = {}
+        else:
+            kept = each.get(key)
+            if kept is not None:
+                return kept
+        make = LabelSet.__new__
         names = (*self._names, name)
+        own = self._values
         prefix = f"{self.text}," if self.text else ""
         out = []
-        for value in values:
-            new = derived.get((name, value))
-            if new is None:
-                new = LabelSet.__new__(LabelSet)
-                new._names = names
-                new._values = (*self._values, value)
-                new._derived = None
-                new.text = prefix + _label_text(name, value)
-                derived[name, value] = new
+        for value in key[1]:
+            new = make(LabelSet)
+            new._names = names
+            new._values = (*own, value)
+            new._derived = new._each = None
+            new.text = prefix + _label_text(name, value)
             out.append(new)
+        each[key] = out
         return out
 
     @property

@@ -110,8 +110,10 @@ class Reader:
         self.keys = keys
         self.timeout = process_timeout
         self._lock = threading.Lock()
-        # Per family (name and label names): series field -> its decoded label set.
-        self._labelsets: dict[tuple[str, tuple[str, ...]], dict[str, LabelSet]] = {}
+        # Per label names: series field -> its decoded label set. A field decodes the
+        # same in every family with those label names (a site's families share a few
+        # sets of them), so they share the label sets, decoded once.
+        self._labelsets: dict[tuple[str, ...], dict[str, LabelSet]] = {}
         # Per family: what its samples were built under (label names, stored definition),
         # and series field -> (stored value, the series' samples).
         self._samples: dict[str, tuple[tuple[str, ...], str, _SampleCache]] = {}
@@ -130,12 +132,12 @@ class Reader:
         return Scrape(self, metrics, canonical, names, include_remote)
 
     def labelsets(self, d: MetricDefinition) -> dict[str, LabelSet]:
-        """The cache of label sets of one family; keyed by its label names too, so that a
-        metric defined again with other labels does not get those of the old ones."""
+        """The cache of label sets of a family, by its label names: a metric defined
+        again with other labels does not get those of the old ones."""
         with self._lock:
             if sum(map(len, self._labelsets.values())) > _CACHE_MAX:
                 self._labelsets.clear()
-            return self._labelsets.setdefault((d.name, d.labelnames), {})
+            return self._labelsets.setdefault(d.labelnames, {})
 
     def samples(self, d: MetricDefinition, stored: str) -> _SampleCache:
         """The cache of samples of one family, read under the stored definition

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import math
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -13,6 +15,8 @@ import pytest
 from pytheus.exposition import (
     OPENMETRICS_CONTENT_TYPE,
     PROMETHEUS_CONTENT_TYPE,
+    _render_openmetrics,
+    _render_text,
     choose_format,
     expose,
     generate_metrics,
@@ -336,8 +340,111 @@ def test_with_label_each_is_with_label_for_each_value() -> None:
     labels = LabelSet(("path",), ('a"b',))
     first = labels.with_label("le", "1.0")
     each = labels.with_label_each("le", ["1.0", "+Inf"])
-    assert each[0] is first  # kept, as with_label keeps them
-    assert each[1] is labels.with_label("le", "+Inf")
+    assert each[0] == first
+    assert each[1] == labels.with_label("le", "+Inf")
+    assert labels.with_label_each("le", ("1.0", "+Inf")) is each  # kept
     assert [ls.text for ls in each] == ['path="a\\"b",le="1.0"', 'path="a\\"b",le="+Inf"']
     assert dict(each[1]) == {"path": 'a"b', "le": "+Inf"}
     assert EMPTY_LABELS.with_label_each("quantile", ["0.5"])[0].text == 'quantile="0.5"'
+
+
+class _GcWatcher:
+    """A collector that notes, at each collect(), whether the cyclic GC was on; it may
+    wait on ``hold`` meanwhile (so that two scrapes overlap)."""
+
+    def __init__(self) -> None:
+        self.seen: list[bool] = []
+        self.hold: threading.Event | None = None
+        self.inside = threading.Event()
+
+    def collect(self) -> Iterator[MetricFamily]:
+        self.seen.append(gc.isenabled())
+        self.inside.set()
+        if self.hold is not None:
+            assert self.hold.wait(10), "the test never let the scrape go on"
+        yield MetricFamily("watched", "gauge", "Noted.").add(1.0)
+
+
+@pytest.fixture
+def gc_restored() -> Iterator[None]:
+    was = gc.isenabled()
+    yield
+    if was:
+        gc.enable()
+    else:
+        gc.disable()
+
+
+@pytest.mark.usefixtures("gc_restored")
+@pytest.mark.parametrize(
+    ("render", "render_function"),
+    [(generate_metrics, _render_text), (generate_openmetrics, _render_openmetrics)],
+)
+def test_a_scrape_runs_without_gc_pauses_and_turns_the_collector_on_again(
+    render: Callable[..., str], render_function: Callable[..., str]
+) -> None:
+    """A large scrape makes millions of objects in no cycle: the cyclic GC is off while
+    a scrape reads and renders, and on again after, also when the scrape fails."""
+    gc.enable()
+    registry = CollectorRegistry()
+    watcher = _GcWatcher()
+    registry.register(watcher)
+    assert "watched 1.0" in render(registry)
+    assert watcher.seen[-1] is False
+    assert gc.isenabled()
+
+    def failing() -> Iterator[MetricFamily]:
+        yield MetricFamily("read", "gauge", "Read.").add(1.0)
+        watcher.seen.append(gc.isenabled())
+        raise RuntimeError("a family could not be read")
+
+    # A failure of a collector is the registry's to handle; one that reaches the
+    # rendering (a backend's read) must not leave the collector off either.
+    with pytest.raises(RuntimeError, match="could not be read"):
+        render_function(failing())
+    assert watcher.seen[-1] is False
+    assert gc.isenabled()
+
+
+@pytest.mark.usefixtures("gc_restored")
+def test_a_collector_turned_off_by_the_application_stays_off() -> None:
+    gc.disable()
+    registry = CollectorRegistry()
+    registry.register(_GcWatcher())
+    generate_metrics(registry)
+    assert not gc.isenabled()
+
+
+@pytest.mark.usefixtures("gc_restored")
+def test_overlapping_scrapes_turn_the_collector_on_when_the_last_one_ends() -> None:
+    """Scrape A turns the GC off; B starts while A runs and ends after it: the GC stays
+    off until B ends, then is on."""
+    gc.enable()
+    hold_a, hold_b = threading.Event(), threading.Event()
+    first, second = CollectorRegistry(), CollectorRegistry()
+    watch_a, watch_b = _GcWatcher(), _GcWatcher()
+    first.register(watch_a)
+    second.register(watch_b)
+    watch_a.seen.clear()
+    watch_b.seen.clear()
+    watch_a.hold, watch_b.hold = hold_a, hold_b  # not while register() collects
+    a = threading.Thread(target=generate_metrics, args=(first,))
+    b = threading.Thread(target=generate_metrics, args=(second,))
+    a.start()
+    try:
+        assert watch_a.inside.wait(10)
+        b.start()
+        assert watch_b.inside.wait(10)
+        hold_a.set()
+        a.join(10)
+        assert not a.is_alive()
+        assert not gc.isenabled()  # B is still rendering
+    finally:
+        hold_a.set()
+        hold_b.set()
+        a.join(10)
+        if b.ident is not None:
+            b.join(10)
+    assert watch_a.seen == [False]
+    assert watch_b.seen == [False]
+    assert gc.isenabled()
