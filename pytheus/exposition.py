@@ -19,7 +19,6 @@ gzips when asked: it is what a ``/metrics`` view calls. :func:`make_wsgi_app` an
 from __future__ import annotations
 
 import functools
-import gc
 import gzip
 import math
 import os
@@ -34,6 +33,7 @@ from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from pytheus.exceptions import BackendUnavailableError, ConfigurationError
+from pytheus.gcpause import gc_paused
 from pytheus.naming import sample_name
 from pytheus.registry import REGISTRY
 from pytheus.samples import (
@@ -196,41 +196,18 @@ def _render_runs(
 
 
 _Renderer = Callable[[Iterable[MetricFamily]], str]
-_gc_lock = threading.Lock()
-_gc_pausers = 0  # renderings under way that found the collector on and turned it off
 
 
 def _without_gc_pauses(render: _Renderer) -> _Renderer:
-    """Run ``render`` (which reads the families it renders) with Python's cyclic garbage
-    collector off, if it was on.
-
-    A large scrape makes a few objects per sample (a process's first scrape of 100,000
-    series from Redis, over a million), none of them in a reference cycle; the collector,
-    woken by every 700 allocations, scanned them again and again: 40% of that scrape's
-    time. It is turned on again when the last rendering under way ends, and collects then
-    what the scrape (or the application's other threads, for those seconds) left.
-    Reference counting, which frees almost everything, is never paused.
-    """
+    """Render with the cyclic garbage collector paused (:mod:`pytheus.gcpause`): the
+    families are collected first, with it on (a collector may wait on I/O), then
+    rendered, a few strings and lists per sample, with it off."""
 
     @functools.wraps(render)
     def rendered(families: Iterable[MetricFamily]) -> str:
-        global _gc_pausers
-        with _gc_lock:
-            paused = gc.isenabled()
-            if paused:
-                gc.disable()
-                _gc_pausers += 1
-            elif _gc_pausers:  # another rendering turned it off: it must not turn it on
-                paused = True
-                _gc_pausers += 1
-        try:
-            return render(families)
-        finally:
-            if paused:
-                with _gc_lock:
-                    _gc_pausers -= 1
-                    if not _gc_pausers:
-                        gc.enable()
+        collected = families if isinstance(families, list) else list(families)
+        with gc_paused():
+            return render(collected)
 
     return rendered
 

@@ -91,6 +91,7 @@ from pytheus.exceptions import (
     BackendUnavailableError,
     MetricDefinitionError,
 )
+from pytheus.gcpause import gc_paused
 from pytheus.samples import EMPTY_LABELS, MetricFamily
 
 __all__ = ["MultiProcessRedisBackend", "eviction_risk", "replication_risk"]
@@ -952,9 +953,13 @@ class MultiProcessRedisBackend:
         Not built from :meth:`collect_series`: a series unchanged since the last scrape
         keeps the samples built then (:meth:`~pytheus.backends.redis_read.Scrape.result_families`).
         """
+        scrape = self._read(metrics, names, include_remote)
         # Decoded whole before the first is yielded: a malformed value fails the scrape
-        # before any of it is rendered.
-        yield from list(self._read(metrics, names, include_remote).result_families())
+        # before any of it is rendered. Read first, then built without the garbage
+        # collector's pauses (see pytheus.gcpause): a first scrape builds millions of objects.
+        with gc_paused():
+            families = list(scrape.result_families())
+        yield from families
 
     def collect_series(
         self,
@@ -965,7 +970,10 @@ class MultiProcessRedisBackend:
     ) -> Iterator[MetricSeries]:
         """Flush this process and read the metrics' series, in as few round trips as the
         sizes allow (one for a small registry; see :mod:`~pytheus.backends.redis_read`)."""
-        yield from list(self._read(metrics, names, include_remote).result())
+        scrape = self._read(metrics, names, include_remote)
+        with gc_paused():
+            series = list(scrape.result())
+        yield from series
 
     def _read(
         self,

@@ -8,6 +8,7 @@ second or two: that is the scenario, not a wait for luck.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -316,3 +317,46 @@ def test_changes_made_after_a_failed_flush_are_not_left_behind(
         backend.client.close()
     else:
         assert scrape().value("hits_total") == 111
+
+
+def test_a_scrape_waiting_on_redis_leaves_the_garbage_collector_on(
+    load_redis_backend: LoadBackend, redis_server_factory: Factory
+) -> None:
+    """A scrape builds its families with Python's cyclic GC paused (pytheus.gcpause), but
+    reads them with it on: a scrape blocked on a frozen Redis, for as long as its socket
+    timeout, must not hold the collector off for every thread of the application."""
+    server = redis_server_factory()
+    load_redis_backend(
+        server=server,
+        flush_interval=0.05,
+        socket_timeout=PAUSED_SOCKET_TIMEOUT,
+        socket_connect_timeout=PAUSED_SOCKET_TIMEOUT,
+    )
+    Counter("gc_watched", "Counted before Redis froze.").inc()
+    assert "gc_watched_total 1.0" in generate_metrics()
+    assert gc.isenabled()
+    errors: list[BaseException] = []
+
+    def blocked_scrape() -> None:
+        try:
+            generate_metrics()
+        except BaseException as exc:
+            errors.append(exc)
+
+    server.pause()
+    try:
+        scraper = threading.Thread(target=blocked_scrape)
+        scraper.start()
+        seen: list[bool] = []
+        deadline = time.monotonic() + 10 * PAUSED_SOCKET_TIMEOUT
+        while scraper.is_alive() and time.monotonic() < deadline:
+            seen.append(gc.isenabled())
+            time.sleep(0.01)
+        scraper.join(10 * PAUSED_SOCKET_TIMEOUT)
+        assert not scraper.is_alive(), "the scrape did not give up within its socket timeout"
+    finally:
+        server.resume()
+    assert len(errors) == 1
+    assert isinstance(errors[0], BackendUnavailableError), errors
+    assert len(seen) >= 10  # the scrape waited, and the collector was watched meanwhile
+    assert all(seen), f"the collector was off during {seen.count(False)} of {len(seen)} looks"
