@@ -38,6 +38,7 @@ from pytheus.naming import sample_name
 from pytheus.registry import REGISTRY
 from pytheus.samples import (
     Exemplar,
+    HistogramRun,
     LabelSet,
     MetricFamily,
     Sample,
@@ -168,27 +169,66 @@ def _text_line_list(samples: Iterable[Sample], rename: tuple[str, str] | None) -
     return out
 
 
-def _runs_of(family: MetricFamily) -> list[SeriesRun] | None:
-    """The family's series runs, if they still hold its samples (nobody changed them)."""
-    runs = family.runs
-    if runs is None or sum(len(r.samples) for r in runs) != len(family.samples):
-        return None
-    return runs
+def _number(value: float) -> str:
+    # As the line functions inline it: repr for a finite float, else format_float.
+    return repr(value) if type(value) is float and value - value == 0.0 else format_float(value)
+
+
+def _histogram_lines(name: str, run: HistogramRun) -> tuple[str, str]:
+    """The lines of a histogram series held as a :class:`HistogramRun`, the same in both
+    formats: its buckets', and its ``_count`` and ``_sum``. Those its samples would have
+    (see ``pytheus.families``), without making them."""
+    labels = run.labels.text
+    bucket = f"{name}_bucket{{{labels}," if labels else f"{name}_bucket{{"
+    cumulative = 0.0
+    lines = []
+    for le, count in zip(run.le, run.counts, strict=True):
+        cumulative += count
+        lines.append(f'{bucket}le="{le}"}} {_number(cumulative)}\n')
+    braced = f"{{{labels}}}" if labels else ""
+    totals = f"{name}_count{braced} {_number(cumulative)}\n{name}_sum{braced} {_number(run.sum)}\n"
+    return "".join(lines), totals
+
+
+def _histogram_text(name: str, run: HistogramRun) -> str:
+    buckets, totals = _histogram_lines(name, run)
+    return buckets + totals
+
+
+def _histogram_openmetrics(name: str, run: HistogramRun) -> str:
+    """As :func:`_histogram_text`, without the ``_count`` and ``_sum`` that OpenMetrics
+    forbids (see :func:`_openmetrics_invalid`)."""
+    buckets, totals = _histogram_lines(name, run)
+    if any(le.startswith("-") for le in run.le) or not run.sum >= 0:
+        return buckets
+    return buckets + totals
 
 
 def _render_runs(
-    runs: list[SeriesRun], rendering: str, lines_of: Callable[[list[Sample]], list[str]]
+    runs: list[SeriesRun],
+    rendering: str,
+    lines_of: Callable[[list[Sample]], list[str]],
+    histogram_lines: Callable[[HistogramRun], str] | None = None,
 ) -> list[str]:
     """The text of each run: kept with the run (its attribute ``rendering``) once
-    rendered. Those not rendered yet are, all in one call of ``lines_of``, which returns
-    a line (or "") per sample."""
+    rendered. Those not rendered yet are: a histogram's held as a :class:`HistogramRun`
+    by ``histogram_lines``, the others all in one call of ``lines_of``, which returns a
+    line (or "") per sample."""
     kept = attrgetter(rendering)
     missing = [run for run in runs if kept(run) is None]
+    if missing and histogram_lines is not None:
+        others = []
+        for run in missing:
+            if run.histogram is not None:
+                setattr(run, rendering, histogram_lines(run.histogram))
+            else:
+                others.append(run)
+        missing = others
     if missing:
         lines = lines_of([sample for run in missing for sample in run.samples])
         start = 0
         for run in missing:
-            end = start + len(run.samples)
+            end = start + run.size
             setattr(run, rendering, "".join(lines[start:end]))
             start = end
     texts: list[str] = list(map(kept, runs))
@@ -227,6 +267,12 @@ def _render_text(families: Iterable[MetricFamily]) -> str:
         kind = _TEXT_TYPES.get(family.type, family.type)
         help_text = _escape_help_text(family.help)
         append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+        if (runs := family.current_runs()) is not None:
+            rendering = "text" if rename is None else "text_as_given"
+            lines_of = partial(_text_line_list, rename=rename)
+            histogram_lines = partial(_histogram_text, family.name)
+            out.extend(_render_runs(runs, rendering, lines_of, histogram_lines))
+            continue
         created_name = f"{family.name}_created"
         samples = family.samples
         if samples and samples[-1].name == created_name:
@@ -244,9 +290,6 @@ def _render_text(families: Iterable[MetricFamily]) -> str:
                         if text
                         else f"{name_of_sample} {number}\n"
                     )
-        elif (runs := _runs_of(family)) is not None:
-            rendering = "text" if rename is None else "text_as_given"
-            out.extend(_render_runs(runs, rendering, partial(_text_line_list, rename=rename)))
         else:
             append(_text_lines(samples, rename))
     return "".join(out)
@@ -324,10 +367,12 @@ def _render_openmetrics(families: Iterable[MetricFamily]) -> str:
         if family.unit:
             append(f"# UNIT {name} {family.unit}\n")
         append(f"# HELP {name} {_escape_help_openmetrics(family.help)}\n")
-        if (runs := _runs_of(family)) is not None:
+        if (runs := family.current_runs()) is not None:
             # What OpenMetrics leaves out of a series depends on that series' samples
             # only (and its buckets, the family's): the same rendered with any others.
-            out.extend(_render_runs(runs, "openmetrics", partial(_openmetrics_line_list, family)))
+            lines_of = partial(_openmetrics_line_list, family)
+            histogram_lines = partial(_histogram_openmetrics, name)
+            out.extend(_render_runs(runs, "openmetrics", lines_of, histogram_lines))
         else:
             append(_openmetrics_lines(family, family.samples))
     append("# EOF\n")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -27,6 +27,7 @@ from pytheus.naming import family_name, sample_name, series_names
 __all__ = [
     "METRIC_TYPES",
     "Exemplar",
+    "HistogramRun",
     "LabelSet",
     "MetricFamily",
     "Sample",
@@ -236,6 +237,18 @@ class Sample(NamedTuple):
     exemplar: Exemplar | None = None
 
 
+class HistogramRun(NamedTuple):
+    """A histogram series as a :class:`SeriesRun` may hold it instead of its samples:
+    its labels, the text of each bucket's ``le``, per-bucket (not cumulative) counts and
+    the sum. The exposition renders it without making a sample (a process's first scrape
+    of a large histogram makes over ten samples and label sets a series otherwise)."""
+
+    labels: LabelSet
+    le: tuple[str, ...]
+    counts: tuple[float, ...]
+    sum: float
+
+
 class SeriesRun:
     """The samples of one series, with their text in each format once rendered.
 
@@ -243,21 +256,53 @@ class SeriesRun:
     change (the Redis backend) hands the exposition these runs too
     (:attr:`MetricFamily.runs`): a series unchanged since the last scrape is then not
     rendered again, which is most of a large scrape's time.
+
+    A histogram's run may be made from a :class:`HistogramRun` and a function that makes
+    its samples (``SeriesRun.of_histogram``): the samples are made when first asked for,
+    which a scrape never does.
     """
 
     # The lines of these samples in each rendering, None until rendered: filled by the
     # exposition. The samples are immutable tuples, so a text never goes stale. (Slots,
     # not a dict: a large scrape makes one run per series.)
-    __slots__ = ("samples", "text", "text_as_given", "openmetrics")
+    __slots__ = ("_samples", "_make", "histogram", "size", "text", "text_as_given", "openmetrics")
 
-    samples: list[Sample]
+    _samples: list[Sample] | None
+    _make: Callable[[HistogramRun], list[Sample]] | None
+    histogram: HistogramRun | None
+    size: int  # how many samples
     text: str | None  # the text format
     text_as_given: str | None  # the text format, counters named as given
     openmetrics: str | None
 
     def __init__(self, samples: list[Sample]) -> None:
-        self.samples = samples
+        self._samples = samples
+        self._make = self.histogram = None
+        self.size = len(samples)
         self.text = self.text_as_given = self.openmetrics = None
+
+    @classmethod
+    def of_histogram(
+        cls, histogram: HistogramRun, make: Callable[[HistogramRun], list[Sample]]
+    ) -> SeriesRun:
+        """The run of a histogram series whose samples ``make(histogram)`` makes: its
+        buckets, ``_count`` and ``_sum``."""
+        run = cls.__new__(cls)
+        run._samples = None
+        run._make, run.histogram = make, histogram
+        run.size = len(histogram.counts) + 2
+        run.text = run.text_as_given = run.openmetrics = None
+        return run
+
+    @property
+    def samples(self) -> list[Sample]:
+        samples = self._samples
+        if samples is None:
+            make, histogram = self._make, self.histogram
+            if make is None or histogram is None:  # pragma: no cover - made with one or the other
+                raise RuntimeError("A SeriesRun holds neither samples nor a histogram.")
+            samples = self._samples = make(histogram)
+        return samples
 
 
 class MetricFamily:
@@ -271,7 +316,7 @@ class MetricFamily:
     "as_given" (see :func:`pytheus.exposition.set_counter_names`).
     """
 
-    __slots__ = ("name", "type", "help", "unit", "samples", "given_name", "runs")
+    __slots__ = ("name", "type", "help", "unit", "_samples", "given_name", "runs")
 
     def __init__(
         self,
@@ -290,11 +335,41 @@ class MetricFamily:
         self.type = type
         self.help = help
         self.unit = unit
-        self.samples: list[Sample] = samples if samples is not None else []
+        self._samples: list[Sample] | None = samples if samples is not None else []
         #: ``samples`` series by series, when the family was built so (see
         #: :class:`SeriesRun`); the exposition uses them only while they hold as many
         #: samples as ``samples``: whoever changes the samples sets this to None.
         self.runs: list[SeriesRun] | None = None
+
+    @property
+    def samples(self) -> list[Sample]:
+        """The family's samples (those of its runs, made when first asked for, for a
+        family made with :meth:`of_runs`)."""
+        samples = self._samples
+        if samples is None:
+            samples = self._samples = [s for run in self.runs or () for s in run.samples]
+        return samples
+
+    @samples.setter
+    def samples(self, samples: list[Sample]) -> None:
+        self._samples = samples
+
+    def of_runs(self, runs: list[SeriesRun]) -> None:
+        """Make ``runs`` the family's series; its samples are theirs, made when asked for."""
+        self.runs = runs
+        self._samples = None
+
+    def current_runs(self) -> list[SeriesRun] | None:
+        """The family's runs if they still hold its samples (nobody changed these), else
+        None: then the samples are the family's."""
+        runs = self.runs
+        if runs is None:
+            return None
+        if self._samples is None:
+            return runs
+        if sum(run.size for run in runs) != len(self._samples):
+            return None
+        return runs
 
     def add(
         self,

@@ -26,6 +26,7 @@ import json
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import chain
 from typing import Any
 
@@ -47,7 +48,14 @@ from pytheus.definitions import (
 )
 from pytheus.families import add_samples, empty_family
 from pytheus.naming import series_names
-from pytheus.samples import LabelSet, MetricFamily, Sample, SeriesRun
+from pytheus.samples import (
+    HistogramRun,
+    LabelSet,
+    MetricFamily,
+    Sample,
+    SeriesRun,
+    format_float,
+)
 
 __all__ = ["READ_COUNT", "Reader", "Scrape", "candidate_families"]
 
@@ -299,8 +307,7 @@ class Scrape:
             family = empty_family(d)
             if fam is not None and fam.fields:
                 runs = self._gauge_runs(d, fam) if d.type == "gauge" else self._runs(d, fam)
-                family.runs = runs
-                family.samples.extend(chain.from_iterable(r.samples for r in runs))
+                family.of_runs(runs)
             yield family
 
     def _runs(self, d: MetricDefinition, fam: _Family) -> list[SeriesRun]:
@@ -309,7 +316,12 @@ class Scrape:
         assert fam.definition
         cache = self.reader.samples(d, fam.definition)
         runs, changed, places = _kept(cache, fam.fields)
-        if changed:
+        if changed and d.type == "histogram":
+            made = self._histogram_runs(d, changed, self.keys.family(fam.name))
+            for key, place, run in zip(changed, places, made, strict=True):
+                runs[place] = run
+                cache[key] = (changed[key], run)
+        elif changed:
             pairs = self._series(d, changed, self.keys.family(fam.name))
             built: list[Sample] = []
             add_samples(d, pairs, built)
@@ -324,6 +336,24 @@ class Scrape:
                 cache[key] = (changed[key], run)
         _forget_gone(cache, fam.fields)
         return runs
+
+    def _histogram_runs(
+        self, d: MetricDefinition, changed: Mapping[str, str], where: str
+    ) -> list[SeriesRun]:
+        """The runs of a histogram's ``changed`` series: each holds its series as a
+        :class:`HistogramRun`, which the exposition renders without making its samples
+        (over ten samples and label sets a series, most of a first scrape's time)."""
+        le = tuple([format_float(b) for b in d.buckets])
+        make = partial(_histogram_samples, d)
+        made = []
+        for labels, state in self._series(d, changed, where):
+            if state.exemplars:  # not stored in Redis today; rendered from samples if so
+                samples: list[Sample] = []
+                add_samples(d, [(labels, state)], samples)
+                made.append(SeriesRun(samples))
+            else:
+                made.append(SeriesRun.of_histogram(HistogramRun(labels, le, *state[:2]), make))
+        return made
 
     def _gauge_runs(self, d: MetricDefinition, fam: _Family) -> list[SeriesRun]:
         """As :meth:`_runs`, for a gauge: a series is kept while its fields (one per
@@ -489,6 +519,13 @@ def _kept(
             places.append(len(runs))
             runs.append(_NO_RUN)
     return runs, changed, places
+
+
+def _histogram_samples(d: MetricDefinition, run: HistogramRun) -> list[Sample]:
+    """The samples of a histogram series held as ``run``, made when first asked for."""
+    samples: list[Sample] = []
+    add_samples(d, [(run.labels, HistogramState(run.counts, run.sum))], samples)
+    return samples
 
 
 def _forget_gone(cache: _SampleCache, present: Collection[str]) -> None:

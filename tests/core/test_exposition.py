@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 
+from pytheus.definitions import HistogramState, MetricSeries
 from pytheus.exposition import (
     OPENMETRICS_CONTENT_TYPE,
     PROMETHEUS_CONTENT_TYPE,
@@ -19,9 +20,19 @@ from pytheus.exposition import (
     generate_metrics,
     generate_openmetrics,
 )
+from pytheus.families import add_samples, build_family, empty_family
 from pytheus.metrics import Counter, Enum, Gauge, Histogram, Info, Summary
 from pytheus.registry import CollectorRegistry
-from pytheus.samples import EMPTY_LABELS, Exemplar, LabelSet, MetricFamily, Sample, SeriesRun
+from pytheus.samples import (
+    EMPTY_LABELS,
+    Exemplar,
+    HistogramRun,
+    LabelSet,
+    MetricFamily,
+    Sample,
+    SeriesRun,
+    format_float,
+)
 from tests.core.helpers import Parsed, parse_openmetrics, parse_text
 from tests.servers import promtool_check_metrics
 
@@ -407,3 +418,59 @@ def test_a_scrape_renders_without_gc_pauses_and_collects_with_the_gc_on(
     assert watcher.rendered
     assert not any(watcher.rendered)
     assert gc.isenabled()
+
+
+HISTOGRAM_CASES = [
+    # (buckets, label names and values, per-bucket counts (the +Inf one last), sum)
+    ((0.1, 1.0), (("path",), ("/a",)), (1.0, 2.0, 0.0), 1.25),
+    ((0.1, 1.0), ((), ()), (0.0, 0.0, 3.0), 12.0),  # no labels
+    ((0.5,), (("a", "b"), ('q"uote', "back\\slash")), (4.0, 1.0), 0.30000000000000004),
+    ((1.0, 2.0), (("path",), ("/nan",)), (1.0, 0.0, 1.0), math.nan),  # OpenMetrics: no _sum
+    ((1.0, 2.0), (("path",), ("/neg",)), (2.0, 0.0, 0.0), -3.5),  # ... nor a negative one
+    ((-1.0, 0.0, 1.0), (("path",), ("/below",)), (1.0, 1.0, 0.0, 0.0), 0.5),  # negative bucket
+    ((1.0,), (("path",), ("/inf",)), (0.0, 1.0), math.inf),
+    ((1e-9, 1e21), (("path",), ("/far",)), (1e16, 3.0, 0.0), 1e300),
+]
+
+
+@pytest.mark.parametrize(("buckets", "labels", "counts", "total"), HISTOGRAM_CASES)
+def test_a_histogram_run_renders_as_its_samples(
+    buckets: tuple[float, ...],
+    labels: tuple[tuple[str, ...], tuple[str, ...]],
+    counts: tuple[float, ...],
+    total: float,
+) -> None:
+    """The Redis backend hands a histogram series as a HistogramRun, which the exposition
+    renders without making its samples: the text is the one its samples render, in both
+    formats, and the samples, made when asked for, are the same too."""
+    names, values = labels
+    registry = CollectorRegistry()
+    d = Histogram(
+        "h", "Latency.", required_labels=list(names), buckets=buckets, registry=registry
+    ).definition
+    labelset = LabelSet(names, values)
+    state = HistogramState(counts, total)
+    from_samples = build_family(MetricSeries(d, [(labelset, state)]))
+    le = tuple(format_float(b) for b in d.buckets)
+
+    def made(run: HistogramRun) -> list[Sample]:
+        out: list[Sample] = []
+        add_samples(d, [(run.labels, HistogramState(run.counts, run.sum))], out)
+        return out
+
+    def from_run() -> MetricFamily:
+        family = empty_family(d)
+        family.of_runs([SeriesRun.of_histogram(HistogramRun(labelset, le, counts, total), made)])
+        return family
+
+    for render in (choose_format(None)[0], choose_format("application/openmetrics-text")[0]):
+        family = from_run()
+        assert render([family]) == render([from_samples])
+        assert family._samples is None  # rendered without making them
+        assert render([family]) == render([from_samples])  # kept with the run
+    family = from_run()
+    assert family.samples == from_samples.samples
+    assert family.current_runs() is not None
+    assert render([family]) == render([from_samples])
+    family.add(1.0, {"path": "/other"} if names else None, suffix="_count")
+    assert family.current_runs() is None  # the samples changed: rendered from them
