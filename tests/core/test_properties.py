@@ -27,8 +27,10 @@ TRICKY = st.sampled_from(
 )
 LABEL_VALUES = st.lists(TRICKY, max_size=6).map("".join) | st.text(max_size=30)
 # Lower case: promtool's linter wants snake_case label names.
+# Not "le" or "quantile" either: the label a histogram's (a summary's) samples add, which
+# promtool's lint refuses on any other type (a run drew "le" once, and failed).
 LABEL_NAME = st.from_regex(r"[a-z_][a-z0-9_]{0,15}", fullmatch=True).filter(
-    lambda n: not n.startswith("__")
+    lambda n: not n.startswith("__") and n not in {"le", "quantile"}
 )
 
 
