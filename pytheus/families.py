@@ -29,6 +29,7 @@ __all__ = [
     "as_series",
     "build_family",
     "empty_family",
+    "le_values",
     "series_of_family",
 ]
 
@@ -55,7 +56,7 @@ def _value(d: MetricDefinition, series: Pairs, out: list[Sample]) -> None:
 def _histogram(d: MetricDefinition, series: Pairs, out: list[Sample]) -> None:
     name = d.name
     bucket, total, count = f"{name}_bucket", f"{name}_sum", f"{name}_count"
-    le = tuple([format_float(b) for b in d.buckets])
+    le = le_values(d)
     append = out.append
     for labels, (counts, sum_, exemplars) in series:
         cumulative = 0.0
@@ -68,6 +69,11 @@ def _histogram(d: MetricDefinition, series: Pairs, out: list[Sample]) -> None:
             append(_sample(Sample, (bucket, bucket_labels[i], cumulative, None, ex)))
         append(_sample(Sample, (count, labels, cumulative, None, None)))
         append(_sample(Sample, (total, labels, sum_, None, None)))
+
+
+def le_values(d: MetricDefinition) -> tuple[str, ...]:
+    """The ``le`` label of each of a histogram's buckets, as its samples carry it."""
+    return tuple([format_float(b) for b in d.buckets])
 
 
 def _summary(d: MetricDefinition, series: Pairs, out: list[Sample]) -> None:

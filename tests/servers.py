@@ -71,12 +71,12 @@ def require_program(name: str) -> str:
 _random = random.SystemRandom()  # not the global generator, which a test may seed
 
 
-def _ephemeral_ports() -> tuple[int, int]:
+def _ephemeral_low() -> int:
+    """Where the kernel's ephemeral range (outgoing connections' local ports) starts."""
     try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999  # Linux's default
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -87,7 +87,7 @@ def free_port(host: str = LOOPBACK) -> int:
     connection before our server binds it (a CI run failed so). Only another listener can
     take ours, and the servers here exchange a port taken at their first start.
     """
-    ephemeral_low = _ephemeral_ports()[0]
+    ephemeral_low = _ephemeral_low()
     low, high = max(1024, ephemeral_low - 12000), ephemeral_low - 1
     for _ in range(200):
         port = _random.randint(low, high)

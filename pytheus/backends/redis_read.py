@@ -46,7 +46,7 @@ from pytheus.definitions import (
     SeriesSource,
     SummaryState,
 )
-from pytheus.families import add_samples, empty_family
+from pytheus.families import add_samples, empty_family, le_values
 from pytheus.naming import series_names
 from pytheus.samples import (
     HistogramRun,
@@ -54,7 +54,6 @@ from pytheus.samples import (
     MetricFamily,
     Sample,
     SeriesRun,
-    format_float,
 )
 
 __all__ = ["READ_COUNT", "Reader", "Scrape", "candidate_families"]
@@ -343,17 +342,13 @@ class Scrape:
         """The runs of a histogram's ``changed`` series: each holds its series as a
         :class:`HistogramRun`, which the exposition renders without making its samples
         (over ten samples and label sets a series, most of a first scrape's time)."""
-        le = tuple([format_float(b) for b in d.buckets])
+        le = le_values(d)
         make = partial(_histogram_samples, d)
-        made = []
-        for labels, state in self._series(d, changed, where):
-            if state.exemplars:  # not stored in Redis today; rendered from samples if so
-                samples: list[Sample] = []
-                add_samples(d, [(labels, state)], samples)
-                made.append(SeriesRun(samples))
-            else:
-                made.append(SeriesRun.of_histogram(HistogramRun(labels, le, *state[:2]), make))
-        return made
+        # Redis keeps no exemplars: a state is counts and sum.
+        return [
+            SeriesRun.of_histogram(HistogramRun(labels, le, state.counts, state.sum), make)
+            for labels, state in self._series(d, changed, where)
+        ]
 
     def _gauge_runs(self, d: MetricDefinition, fam: _Family) -> list[SeriesRun]:
         """As :meth:`_runs`, for a gauge: a series is kept while its fields (one per
